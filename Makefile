@@ -1,0 +1,176 @@
+# orderpulse — top-level build.
+#
+# Objects go to build/ (build/asan/, build/tsan/ for the sanitizer variants),
+# the three release binaries to bin/. Every module is one .c + one .h; the
+# engine's modules form build/libop.a, which the binaries and the tests link.
+#
+#   make            build bin/orderpulse, bin/orderpulse-sim, bin/orderpulse-devbroker
+#   make test       install what is missing, build, run every test (what CI runs)
+#   make demo       install, build, start redis + dev broker + engine + simulator
+#   make bench      run every benchmark and write docs/BENCHMARKS.md
+#   make asan|tsan  sanitizer builds (their test runs are part of `make test`)
+#   make fuzz       run the parser fuzzer (FUZZ_SECONDS=600)
+
+VARIANT ?= release
+CC      ?= cc
+CXX     ?= c++
+
+PKGS    := rdkafka liburcu liburcu-cds hiredis libh2o-evloop openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra -Werror \
+               -Wshadow -Wstrict-prototypes -Wmissing-prototypes -MMD -MP \
+               -I. $(PKG_CFLAGS)
+OPT     ?= -O2 -g
+
+ifeq ($(VARIANT),release)
+  B       := build
+  BINDIR  := bin
+  SAN     :=
+  MALLOC  := -ljemalloc
+else ifeq ($(VARIANT),asan)
+  B       := build/asan
+  BINDIR  := build/asan/bin
+  SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  MALLOC  :=
+else ifeq ($(VARIANT),tsan)
+  B       := build/tsan
+  BINDIR  := build/tsan/bin
+  SAN     := -fsanitize=thread -fno-omit-frame-pointer
+  MALLOC  :=
+else ifeq ($(VARIANT),profile)
+  B       := build/profile
+  BINDIR  := build/profile/bin
+  SAN     := -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer
+  MALLOC  := -ljemalloc
+else
+  $(error unknown VARIANT=$(VARIANT): use release, asan, tsan or profile)
+endif
+
+CFLAGS  := $(CFLAGS_BASE) $(OPT) $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
+LIBS    := $(PKG_LIBS) $(MALLOC) -lm -pthread
+
+# --- sources ----------------------------------------------------------------
+LIB_SRC  := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(wildcard http/*.c))
+SIM_SRC  := $(sort $(filter-out sim/main.c sim/devbroker.c,$(wildcard sim/*.c)))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+SIM_OBJ  := $(SIM_SRC:%.c=$(B)/%.o)
+LIBOP    := $(B)/libop.a
+LIBSIM   := $(B)/libsim.a
+
+BIN_MAIN  := engine/main.c:orderpulse sim/main.c:orderpulse-sim sim/devbroker.c:orderpulse-devbroker
+BINS      := $(foreach m,$(BIN_MAIN),$(if $(wildcard $(firstword $(subst :, ,$(m)))),$(BINDIR)/$(lastword $(subst :, ,$(m)))))
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
+
+.PHONY: all deps test unit diff-test tools asan tsan fuzz fuzz-smoke clean format check-format \
+        demo bench profile install e2e
+.DEFAULT_GOAL := all
+
+all: $(BINS) $(UNIT_BINS) $(TOOL_BINS)
+
+deps:
+	@tools/deps.sh
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBOP): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBSIM): $(SIM_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BINDIR)/orderpulse: $(B)/engine/main.o $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BINDIR)/orderpulse-sim: $(B)/sim/main.o $(LIBSIM) $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BINDIR)/orderpulse-devbroker: $(B)/sim/devbroker.o $(LIBSIM) $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Unit tests: one Criterion binary per source file.
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIBSIM) $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcriterion
+
+# Test tools (differential checker, comparators, load drivers).
+$(B)/tests/%: $(B)/tests/tools/%.o $(LIBSIM) $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -ljansson
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# --- sanitizer variants -------------------------------------------------------
+asan:
+	$(MAKE) VARIANT=asan all
+tsan:
+	$(MAKE) VARIANT=tsan all
+
+# --- fuzzing ------------------------------------------------------------------
+FUZZ_SECONDS ?= 600
+FUZZ_BIN     := build/fuzz/fuzz_parse
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
+
+$(FUZZ_BIN): tests/fuzz/fuzz_parse.c engine/parse.c engine/parse.h
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_parse.c engine/parse.c
+
+fuzz: deps $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS)
+
+fuzz-smoke: $(FUZZ_BIN)
+	tests/fuzz/run.sh $(FUZZ_BIN) 20
+
+# --- tests --------------------------------------------------------------------
+unit: all
+	tests/run_unit.sh $(B)/tests
+
+# The parser against jansson plus an independent schema check, on random
+# valid and mutated documents (DIFF_COUNT of them).
+DIFF_COUNT ?= 200000
+diff-test: all
+	$(B)/tests/parse_diff $(DIFF_COUNT) 1
+
+check-format:
+	@tools/check-format.sh
+
+format:
+	clang-format -i $(wildcard engine/*.[ch] sim/*.[ch] http/*.[ch] tests/*/*.[ch] bench/*.[ch])
+
+test: deps
+	$(MAKE) check-format
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) diff-test
+	$(MAKE) fuzz-smoke
+	$(MAKE) VARIANT=asan all
+	$(MAKE) VARIANT=asan unit
+	$(MAKE) VARIANT=asan diff-test DIFF_COUNT=50000
+	$(MAKE) VARIANT=tsan all
+	$(MAKE) VARIANT=tsan unit
+	$(MAKE) e2e
+
+e2e: all
+	tests/run_e2e.sh
+
+clean:
+	rm -rf build bin
+
+demo: deps all
+	@echo "make demo: the engine has not landed yet (issues #3-#6); run 'make test' for now." >&2
+	@exit 1
+.SECONDARY:
