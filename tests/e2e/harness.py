@@ -179,3 +179,42 @@ def cents(x):
     if d != d.to_integral_value():
         raise AssertionError(f"{x} is not a whole number of cents")
     return int(d)
+
+
+# Members of the snapshot that depend on when and how the engine ran, not on
+# the orders: left out of exact comparisons (checked separately where useful).
+RUN_DEPENDENT = ("as_of", "tick", "watermark", "stats")
+SHARE_KEYS = ("quantity_share", "amount_share")
+
+
+def snapshot_diff(got, want, path="", out=None):
+    """Lists every difference between two snapshot documents (parsed with
+    Decimal floats), member by member. Amounts compare exactly; the share
+    members to 1e-6 (they are ratios printed with six decimals)."""
+    out = [] if out is None else out
+    if isinstance(want, dict):
+        if not isinstance(got, dict):
+            out.append(f"{path}: want an object, got {type(got).__name__}")
+            return out
+        for k in sorted(set(want) | set(got)):
+            if not path and k in RUN_DEPENDENT:
+                continue
+            if k not in got:
+                out.append(f"{path}/{k}: missing")
+            elif k not in want:
+                out.append(f"{path}/{k}: unexpected member")
+            elif k in SHARE_KEYS:
+                if abs(Decimal(got[k]) - Decimal(want[k])) > Decimal("0.000001"):
+                    out.append(f"{path}/{k}: got {got[k]}, want {want[k]}")
+            else:
+                snapshot_diff(got[k], want[k], f"{path}/{k}", out)
+    elif isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            n = len(got) if isinstance(got, list) else type(got).__name__
+            out.append(f"{path}: want {len(want)} elements, got {n}")
+            return out
+        for i, (g, w) in enumerate(zip(got, want)):
+            snapshot_diff(g, w, f"{path}[{i}]", out)
+    elif got != want or type(got) is not type(want):
+        out.append(f"{path}: got {got!r}, want {want!r}")
+    return out

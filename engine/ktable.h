@@ -1,0 +1,76 @@
+/* ktable.h — an open-addressing map from a 64-bit key to a tally.
+ *
+ * Every windowed and per-dimension aggregate of the engine is a set of
+ * tallies (orders, quantity, amount) keyed by a small integer: a minute, a
+ * (minute, category) pair, a brand id... One flat table type serves them all,
+ * in the workers' shards (per-tick deltas) and in the merger (cumulative).
+ *
+ * Not thread-safe: a table is owned by one thread at a time (a shard's
+ * tables move with the shard from a worker to the merger and back).
+ * Out of memory aborts: these tables live on the hot path.
+ */
+#ifndef OP_KTABLE_H
+#define OP_KTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct op_tally {
+    int64_t orders;
+    int64_t quantity;
+    int64_t amount; /* cents */
+} op_tally_t;
+
+typedef struct op_ktable {
+    uint64_t *keys; /* key + 1; 0 marks an empty slot */
+    op_tally_t *vals;
+    uint32_t cap; /* power of two */
+    uint32_t count;
+} op_ktable_t;
+
+/* Keys combining a time bucket and a dimension id. */
+#define OP_KTABLE_DIM_BITS 24
+static inline uint64_t op_ktable_pair(uint64_t bucket, uint32_t dim)
+{
+    return (bucket << OP_KTABLE_DIM_BITS) | dim;
+}
+static inline uint64_t op_ktable_pair_bucket(uint64_t key)
+{
+    return key >> OP_KTABLE_DIM_BITS;
+}
+static inline uint32_t op_ktable_pair_dim(uint64_t key)
+{
+    return (uint32_t)(key & ((1u << OP_KTABLE_DIM_BITS) - 1));
+}
+
+void op_ktable_init(op_ktable_t *t);
+void op_ktable_dispose(op_ktable_t *t);
+
+/* The tally of key, inserted as zeros if absent. key must be < UINT64_MAX.
+ * The pointer is valid until the next insertion. */
+op_tally_t *op_ktable_upsert(op_ktable_t *t, uint64_t key);
+
+/* The tally of key, or NULL. */
+op_tally_t *op_ktable_find(const op_ktable_t *t, uint64_t key);
+
+/* Removes every entry, keeping the allocation. */
+void op_ktable_clear(op_ktable_t *t);
+
+/* Adds every tally of src into dst. */
+void op_ktable_add(op_ktable_t *dst, const op_ktable_t *src);
+
+/* Removes the entries whose key is below min_key (a rebuild; used by the
+ * merger to drop windows older than the retention). */
+void op_ktable_drop_below(op_ktable_t *t, uint64_t min_key);
+
+/* Iteration: for (uint32_t i = 0; i < t->cap; i++) if (op_ktable_used(t, i)) ... */
+static inline int op_ktable_used(const op_ktable_t *t, uint32_t i)
+{
+    return t->keys[i] != 0;
+}
+static inline uint64_t op_ktable_key(const op_ktable_t *t, uint32_t i)
+{
+    return t->keys[i] - 1;
+}
+
+#endif

@@ -1,0 +1,86 @@
+/* source.h — where a worker's records come from: a Kafka topic or a JSONL file.
+ *
+ * A source is opened once by main() and hands out one op_input_t per worker.
+ * Each input is owned by its worker thread: only that thread calls
+ * op_input_next/op_input_release on it. A record belongs to exactly one
+ * partition, and a partition is read by exactly one worker at a time, in
+ * offset order, so a worker may keep per-partition state (watermarks, last
+ * offsets) without synchronisation.
+ *
+ * Records are handed out in batches, zero-copy: the bytes stay valid until
+ * the batch is released.
+ */
+#ifndef OP_SOURCE_H
+#define OP_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OP_SOURCE_MAX_PARTITIONS 1024
+#define OP_SOURCE_ERRLEN         256
+
+typedef struct op_record {
+    const char *buf; /* the record's bytes, not NUL-terminated (may be NULL when len is 0) */
+    size_t len;
+    int32_t partition; /* 0..OP_SOURCE_MAX_PARTITIONS-1 (file source: the worker's chunk) */
+    int64_t offset;    /* Kafka offset, or the line's byte offset in the file */
+} op_record_t;
+
+/* One batch of records. Owned by the worker between op_input_next and
+ * op_input_release. */
+typedef struct op_batch {
+    op_record_t *recs;
+    size_t n;
+    void *priv; /* the source's bookkeeping (e.g. rd_kafka_message_t pointers) */
+} op_batch_t;
+
+typedef struct op_source op_source_t;
+typedef struct op_input op_input_t;
+
+/* The kind of source and its settings, filled in by main() from the flags. */
+typedef struct op_source_conf {
+    const char *file;    /* JSONL path for the file source, or NULL for Kafka */
+    const char *brokers; /* Kafka bootstrap servers */
+    const char *topic;
+    const char *group;
+    int once; /* stop at the end: end of file, or the end offsets seen at start */
+    int nworkers;
+    size_t batch_max; /* records per batch (default 1024) */
+    /* Optional (Kafka only; NULL = start from the group's committed offset,
+     * or the earliest one): where to start reading a partition, asked on
+     * every assignment, since Redis and not Kafka holds the truth (DESIGN
+     * §4). Returns 0 with *offset set, or a negative value for the default.
+     * Called from op_source_open (--once) or from the source's Kafka poll
+     * thread (rebalances), never from a worker; start_opaque is passed back. */
+    int (*start_offset)(void *start_opaque, int32_t partition, int64_t *offset);
+    void *start_opaque;
+} op_source_conf_t;
+
+/* Opens the source and creates nworkers inputs. Returns 0 or a negative
+ * error code with a one-line message in err. Called by main() only. */
+int op_source_open(op_source_t **out, const op_source_conf_t *conf, char *err, size_t errlen);
+
+/* The input of worker i (0 <= i < nworkers). Owned by the source. */
+op_input_t *op_source_input(op_source_t *src, int i);
+
+/* Closes the source after every worker has stopped using its input. */
+void op_source_close(op_source_t *src);
+
+/* Return values of op_input_next besides a count of records. */
+#define OP_INPUT_EOF (-1) /* --once and this input has nothing more: stop */
+
+/* Waits up to timeout_ms for records and fills *batch. Returns the number of
+ * records (0 on timeout: the worker then checks for a tick and calls again),
+ * OP_INPUT_EOF, or another negative error code (logged by the source; the
+ * worker keeps going). Called by the owning worker only. */
+int op_input_next(op_input_t *in, op_batch_t *batch, int timeout_ms);
+
+/* Releases the records of a batch returned by op_input_next. */
+void op_input_release(op_input_t *in, op_batch_t *batch);
+
+/* Partition lag for /metrics and stats.lag: the sum over partitions this
+ * process reads of (high watermark - next offset to read), or 0 for a file.
+ * Any thread. */
+int64_t op_source_lag(op_source_t *src);
+
+#endif

@@ -1,0 +1,206 @@
+/* source_file.c — records from a JSONL file, for replays and benchmarks.
+ *
+ * The file is mapped read-only and cut into one contiguous chunk per worker,
+ * at line boundaries, so the workers read in parallel without sharing
+ * anything; a chunk plays the part of a partition (its id is the worker's
+ * index) and a line's byte offset plays the part of the Kafka offset. Lines
+ * are handed out in place (zero-copy): the mapping lives until
+ * op_source_close.
+ *
+ * A line is everything up to a '\n' (not included, nor a '\r' just before
+ * it); an empty line is a record of length 0 (the parser counts it as bad),
+ * but the empty string after the final '\n' is not a record. The last line
+ * needs no '\n'.
+ *
+ * Out of memory: open returns -ENOMEM; next/release never allocate.
+ */
+#include "engine/source_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* One worker's chunk. Owner: that worker (cur moves); the rest is set at
+ * open. Cache-line aligned so that neighbouring workers do not share lines. */
+typedef struct file_input {
+    alignas(64) op_input_t base;
+    const char *cur; /* next line to hand out */
+    const char *end; /* end of this chunk: just after a '\n', or the end of the file */
+    const char *map; /* start of the mapping, for offsets */
+    int32_t partition;
+    size_t batch_max;
+    op_record_t *recs; /* batch_max records, reused for every batch */
+} file_input_t;
+
+/* Immutable after open; closed by main() after the workers stopped. */
+typedef struct file_source {
+    op_source_t base;
+    char *map; /* NULL for an empty file */
+    size_t size;
+    int nworkers;
+    file_input_t *inputs; /* nworkers, aligned */
+} file_source_t;
+
+static op_input_t *file_input(op_source_t *src, int i)
+{
+    file_source_t *fs = (file_source_t *)src;
+    if (i < 0 || i >= fs->nworkers)
+        return NULL;
+    return &fs->inputs[i].base;
+}
+
+static int file_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
+{
+    file_input_t *fi = (file_input_t *)in;
+    (void)timeout_ms;
+    const char *cur = fi->cur, *end = fi->end;
+    if (cur == end)
+        return OP_INPUT_EOF;
+    size_t n = 0;
+    while (n < fi->batch_max && cur < end) {
+        const char *nl = memchr(cur, '\n', (size_t)(end - cur));
+        const char *line_end = nl ? nl : end;
+        size_t len = (size_t)(line_end - cur);
+        if (nl && len > 0 && line_end[-1] == '\r')
+            len--;
+        op_record_t *r = &fi->recs[n++];
+        r->buf = cur;
+        r->len = len;
+        r->partition = fi->partition;
+        r->offset = (int64_t)(cur - fi->map);
+        cur = nl ? nl + 1 : end;
+    }
+    fi->cur = cur;
+    batch->recs = fi->recs;
+    batch->n = n;
+    batch->priv = NULL;
+    return (int)n;
+}
+
+static void file_release(op_input_t *in, op_batch_t *batch)
+{
+    (void)in;
+    batch->n = 0;
+}
+
+static int64_t file_lag(op_source_t *src)
+{
+    (void)src;
+    return 0;
+}
+
+static void file_close(op_source_t *src)
+{
+    file_source_t *fs = (file_source_t *)src;
+    if (fs->inputs) {
+        for (int i = 0; i < fs->nworkers; i++)
+            free(fs->inputs[i].recs);
+        free(fs->inputs);
+    }
+    if (fs->map)
+        munmap(fs->map, fs->size);
+    free(fs);
+}
+
+static const op_source_ops_t file_ops = {
+    .input = file_input,
+    .next = file_next,
+    .release = file_release,
+    .lag = file_lag,
+    .close = file_close,
+};
+
+/* Where chunk i (0 < i < n) starts: the first line start at or after i/n of
+ * the file, never before the previous chunk's start. */
+static size_t chunk_start(const char *map, size_t size, int i, int n, size_t prev)
+{
+    size_t pos = (size_t)((unsigned __int128)size * (unsigned)i / (unsigned)n);
+    if (pos < prev)
+        pos = prev;
+    if (pos == 0 || pos >= size || map[pos - 1] == '\n')
+        return pos;
+    const char *nl = memchr(map + pos, '\n', size - pos);
+    return nl ? (size_t)(nl - map) + 1 : size;
+}
+
+int op_source_file_open(op_source_t **out, const op_source_conf_t *conf, char *err, size_t errlen)
+{
+    int rc, fd = -1;
+    int n = conf->nworkers;
+    file_source_t *fs = NULL;
+
+    if (n > OP_SOURCE_MAX_PARTITIONS)
+        return op_source_error(err, errlen, -EINVAL,
+                               "source: at most %d workers for a file source, got %d",
+                               OP_SOURCE_MAX_PARTITIONS, n);
+    fs = calloc(1, sizeof(*fs));
+    if (!fs)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    fs->base.ops = &file_ops;
+    fs->nworkers = n;
+
+    struct stat st;
+    fd = open(conf->file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        rc = op_source_error(err, errlen, -e, "cannot open %s: %s", conf->file, strerror(e));
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc =
+            op_source_error(err, errlen, -EINVAL, "cannot open %s: not a regular file", conf->file);
+        goto fail;
+    }
+    fs->size = (size_t)st.st_size;
+    if (fs->size > 0) { /* mmap refuses a length of 0: an empty file has no mapping */
+        void *m = mmap(NULL, fs->size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            int e = errno;
+            rc = op_source_error(err, errlen, -e, "cannot open %s: mmap: %s", conf->file,
+                                 strerror(e));
+            goto fail;
+        }
+        fs->map = m;
+        madvise(fs->map, fs->size, MADV_SEQUENTIAL); /* a hint; failure is harmless */
+    }
+    close(fd);
+    fd = -1;
+
+    size_t bytes = ((size_t)n * sizeof(file_input_t) + 63) & ~(size_t)63;
+    fs->inputs = aligned_alloc(64, bytes);
+    if (!fs->inputs) {
+        rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+        goto fail;
+    }
+    memset(fs->inputs, 0, bytes);
+    size_t start = 0;
+    for (int i = 0; i < n; i++) {
+        size_t stop = i + 1 < n ? chunk_start(fs->map, fs->size, i + 1, n, start) : fs->size;
+        file_input_t *fi = &fs->inputs[i];
+        fi->base.src = &fs->base;
+        fi->map = fs->map;
+        fi->cur = fs->map ? fs->map + start : NULL;
+        fi->end = fs->map ? fs->map + stop : NULL;
+        fi->partition = i;
+        fi->batch_max = conf->batch_max;
+        fi->recs = calloc(conf->batch_max, sizeof(op_record_t));
+        if (!fi->recs) {
+            rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+            goto fail;
+        }
+        start = stop;
+    }
+    *out = &fs->base;
+    return 0;
+
+fail:
+    if (fd >= 0)
+        close(fd);
+    file_close(&fs->base);
+    return rc;
+}

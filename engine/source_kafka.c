@@ -1,0 +1,654 @@
+/* source_kafka.c — records from a Kafka topic, one consumer per process.
+ *
+ * One rd_kafka_t consumer, one librdkafka queue per worker. Every partition
+ * this process reads has its fetch queue forwarded to the queue of worker
+ * (partition % nworkers), so a partition is only ever read by one worker,
+ * in offset order, and the workers never contend on a shared consumer
+ * queue. Workers drain their queue with rd_kafka_consume_batch_queue and get
+ * the messages in place (zero-copy) until they release the batch.
+ *
+ * Two ways to get partitions:
+ *  - normally, a consumer group subscription: the rebalance callback sets up
+ *    the forwarding (and asks conf->start_offset where to start) before
+ *    rd_kafka_assign, and undoes it on revocation;
+ *  - with --once, no group rebalance: op_source_open reads the topic's
+ *    partitions and their high watermarks, and assigns every partition that
+ *    has something to read directly. An input reports OP_INPUT_EOF when every
+ *    partition it reads has been consumed up to the watermark seen at start
+ *    (the last message, or a partition-EOF event); later messages are not
+ *    handed out, and a finished partition is paused.
+ *
+ * The consumer's own queue (rebalances, errors; the main queue is forwarded
+ * to it) is served by a small thread of this module, "op-kafka-poll", so that
+ * a busy or stopped worker never delays a rebalance.
+ *
+ * Offsets: enable.auto.commit with enable.auto.offset.store=false; an offset
+ * is stored when its batch is released, i.e. after the worker applied it.
+ * Kafka commits are advisory (DESIGN §4: Redis holds the truth, reached
+ * through conf->start_offset).
+ *
+ * Out of memory: open returns -ENOMEM; the hot path (next/release) never
+ * allocates; the rebalance callback logs and takes no partitions.
+ */
+#include "engine/source_internal.h"
+
+#include <errno.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define META_TIMEOUT_MS 10000
+#define POLL_TIMEOUT_MS 100
+#define LOG_INTERVAL_MS 1000
+
+typedef struct kafka_source kafka_source_t;
+
+/* Logs at most one line a second; the lines in between are counted. Owner:
+ * whichever single thread the limiter belongs to. */
+typedef struct log_limiter {
+    int64_t last_ms;
+    unsigned long suppressed;
+} log_limiter_t;
+
+/* One worker's queue and batch. Owner: that worker (everything below base
+ * and ks); q is created at open and destroyed at close by main(). Cache-line
+ * aligned so that neighbouring workers do not share lines. */
+typedef struct kafka_input {
+    alignas(64) op_input_t base;
+    kafka_source_t *ks;
+    rd_kafka_queue_t *q;       /* partitions p with p % nworkers == index forward here */
+    rd_kafka_message_t **raw;  /* batch_max: what rd_kafka_consume_batch_queue returned */
+    rd_kafka_message_t **held; /* batch_max: the messages behind the records handed out */
+    op_record_t *recs;         /* batch_max */
+    size_t nheld;              /* records of the batch not yet released */
+    int remaining;             /* --once: partitions of this input not finished */
+    log_limiter_t log;
+} kafka_input_t;
+
+/* Created and closed by main(). Fields are immutable after open unless
+ * their comment says otherwise. */
+struct kafka_source {
+    op_source_t base;
+    rd_kafka_t *rk;
+    char *topic;
+    int nworkers;
+    int once;
+    size_t batch_max;
+    int npartitions; /* from the metadata at open */
+    int (*start_offset)(void *opaque, int32_t partition, int64_t *offset);
+    void *start_opaque;
+    kafka_input_t *inputs; /* nworkers */
+
+    /* --once only, npartitions each. end: the high watermark seen at start.
+     * done[p]: written only by the worker that reads p. */
+    int64_t *end;
+    uint8_t *done;
+
+    /* forwarded[p]: partition p's queue is forwarded to a worker. Touched by
+     * the poll thread (rebalance callback) and, after it stopped, by main(). */
+    uint8_t forwarded[OP_SOURCE_MAX_PARTITIONS];
+
+    pthread_mutex_t lock;                      /* guards assigned */
+    rd_kafka_topic_partition_list_t *assigned; /* what this process reads, for op_source_lag */
+
+    pthread_t poller;
+    int poller_started;
+    atomic_int stop;       /* set by close to stop the poll thread */
+    log_limiter_t pol_log; /* the poll thread's (and close's, after the join) */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+__attribute__((format(printf, 2, 3))) static void log_limited(log_limiter_t *ll, const char *fmt,
+                                                              ...)
+{
+    int64_t now = now_ms();
+    if (ll->last_ms && now - ll->last_ms < LOG_INTERVAL_MS) {
+        ll->suppressed++;
+        return;
+    }
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (ll->suppressed)
+        fprintf(stderr, "orderpulse: kafka: %s (%lu more since the last message)\n", line,
+                ll->suppressed);
+    else
+        fprintf(stderr, "orderpulse: kafka: %s\n", line);
+    ll->last_ms = now;
+    ll->suppressed = 0;
+}
+
+/* --- partition forwarding (poll thread, or open/close) ------------------- */
+
+static int forward_partition(kafka_source_t *ks, int32_t p)
+{
+    rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(ks->rk, ks->topic, p);
+    if (!pq)
+        return -ENOENT;
+    rd_kafka_queue_forward(pq, ks->inputs[p % ks->nworkers].q);
+    rd_kafka_queue_destroy(pq);
+    ks->forwarded[p] = 1;
+    return 0;
+}
+
+static void unforward_partition(kafka_source_t *ks, int32_t p)
+{
+    if (!ks->forwarded[p])
+        return;
+    rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(ks->rk, ks->topic, p);
+    if (pq) {
+        rd_kafka_queue_forward(pq, NULL);
+        rd_kafka_queue_destroy(pq);
+    }
+    ks->forwarded[p] = 0;
+}
+
+static void set_assigned(kafka_source_t *ks, rd_kafka_topic_partition_list_t *list)
+{
+    pthread_mutex_lock(&ks->lock);
+    rd_kafka_topic_partition_list_t *old = ks->assigned;
+    ks->assigned = list;
+    pthread_mutex_unlock(&ks->lock);
+    if (old)
+        rd_kafka_topic_partition_list_destroy(old);
+}
+
+static void revoke_all(kafka_source_t *ks)
+{
+    rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, NULL);
+    if (e)
+        log_limited(&ks->pol_log, "unassign: %s", rd_kafka_err2str(e));
+    for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
+        unforward_partition(ks, p);
+    set_assigned(ks, NULL);
+}
+
+/* Group mode. Runs on the poll thread (rd_kafka_consumer_poll), or in main()
+ * inside rd_kafka_consumer_close. */
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kafka_source_t *ks = opaque;
+    (void)rk;
+    if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            log_limited(&ks->pol_log, "rebalance: %s", rd_kafka_err2str(err));
+        revoke_all(ks);
+        return;
+    }
+    /* A copy: librdkafka owns parts, and op_source_lag keeps the list. */
+    rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
+    if (!mine) {
+        log_limited(&ks->pol_log, "rebalance: out of memory, taking no partitions");
+        revoke_all(ks);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *t = &parts->elems[i];
+        if (strcmp(t->topic, ks->topic) != 0 || t->partition < 0 ||
+            t->partition >= OP_SOURCE_MAX_PARTITIONS) {
+            log_limited(&ks->pol_log, "rebalance: ignoring %s [%d] (at most %d partitions)",
+                        t->topic, (int)t->partition, OP_SOURCE_MAX_PARTITIONS);
+            continue;
+        }
+        int64_t off = t->offset;
+        if (ks->start_offset && ks->start_offset(ks->start_opaque, t->partition, &off) < 0)
+            off = t->offset;
+        if (forward_partition(ks, t->partition) < 0) {
+            log_limited(&ks->pol_log, "rebalance: no queue for %s [%d]", t->topic,
+                        (int)t->partition);
+            continue;
+        }
+        rd_kafka_topic_partition_list_add(mine, t->topic, t->partition)->offset = off;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, mine);
+    if (e)
+        log_limited(&ks->pol_log, "assign: %s", rd_kafka_err2str(e));
+    set_assigned(ks, mine);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_source_t *ks = opaque;
+    (void)rk;
+    log_limited(&ks->pol_log, "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+static void *poll_main(void *arg)
+{
+    kafka_source_t *ks = arg;
+    while (!atomic_load_explicit(&ks->stop, memory_order_acquire)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(ks->rk, POLL_TIMEOUT_MS);
+        if (!m)
+            continue;
+        if (m->err)
+            log_limited(&ks->pol_log, "%s", rd_kafka_message_errstr(m));
+        else /* cannot happen: every assigned partition is forwarded first */
+            log_limited(&ks->pol_log, "message %s [%d] at %lld was not forwarded, dropped",
+                        rd_kafka_topic_name(m->rkt), (int)m->partition, (long long)m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
+/* --- the worker's side ---------------------------------------------------- */
+
+/* --once: partition p (read by this input) has reached its end. */
+static void finish_partition(kafka_input_t *ki, int32_t p)
+{
+    kafka_source_t *ks = ki->ks;
+    if (ks->done[p])
+        return;
+    ks->done[p] = 1;
+    ki->remaining--;
+    /* Stop fetching what comes after the end; a failure only costs bandwidth. */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (l) {
+        rd_kafka_topic_partition_list_add(l, ks->topic, p);
+        rd_kafka_pause_partitions(ks->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
+static void kafka_release(op_input_t *in, op_batch_t *batch)
+{
+    kafka_input_t *ki = (kafka_input_t *)in;
+    size_t n = ki->nheld;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = ki->held[i];
+        /* The last message of each run of one partition: store its offset
+         * for the next auto-commit (librdkafka commits offset + 1). */
+        if (i + 1 == n || ki->held[i + 1]->partition != m->partition)
+            rd_kafka_offset_store(m->rkt, m->partition, m->offset);
+        rd_kafka_message_destroy(m);
+    }
+    ki->nheld = 0;
+    if (batch)
+        batch->n = 0;
+}
+
+static void input_event(kafka_input_t *ki, const rd_kafka_message_t *m)
+{
+    kafka_source_t *ks = ki->ks;
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* The broker's high watermark never goes back, so EOF here means
+         * the end seen at start has been reached. */
+        if (ks->once && m->partition >= 0 && m->partition < ks->npartitions)
+            finish_partition(ki, m->partition);
+        return;
+    }
+    log_limited(&ki->log, "%s [%d]: %s", m->rkt ? rd_kafka_topic_name(m->rkt) : "-",
+                (int)m->partition, rd_kafka_message_errstr(m));
+}
+
+static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
+{
+    kafka_input_t *ki = (kafka_input_t *)in;
+    kafka_source_t *ks = ki->ks;
+
+    if (ki->nheld) /* the records array is reused: the previous batch ends here */
+        kafka_release(in, NULL);
+    batch->recs = ki->recs;
+    batch->n = 0;
+    batch->priv = ki->held;
+    if (ks->once && ki->remaining == 0)
+        return OP_INPUT_EOF;
+
+    ssize_t got = rd_kafka_consume_batch_queue(ki->q, timeout_ms, ki->raw, ks->batch_max);
+    if (got < 0) {
+        int e = errno ? errno : EIO;
+        log_limited(&ki->log, "consume: %s", strerror(e));
+        return -e;
+    }
+    size_t n = 0;
+    for (ssize_t i = 0; i < got; i++) {
+        rd_kafka_message_t *m = ki->raw[i];
+        if (m->err) {
+            input_event(ki, m);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        int32_t p = m->partition;
+        if (ks->once) {
+            if (ks->done[p] || m->offset >= ks->end[p]) { /* after the end seen at start */
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (m->offset + 1 >= ks->end[p])
+                finish_partition(ki, p);
+        }
+        op_record_t *r = &ki->recs[n];
+        r->buf = m->payload;
+        r->len = m->len;
+        r->partition = p;
+        r->offset = m->offset;
+        ki->held[n++] = m;
+    }
+    ki->nheld = n;
+    batch->n = n;
+    if (n == 0 && ks->once && ki->remaining == 0)
+        return OP_INPUT_EOF;
+    return (int)n;
+}
+
+static op_input_t *kafka_input(op_source_t *src, int i)
+{
+    kafka_source_t *ks = (kafka_source_t *)src;
+    if (i < 0 || i >= ks->nworkers)
+        return NULL;
+    return &ks->inputs[i].base;
+}
+
+/* Any thread. Positions are those of the messages handed to the workers;
+ * high watermarks are librdkafka's cached ones (updated on every fetch). */
+static int64_t kafka_lag(op_source_t *src)
+{
+    kafka_source_t *ks = (kafka_source_t *)src;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    pthread_mutex_lock(&ks->lock);
+    if (ks->assigned && ks->assigned->cnt > 0)
+        l = rd_kafka_topic_partition_list_copy(ks->assigned);
+    pthread_mutex_unlock(&ks->lock);
+    if (!l)
+        return 0;
+    int64_t lag = 0;
+    if (rd_kafka_position(ks->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < l->cnt; i++) {
+            const rd_kafka_topic_partition_t *t = &l->elems[i];
+            int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+            rd_kafka_get_watermark_offsets(ks->rk, t->topic, t->partition, &lo, &hi);
+            if (hi < 0 && ks->once && t->partition < ks->npartitions)
+                hi = ks->end[t->partition];
+            int64_t pos = t->offset >= 0 ? t->offset : lo; /* nothing consumed yet */
+            if (hi >= 0 && pos >= 0 && hi > pos)
+                lag += hi - pos;
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return lag;
+}
+
+static void kafka_close(op_source_t *src)
+{
+    kafka_source_t *ks = (kafka_source_t *)src;
+    if (ks->poller_started) {
+        atomic_store_explicit(&ks->stop, 1, memory_order_release);
+        pthread_join(ks->poller, NULL);
+    }
+    if (ks->inputs)
+        for (int i = 0; i < ks->nworkers; i++)
+            if (ks->inputs[i].nheld) /* a worker stopped without releasing */
+                kafka_release(&ks->inputs[i].base, NULL);
+    if (ks->rk) {
+        /* Group mode: revokes through rebalance_cb, which un-forwards; then
+         * commits the stored offsets and leaves the group. */
+        rd_kafka_consumer_close(ks->rk);
+        for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
+            unforward_partition(ks, p);
+        if (ks->inputs)
+            for (int i = 0; i < ks->nworkers; i++)
+                if (ks->inputs[i].q)
+                    rd_kafka_queue_destroy(ks->inputs[i].q);
+        set_assigned(ks, NULL);
+        rd_kafka_destroy(ks->rk);
+    }
+    if (ks->inputs) {
+        for (int i = 0; i < ks->nworkers; i++) {
+            free(ks->inputs[i].raw);
+            free(ks->inputs[i].held);
+            free(ks->inputs[i].recs);
+        }
+        free(ks->inputs);
+    }
+    free(ks->end);
+    free(ks->done);
+    free(ks->topic);
+    pthread_mutex_destroy(&ks->lock);
+    free(ks);
+}
+
+static const op_source_ops_t kafka_ops = {
+    .input = kafka_input,
+    .next = kafka_next,
+    .release = kafka_release,
+    .lag = kafka_lag,
+    .close = kafka_close,
+};
+
+/* --- open ----------------------------------------------------------------- */
+
+static int set_conf(rd_kafka_conf_t *kc, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    char errstr[256];
+    if (rd_kafka_conf_set(kc, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+        return op_source_error(err, errlen, -EINVAL, "source: kafka %s=%s: %s", name, value,
+                               errstr);
+    return 0;
+}
+
+static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char *err, size_t errlen)
+{
+    /* queued.min.messages counts a worker's whole queue (forwarded queues
+     * report their destination's length): ~100 batches of read-ahead per
+     * worker, so that a worker never waits for a fetch round trip, while the
+     * 64 MB cap bounds the memory per worker. fetch.wait.max.ms is low so
+     * that a trickle of orders is not held up by the broker. */
+    const char *settings[][2] = {
+        {"bootstrap.servers", conf->brokers},
+        {"group.id", conf->group && *conf->group ? conf->group : "orderpulse"},
+        {"client.id", "orderpulse"},
+        {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", conf->once ? "true" : "false"},
+        {"queued.min.messages", "100000"},
+        {"queued.max.messages.kbytes", "65536"},
+        {"fetch.wait.max.ms", "10"},
+        {"fetch.message.max.bytes", "4194304"},
+    };
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    if (!kc)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+        int rc = set_conf(kc, settings[i][0], settings[i][1], err, errlen);
+        if (rc < 0) {
+            rd_kafka_conf_destroy(kc);
+            return rc;
+        }
+    }
+    rd_kafka_conf_set_opaque(kc, ks);
+    rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+    rd_kafka_conf_set_error_cb(kc, error_cb);
+
+    char errstr[256];
+    ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, errstr, sizeof(errstr));
+    if (!ks->rk) {
+        rd_kafka_conf_destroy(kc);
+        return op_source_error(err, errlen, -EINVAL, "source: kafka consumer: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(ks->rk); /* one queue for the poll thread to serve */
+    return 0;
+}
+
+static int make_inputs(kafka_source_t *ks, char *err, size_t errlen)
+{
+    size_t bytes = ((size_t)ks->nworkers * sizeof(kafka_input_t) + 63) & ~(size_t)63;
+    ks->inputs = aligned_alloc(64, bytes);
+    if (!ks->inputs)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    memset(ks->inputs, 0, bytes);
+    for (int i = 0; i < ks->nworkers; i++) {
+        kafka_input_t *ki = &ks->inputs[i];
+        ki->base.src = &ks->base;
+        ki->ks = ks;
+        ki->q = rd_kafka_queue_new(ks->rk);
+        ki->raw = calloc(ks->batch_max, sizeof(*ki->raw));
+        ki->held = calloc(ks->batch_max, sizeof(*ki->held));
+        ki->recs = calloc(ks->batch_max, sizeof(*ki->recs));
+        if (!ki->q || !ki->raw || !ki->held || !ki->recs)
+            return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    }
+    return 0;
+}
+
+/* The topic's partition count, from the brokers' metadata. */
+static int read_partitions(kafka_source_t *ks, const char *brokers, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->rk, ks->topic, NULL);
+    if (!rkt)
+        return op_source_error(err, errlen, -EINVAL, "source: topic %s: %s", ks->topic,
+                               rd_kafka_err2str(rd_kafka_last_error()));
+    rd_kafka_resp_err_t e = rd_kafka_metadata(ks->rk, 0, rkt, &md, META_TIMEOUT_MS);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return op_source_error(err, errlen, -EIO, "source: metadata of topic %s from %s: %s",
+                               ks->topic, brokers, rd_kafka_err2str(e));
+    int rc = 0;
+    if (md->topic_cnt != 1 || md->topics[0].err) {
+        rc = op_source_error(err, errlen, -ENOENT, "source: topic %s on %s: %s", ks->topic, brokers,
+                             rd_kafka_err2str(md->topic_cnt
+                                                  ? md->topics[0].err
+                                                  : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+    } else if (md->topics[0].partition_cnt > OP_SOURCE_MAX_PARTITIONS) {
+        rc = op_source_error(err, errlen, -E2BIG,
+                             "source: topic %s has %d partitions, at most %d are supported",
+                             ks->topic, md->topics[0].partition_cnt, OP_SOURCE_MAX_PARTITIONS);
+    } else if (md->topics[0].partition_cnt == 0) {
+        rc = op_source_error(err, errlen, -ENOENT, "source: topic %s has no partitions", ks->topic);
+    } else {
+        ks->npartitions = md->topics[0].partition_cnt;
+        for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+            int32_t id = md->topics[0].partitions[i].id;
+            if (id < 0 || id >= ks->npartitions)
+                rc = op_source_error(err, errlen, -EINVAL,
+                                     "source: topic %s: unexpected partition id %d", ks->topic,
+                                     (int)id);
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+/* --once: the end of every partition, and a direct assignment of those that
+ * have something to read. */
+static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
+{
+    int np = ks->npartitions;
+    ks->end = calloc((size_t)np, sizeof(*ks->end));
+    ks->done = calloc((size_t)np, sizeof(*ks->done));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    if (!ks->end || !ks->done || !l) {
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    }
+    for (int32_t p = 0; p < np; p++) {
+        int64_t lo, hi;
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi, META_TIMEOUT_MS);
+        if (e) {
+            rd_kafka_topic_partition_list_destroy(l);
+            return op_source_error(err, errlen, -EIO, "source: end offset of %s [%d]: %s",
+                                   ks->topic, (int)p, rd_kafka_err2str(e));
+        }
+        ks->end[p] = hi;
+        int64_t off = RD_KAFKA_OFFSET_INVALID; /* the committed offset, else the earliest */
+        if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0)
+            off = RD_KAFKA_OFFSET_INVALID;
+        if (hi <= lo || (off >= 0 && off >= hi)) { /* nothing to read */
+            ks->done[p] = 1;
+            continue;
+        }
+        ks->inputs[p % ks->nworkers].remaining++;
+        if (forward_partition(ks, p) < 0) {
+            rd_kafka_topic_partition_list_destroy(l);
+            return op_source_error(err, errlen, -ENOENT, "source: no queue for %s [%d]", ks->topic,
+                                   (int)p);
+        }
+        rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, l);
+    if (e) {
+        rd_kafka_topic_partition_list_destroy(l);
+        return op_source_error(err, errlen, -EIO, "source: assign %s: %s", ks->topic,
+                               rd_kafka_err2str(e));
+    }
+    set_assigned(ks, l);
+    return 0;
+}
+
+static int subscribe(kafka_source_t *ks, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    rd_kafka_topic_partition_list_add(l, ks->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(ks->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return op_source_error(err, errlen, -EIO, "source: subscribe %s: %s", ks->topic,
+                               rd_kafka_err2str(e));
+    return 0;
+}
+
+int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *err, size_t errlen)
+{
+    int rc;
+    if (!conf->brokers || !*conf->brokers)
+        return op_source_error(err, errlen, -EINVAL, "source: no Kafka brokers given");
+    if (!conf->topic || !*conf->topic)
+        return op_source_error(err, errlen, -EINVAL, "source: no Kafka topic given");
+
+    kafka_source_t *ks = calloc(1, sizeof(*ks));
+    if (!ks)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    ks->base.ops = &kafka_ops;
+    pthread_mutex_init(&ks->lock, NULL);
+    atomic_init(&ks->stop, 0);
+    ks->nworkers = conf->nworkers;
+    ks->once = conf->once;
+    ks->batch_max = conf->batch_max;
+    ks->start_offset = conf->start_offset;
+    ks->start_opaque = conf->start_opaque;
+    ks->topic = strdup(conf->topic);
+    if (!ks->topic) {
+        rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+        goto fail;
+    }
+    if ((rc = make_consumer(ks, conf, err, errlen)) < 0)
+        goto fail;
+    if ((rc = make_inputs(ks, err, errlen)) < 0)
+        goto fail;
+    if ((rc = read_partitions(ks, conf->brokers, err, errlen)) < 0)
+        goto fail;
+    if ((rc = ks->once ? assign_once(ks, err, errlen) : subscribe(ks, err, errlen)) < 0)
+        goto fail;
+    if ((rc = pthread_create(&ks->poller, NULL, poll_main, ks)) != 0) {
+        rc = op_source_error(err, errlen, -rc, "source: poll thread: %s", strerror(rc));
+        goto fail;
+    }
+    pthread_setname_np(ks->poller, "op-kafka-poll");
+    ks->poller_started = 1;
+    *out = &ks->base;
+    return 0;
+
+fail:
+    kafka_close(&ks->base);
+    return rc;
+}

@@ -1,0 +1,200 @@
+/* worker.c — the hot path: batch → parse → shard (see worker.h).
+ *
+ * Per order: one parse, three dimension-id lookups in the worker's private
+ * cache, a handful of table updates in the active shard. Lateness is decided
+ * here, per partition, from the worker's own record of the partition's
+ * largest event time: a partition is read by one worker at a time, in order,
+ * so the decision needs nobody else and is the same on every replay.
+ */
+#include "engine/worker.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <urcu.h>
+
+#include "engine/hash.h"
+#include "engine/shard.h"
+#include "engine/util.h"
+
+#define INPUT_TIMEOUT_MS 50
+
+struct op_worker {
+    op_worker_conf_t conf;
+    pthread_t thread;
+    int started;
+    int stop; /* __atomic: set by any thread, read once per batch */
+
+    /* Worker thread only: */
+    op_parser_t parser;
+    op_intern_cache_t cache;
+    op_shard_t *active;
+    uint64_t epoch;
+    const uint64_t *merger_epoch;
+    int64_t part_max[OP_SOURCE_MAX_PARTITIONS]; /* largest event time per partition */
+};
+
+int op_worker_create(op_worker_t **out, const op_worker_conf_t *conf)
+{
+    op_worker_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->conf = *conf;
+    op_parse_init(&w->parser, conf->tz_offset_s);
+    op_intern_cache_init(&w->cache, conf->dict);
+    for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
+        w->part_max[p] = INT64_MIN;
+    w->merger_epoch = op_merger_epoch_ptr(conf->merger);
+    w->active = op_merger_first_shard(conf->merger, conf->id);
+    *out = w;
+    return 0;
+}
+
+void op_worker_destroy(op_worker_t *w)
+{
+    if (!w)
+        return;
+    op_intern_cache_dispose(&w->cache);
+    op_shard_destroy(w->active);
+    free(w);
+}
+
+/* At a batch boundary: on a new epoch, hand the active shard over if the
+ * spare is back (otherwise keep adding and try at the next boundary). */
+static void maybe_tick(op_worker_t *w)
+{
+    uint64_t e = op_merger_epoch(w->merger_epoch);
+    if (e == w->epoch)
+        return;
+    op_shard_t *spare = op_merger_take_spare(w->conf.merger, w->conf.id);
+    if (!spare)
+        return;
+    w->active->epoch = e;
+    op_merger_hand_over(w->conf.merger, w->active);
+    w->active = spare;
+    w->epoch = e;
+}
+
+static void reject(op_worker_t *w, op_shard_t *s, int reason, const op_record_t *r)
+{
+    s->bad[reason]++;
+    if (w->conf.dead_letters &&
+        op_deadletter_put(w->conf.dead_letters, op_shard_bad_reason_name(reason), r->buf, r->len,
+                          r->partition, r->offset) < 0)
+        s->dead_letter_errors++;
+}
+
+static inline void tally_add(op_tally_t *t, int64_t qty, int64_t amount)
+{
+    t->orders++;
+    t->quantity += qty;
+    t->amount += amount;
+}
+
+static void add_record(op_worker_t *w, const op_record_t *r)
+{
+    op_shard_t *s = w->active;
+    int32_t p = r->partition;
+    op_shard_part_t *sp = &s->parts[p];
+    s->touched[p >> 6] |= 1ULL << (p & 63);
+    sp->next_offset = r->offset + 1;
+    sp->records++;
+
+    op_order_t o;
+    int rc = op_parse_order(&w->parser, r->buf, r->len, &o);
+    if (rc < 0) {
+        reject(w, s, -rc, r);
+        return;
+    }
+    int32_t g = op_intern_cache_id(&w->cache, OP_DIM_GENDER, o.gender.ptr, o.gender.len);
+    int32_t c = op_intern_cache_id(&w->cache, OP_DIM_CATEGORY, o.category.ptr, o.category.len);
+    int32_t b = op_intern_cache_id(&w->cache, OP_DIM_BRAND, o.brand.ptr, o.brand.len);
+    if (g < 0 || c < 0 || b < 0) {
+        reject(w, s, OP_BAD_TOO_MANY_NAMES, r);
+        return;
+    }
+
+    int64_t *pmax = &w->part_max[p];
+    int late = *pmax != INT64_MIN && o.event_ms < *pmax - w->conf.lateness_ms;
+    if (o.event_ms > *pmax)
+        *pmax = o.event_ms;
+    sp->max_event_ms = *pmax;
+
+    tally_add(&s->totals, o.num, o.amount);
+    tally_add(op_ktable_upsert(&s->brands, (uint32_t)b), o.num, o.amount);
+    tally_add(op_ktable_upsert(&s->genders, (uint32_t)g), o.num, o.amount);
+    uint32_t e =
+        op_users_upsert(&s->users, o.user.ptr, o.user.len, op_hash_bytes(o.user.ptr, o.user.len));
+    s->users.ent[e].amount += o.amount;
+    s->users.ent[e].orders++;
+
+    s->late += late;
+    if (late && w->conf.late_drop)
+        return;
+    uint64_t minute = (uint64_t)(o.event_ms / OP_MINUTE_MS);
+    uint64_t slot = (uint64_t)(o.event_ms / OP_SLOT_MS);
+    tally_add(op_ktable_upsert(&s->minutes, minute), o.num, o.amount);
+    tally_add(op_ktable_upsert(&s->catmin, op_ktable_pair(minute, (uint32_t)c)), o.num, o.amount);
+    tally_add(op_ktable_upsert(&s->gslots, op_ktable_pair(slot, (uint32_t)g)), o.num, o.amount);
+}
+
+static void pin(int cpu)
+{
+    if (cpu < 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    /* Best effort: a container may forbid the CPU; the worker still runs. */
+    (void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *worker_main(void *arg)
+{
+    op_worker_t *w = arg;
+    pin(w->conf.cpu);
+    rcu_register_thread();
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
+        maybe_tick(w);
+        op_batch_t batch;
+        int n = op_input_next(w->conf.input, &batch, INPUT_TIMEOUT_MS);
+        if (n == OP_INPUT_EOF) {
+            w->active->last = 1;
+            w->active->epoch = w->epoch;
+            op_merger_hand_over(w->conf.merger, w->active);
+            w->active = NULL;
+            break;
+        }
+        if (n <= 0)
+            continue;
+        for (size_t i = 0; i < batch.n; i++)
+            add_record(w, &batch.recs[i]);
+        op_input_release(w->conf.input, &batch);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+int op_worker_start(op_worker_t *w)
+{
+    int rc = pthread_create(&w->thread, NULL, worker_main, w);
+    if (rc)
+        return -rc;
+    w->started = 1;
+    return 0;
+}
+
+void op_worker_stop(op_worker_t *w)
+{
+    __atomic_store_n(&w->stop, 1, __ATOMIC_RELEASE);
+}
+
+void op_worker_join(op_worker_t *w)
+{
+    if (w->started) {
+        pthread_join(w->thread, NULL);
+        w->started = 0;
+    }
+}
