@@ -114,7 +114,7 @@ const char *op_intern_name(const op_intern_t *in, op_dim_t dim, uint32_t id, siz
     if (!chunk)
         return NULL;
     intern_node_t *n = __atomic_load_n(&chunk[id & (CHUNK_SIZE - 1)], __ATOMIC_ACQUIRE);
-    if (!n || n->id != id)
+    if (!n || __atomic_load_n(&n->id, __ATOMIC_ACQUIRE) != id)
         return NULL;
     *len = n->len;
     return n->name;
@@ -136,6 +136,9 @@ static int intern_match(struct cds_lfht_node *node, const void *key)
 {
     const intern_node_t *n = caa_container_of(node, intern_node_t, lfht);
     const struct intern_key *k = key;
+    /* The table may hand us a node another worker is publishing right now;
+     * its release store of id orders the name before the add. */
+    (void)__atomic_load_n(&n->id, __ATOMIC_ACQUIRE);
     return n->dim == k->dim && n->len == k->len && memcmp(n->name, k->name, k->len) == 0;
 }
 
@@ -150,8 +153,11 @@ static const intern_node_t *intern_global(op_intern_t *in, op_dim_t dim, const c
     rcu_read_lock();
     cds_lfht_lookup(in->table, hash, intern_match, &key, &it);
     struct cds_lfht_node *hit = cds_lfht_iter_get_node(&it);
-    if (hit)
+    if (hit) {
         found = caa_container_of(hit, intern_node_t, lfht);
+        /* Pairs with the release store of id below: the name is complete. */
+        (void)__atomic_load_n(&found->id, __ATOMIC_ACQUIRE);
+    }
     rcu_read_unlock();
     if (found)
         return found;
@@ -165,16 +171,17 @@ static const intern_node_t *intern_global(op_intern_t *in, op_dim_t dim, const c
         return NULL;
     intern_node_t *n = op_xmalloc(sizeof(*n) + len);
     cds_lfht_node_init(&n->lfht);
-    n->id = id;
     n->dim = (uint8_t)dim;
     n->len = (uint8_t)len;
     memcpy(n->name, name, len);
+    __atomic_store_n(&n->id, id, __ATOMIC_RELEASE);
     __atomic_store_n(intern_slot_of(in, dim, id), n, __ATOMIC_RELEASE);
 
     rcu_read_lock();
     hit = cds_lfht_add_unique(in->table, hash, intern_match, &key, &n->lfht);
     rcu_read_unlock();
     if (hit != &n->lfht) {
+        (void)__atomic_load_n(&caa_container_of(hit, intern_node_t, lfht)->id, __ATOMIC_ACQUIRE);
         /* Lost the race: our id becomes a hole. Nobody else can have seen n
          * through the table; its chunk entry stays (op_intern_name checks the
          * id, and the node is freed with the dictionary). */

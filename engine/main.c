@@ -6,6 +6,7 @@
  * Every error before the threads start is one line on stderr and exit 2.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,12 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     return 0;
 }
 
+/* The merger's final snapshot wakes the main thread out of sigtimedwait. */
+static void wake_main(void *arg)
+{
+    pthread_kill(*(pthread_t *)arg, SIGUSR1);
+}
+
 static int run(engine_conf_t *ec, sigset_t *signals)
 {
     char err[OP_SOURCE_ERRLEN];
@@ -146,8 +153,11 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         fprintf(stderr, PROG ": --dead-letter: %s\n", err);
         goto fail;
     }
+    pthread_t main_thread = pthread_self();
     ec->merger.src = src;
     ec->merger.dict = dict;
+    ec->merger.on_final = wake_main;
+    ec->merger.on_final_arg = &main_thread;
     if (op_merger_create(&merger, &ec->merger) < 0) {
         fprintf(stderr, PROG ": out of memory\n");
         goto fail;
@@ -179,7 +189,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     for (;;) {
         struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
         int sig = sigtimedwait(signals, NULL, &poll);
-        if (sig > 0)
+        if (sig == SIGINT || sig == SIGTERM)
             break;
         if (ec->src.once && !op_merger_running(merger))
             break;
@@ -248,6 +258,7 @@ int main(int argc, char **argv)
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
     rcu_register_thread();

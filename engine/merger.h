@@ -41,6 +41,10 @@ typedef struct op_merger_conf {
     op_source_t *src;  /* for the lag; may be NULL */
     op_intern_t *dict; /* dimension names */
     const char *snapshot_file; /* if set, each published document is also written here */
+    /* Once mode: called on the merger thread right after the final snapshot
+     * is published (main uses it to wake up at once). May be NULL. */
+    void (*on_final)(void *arg);
+    void *on_final_arg;
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;

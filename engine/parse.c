@@ -1,15 +1,17 @@
 /* parse.c — the schema-aware order scanner.
  *
  * A single forward pass with a cursor p and a hard end: every read is
- * bounds-checked, strings are scanned 16 bytes at a time with SSE2 (the bytes
- * that need attention are '"', '\\', controls and non-ASCII, which one signed
- * compare and two equality compares find), and unknown values are skipped by
+ * bounds-checked. The record's UTF-8 is validated first, all at once
+ * (utf8.h), so strings are scanned 16 bytes at a time with SSE2 looking only
+ * for '"', '\\' and control characters; unknown values are skipped by
  * an iterative validator whose open containers live in one 64-bit stack —
  * which is why OP_PARSE_MAX_DEPTH is 64. Field errors are remembered per
  * field and judged at the end, so that "last key wins" holds and JSON errors
  * anywhere in the record take precedence.
  */
 #include "engine/parse.h"
+
+#include "engine/utf8.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -220,13 +222,13 @@ static const char *string_scan(struct scan *s, const char *p, int *escaped)
     for (;;) {
 #if defined(__SSE2__)
         const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
-        const __m128i space = _mm_set1_epi8(0x20);
+        const __m128i high3 = _mm_set1_epi8((char)0xE0), zero = _mm_setzero_si128();
         while (likely(end - p >= 16)) {
             __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
-            /* Signed compare: bytes 0x00..0x1F and 0x80..0xFF are both "less than" 0x20. */
+            /* Controls are the bytes whose top three bits are all zero. */
             __m128i m =
                 _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
-                             _mm_cmplt_epi8(v, space));
+                             _mm_cmpeq_epi8(_mm_and_si128(v, high3), zero));
             unsigned bits = (unsigned)_mm_movemask_epi8(m);
             if (bits) {
                 p += __builtin_ctz(bits);
@@ -235,31 +237,20 @@ static const char *string_scan(struct scan *s, const char *p, int *escaped)
             p += 16;
         }
 #endif
-        while (p < end && (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x80 && *p != '"' &&
-               *p != '\\')
+        while (p < end && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\')
             p++;
         if (p >= end)
             return fail(s, p, OP_PARSE_SYNTAX);
 #if defined(__SSE2__)
-    special :
+    special:
 #endif
-    {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"')
+        if (*p == '"')
             return p + 1;
-        if (c == '\\') {
-            *escaped = 1;
-            if (!(p = escape_scan(s, p)))
-                return NULL;
-        } else if (c < 0x20) {
+        if (*p != '\\')
             return fail(s, p, OP_PARSE_SYNTAX);
-        } else {
-            size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)end);
-            if (!n)
-                return fail(s, p, OP_PARSE_UTF8);
-            p += n;
-        }
-    }
+        *escaped = 1;
+        if (!(p = escape_scan(s, p)))
+            return NULL;
     }
 }
 
@@ -696,6 +687,10 @@ int op_parse_order(op_parser_t *ps, const char *buf, size_t len, op_order_t *out
     int escaped;
 
     memset(f.state, 0, sizeof(f.state));
+    if (unlikely(!op_utf8_valid(buf, len))) {
+        ps->err_offset = op_utf8_invalid_at(buf, len);
+        return -OP_PARSE_UTF8;
+    }
     if (p >= end)
         return fail(&s, p, OP_PARSE_SYNTAX), scan_error(ps, &s);
     if (*p != '{') {

@@ -42,6 +42,7 @@ typedef struct op_shard_part {
 
 typedef struct op_shard {
     struct cds_wfcq_node qnode; /* link in the merger's full queue / a worker's free queue */
+    uint64_t handoff;           /* bumped (release) at each enqueue, read (acquire) at dequeue */
     int worker;
     uint64_t epoch; /* the tick this shard was handed over for */
     int last;       /* the worker's input is exhausted: this is its final shard */

@@ -423,9 +423,7 @@ void op_snapshot_free(op_snapshot_t *s)
 static void snapshot_free_rcu(struct rcu_head *head)
 {
     op_snapshot_t *s = caa_container_of(head, op_snapshot_t, rcu);
-#ifdef __SANITIZE_THREAD__
     (void)__atomic_load_n(&s->tsan_readers_done, __ATOMIC_ACQUIRE);
-#endif
     op_snapshot_free(s);
 }
 
@@ -436,8 +434,12 @@ void op_snapshot_publish(op_snapshot_pub_t *pub, op_snapshot_t *s)
 #else
     op_snapshot_t *old = rcu_xchg_pointer(&pub->current, s);
 #endif
-    if (old)
+    if (old) {
+        /* Joins the release sequence of the readers' counter (see the note
+         * in snapshot.h), so the free callback's acquire covers us too. */
+        __atomic_fetch_add(&old->tsan_readers_done, 0, __ATOMIC_RELEASE);
         call_rcu(&old->rcu, snapshot_free_rcu);
+    }
 }
 
 void op_snapshot_pub_dispose(op_snapshot_pub_t *pub)
