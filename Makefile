@@ -187,6 +187,20 @@ e2e: all
 clean:
 	rm -rf build bin
 
+# --- benchmarks -----------------------------------------------------------------
+BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass
+
+build/bench/parse_bench: bench/parse_bench.c bench/lines.c engine/parse.c engine/utf8.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_BASE) -O2 -g -o $@ $^
+
+build/bench/simdjson_pass: bench/simdjson_pass.cc bench/lines.c
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O2 -g -I. -o $@ -x c++ bench/simdjson_pass.cc -x c bench/lines.c -lsimdjson
+
+bench: deps all $(BENCH_BINS)
+	bench/run.sh $(BENCH_ORDERS)
+
 demo: deps all
 	@echo "make demo: the engine has not landed yet (issues #3-#6); run 'make test' for now." >&2
 	@exit 1

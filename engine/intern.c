@@ -42,10 +42,41 @@ struct op_intern {
     } dims[OP_DIM_COUNT];
 };
 
+/* A cache entry. Names of up to 16 bytes are compared as two words (w0 =
+ * the first 8 bytes, w1 = the last 8, zero-padded when shorter), so the
+ * common lookup is four integer compares and no memcmp. */
 struct op_intern_slot {
     uint64_t hash; /* 0 = empty (a real hash of 0 is stored as 1) */
+    uint64_t w0, w1;
+    uint32_t meta; /* len | dim << 16 */
     const intern_node_t *node;
 };
+
+typedef struct cache_key {
+    uint64_t hash, w0, w1;
+    uint32_t meta;
+} cache_key_t;
+
+static inline cache_key_t cache_key(op_dim_t dim, const char *name, size_t len)
+{
+    cache_key_t k = {.meta = (uint32_t)len | (uint32_t)dim << 16};
+    if (len >= 8 && len <= 16) {
+        memcpy(&k.w0, name, 8);
+        memcpy(&k.w1, name + len - 8, 8);
+    } else if (len < 8) {
+        memcpy(&k.w0, name, len);
+    } else {
+        memcpy(&k.w0, name, 8);
+        memcpy(&k.w1, name + len - 8, 8);
+        k.hash = op_hash_bytes(name, len) ^ ((uint64_t)dim << 56);
+        return k;
+    }
+    k.hash = op_hash_mix((k.w0 * 0x9e3779b97f4a7c15ULL) ^ (k.w1 * 0xc2b2ae3d27d4eb4fULL) ^
+                         ((uint64_t)k.meta << 40));
+    if (!k.hash)
+        k.hash = 1;
+    return k;
+}
 
 int op_intern_create(op_intern_t **out)
 {
@@ -202,7 +233,7 @@ void op_intern_cache_dispose(op_intern_cache_t *c)
     memset(c, 0, sizeof(*c));
 }
 
-static void cache_insert(op_intern_cache_t *c, uint64_t hash, const intern_node_t *n);
+static void cache_insert(op_intern_cache_t *c, const struct op_intern_slot *e);
 
 static void cache_grow(op_intern_cache_t *c)
 {
@@ -213,39 +244,37 @@ static void cache_grow(op_intern_cache_t *c)
     c->count = 0;
     for (uint32_t i = 0; i < oldcap; i++)
         if (old[i].hash)
-            cache_insert(c, old[i].hash, old[i].node);
+            cache_insert(c, &old[i]);
     free(old);
 }
 
-static void cache_insert(op_intern_cache_t *c, uint64_t hash, const intern_node_t *n)
+static void cache_insert(op_intern_cache_t *c, const struct op_intern_slot *e)
 {
     if ((c->count + 1) * 2 > c->cap)
         cache_grow(c);
-    uint32_t i = (uint32_t)hash & (c->cap - 1);
+    uint32_t i = (uint32_t)e->hash & (c->cap - 1);
     while (c->slots[i].hash)
         i = (i + 1) & (c->cap - 1);
-    c->slots[i].hash = hash;
-    c->slots[i].node = n;
+    c->slots[i] = *e;
     c->count++;
 }
 
 int32_t op_intern_cache_id(op_intern_cache_t *c, op_dim_t dim, const char *name, size_t len)
 {
-    uint64_t hash = op_hash_bytes(name, len) ^ ((uint64_t)dim << 56);
-    if (!hash)
-        hash = 1;
+    cache_key_t k = cache_key(dim, name, len);
     if (c->cap) {
-        for (uint32_t i = (uint32_t)hash & (c->cap - 1); c->slots[i].hash;
+        for (uint32_t i = (uint32_t)k.hash & (c->cap - 1); c->slots[i].hash;
              i = (i + 1) & (c->cap - 1)) {
-            const intern_node_t *n = c->slots[i].node;
-            if (c->slots[i].hash == hash && n->dim == dim && n->len == len &&
-                memcmp(n->name, name, len) == 0)
-                return (int32_t)n->id;
+            const struct op_intern_slot *e = &c->slots[i];
+            if (e->hash == k.hash && e->w0 == k.w0 && e->w1 == k.w1 && e->meta == k.meta &&
+                (len <= 16 || memcmp(e->node->name, name, len) == 0))
+                return (int32_t)e->node->id;
         }
     }
-    const intern_node_t *n = intern_global(c->dict, dim, name, len, hash);
+    const intern_node_t *n = intern_global(c->dict, dim, name, len, k.hash);
     if (!n)
         return -1;
-    cache_insert(c, hash, n);
+    struct op_intern_slot e = {.hash = k.hash, .w0 = k.w0, .w1 = k.w1, .meta = k.meta, .node = n};
+    cache_insert(c, &e);
     return (int32_t)n->id;
 }

@@ -21,6 +21,7 @@
 #include "engine/parse.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
+#include "engine/util.h"
 #include "engine/worker.h"
 
 #define PROG        "orderpulse"
@@ -124,6 +125,21 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     return 0;
 }
 
+/* Anonymous resident memory in KiB (the heap, not the mapped input file),
+ * for the once summary: what the benchmarks compare per user. */
+static long rss_anon_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
 /* The merger's final snapshot wakes the main thread out of sigtimedwait. */
 static void wake_main(void *arg)
 {
@@ -163,6 +179,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         goto fail;
     }
     int ncpu = online_cpus();
+    int64_t started_ms = op_now_mono_ms();
     for (int i = 0; i < n; i++) {
         op_worker_conf_t wc = {
             .id = i,
@@ -209,6 +226,14 @@ stop:
     if (rc == 0 && ec->src.once) {
         const op_snapshot_t *s = op_snapshot_acquire(op_merger_pub(merger));
         if (s && s->res[OP_RES_SNAPSHOT].len) {
+            double secs = (double)(op_now_mono_ms() - started_ms) / 1000.0;
+            int64_t records = s->orders + s->bad_records;
+            fprintf(stderr,
+                    PROG ": once: %lld records (%lld orders, %lld bad, %lld late) in %.3f s, "
+                         "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB\n",
+                    (long long)records, (long long)s->orders, (long long)s->bad_records,
+                    (long long)s->late_records, secs, secs > 0 ? records / secs : 0.0, n,
+                    (long long)s->users, rss_anon_kib());
             fwrite(s->res[OP_RES_SNAPSHOT].buf, 1, s->res[OP_RES_SNAPSHOT].len, stdout);
         } else {
             fprintf(stderr, PROG ": stopped before the input was complete\n");

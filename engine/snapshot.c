@@ -389,6 +389,7 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->orders = st->totals.orders;
     s->bad_records = st->bad_total;
     s->late_records = st->late;
+    s->users = st->users.count;
     s->lag = meta->lag;
     memcpy(s->bad, st->bad, sizeof(s->bad));
     snprintf(s->etag, sizeof(s->etag), "\"%llu-%lld\"", (unsigned long long)meta->tick,

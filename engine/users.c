@@ -6,6 +6,7 @@
  */
 #include "engine/users.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,8 +27,16 @@ void op_users_dispose(op_users_t *u)
     memset(u, 0, sizeof(*u));
 }
 
+/* A shard's table is cleared every tick. It keeps its allocation, so that
+ * steady traffic does not reallocate, unless the last tick used less than
+ * an eighth of it: then it is released, so that one burst (a replay, a
+ * backlog after a restart) does not pin its peak size in every shard. */
 void op_users_clear(op_users_t *u)
 {
+    if (u->cap > 4096 && (uint64_t)u->count * 8 < u->cap) {
+        op_users_dispose(u);
+        return;
+    }
     if (u->count)
         memset(u->index, 0, (size_t)u->cap * sizeof(*u->index));
     u->count = 0;
@@ -35,7 +44,8 @@ void op_users_clear(op_users_t *u)
 }
 
 /* The slot for an entry hash: the stored 32 bits, spread again so that the
- * low bits used as the index differ from the ones compared as the tag. */
+ * low bits used as the index differ from the ones compared as the tag.
+ * op_users_prefetch in users.h repeats this computation. */
 static uint32_t users_home(uint32_t hash, uint32_t cap)
 {
     return (uint32_t)(((uint64_t)hash * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
@@ -88,6 +98,10 @@ static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32
             cap *= 2;
         u->arena = op_xrealloc(u->arena, cap);
         u->arena_cap = cap;
+    }
+    if (u->arena_len + len + 1 > UINT32_MAX) {
+        fprintf(stderr, "orderpulse: more than 4 GiB of user names in one table\n");
+        abort();
     }
     uint32_t e = u->count++;
     u->ent[e] = (op_user_t){.name_off = (uint32_t)u->arena_len, .hash = h32, .heap_pos = -1};

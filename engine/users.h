@@ -43,6 +43,17 @@ void op_users_clear(op_users_t *u);
  * entry pointers are invalidated by insertions, numbers are not. */
 uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash);
 
+/* Starts loading the index slot of hash into the cache, ahead of an upsert
+ * a little later (the table of millions of users does not fit in cache). */
+static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
+{
+    if (u->cap) {
+        uint32_t h32 = (uint32_t)hash;
+        uint32_t i = (uint32_t)(((uint64_t)h32 * 0x9e3779b97f4a7c15ULL) >> 32) & (u->cap - 1);
+        __builtin_prefetch(&u->index[i]);
+    }
+}
+
 /* The entry number of name, or UINT32_MAX. */
 uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64_t hash);
 

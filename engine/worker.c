@@ -108,6 +108,8 @@ static void add_record(op_worker_t *w, const op_record_t *r)
         reject(w, s, -rc, r);
         return;
     }
+    uint64_t user_hash = op_hash_bytes(o.user.ptr, o.user.len);
+    op_users_prefetch(&s->users, user_hash);
     int32_t g = op_intern_cache_id(&w->cache, OP_DIM_GENDER, o.gender.ptr, o.gender.len);
     int32_t c = op_intern_cache_id(&w->cache, OP_DIM_CATEGORY, o.category.ptr, o.category.len);
     int32_t b = op_intern_cache_id(&w->cache, OP_DIM_BRAND, o.brand.ptr, o.brand.len);
