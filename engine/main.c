@@ -6,6 +6,7 @@
  * Every error before the threads start is one line on stderr and exit 2.
  */
 #include <errno.h>
+#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "engine/intern.h"
 #include "engine/merger.h"
 #include "engine/parse.h"
+#include "engine/redis.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
 #include "engine/util.h"
@@ -50,7 +52,12 @@ static const op_conf_spec_t options[] = {
     {"timezone", OP_CONF_VALUE, "OFFSET", "+08:00", "time zone of orderTime (e.g. +08:00, UTC)"},
     {"dead-letter", OP_CONF_VALUE, "FILE|kafka:TOPIC", NULL, "where rejected records are copied"},
     {"snapshot-file", OP_CONF_VALUE, "PATH", NULL, "also write each tick's snapshot document here"},
-    {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none", "Redis for the exactly-once state"},
+    {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
+     "Redis holding the exactly-once cumulative state and offsets (none: memory only)"},
+    {"redis-password", OP_CONF_VALUE, "PASSWORD", NULL, "Redis AUTH password"},
+    {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
+    {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
+     "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -61,12 +68,40 @@ typedef struct engine_conf {
     int late_drop;
     int32_t tz_offset_s;
     const char *dead_letter;
+    op_redis_conf_t redis; /* host NULL: --redis none */
+    char redis_host[256];
 } engine_conf_t;
 
 static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+}
+
+static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
+{
+    const char *spec = op_conf_get(c, "redis");
+    if (strcmp(spec, "none") == 0)
+        return 0;
+    const char *colon = strrchr(spec, ':');
+    int64_t port = 6379;
+    size_t hostlen = colon ? (size_t)(colon - spec) : strlen(spec);
+    if (colon && op_conf_parse_i64("--redis port", colon + 1, 1, 65535, &port, err, errlen) < 0)
+        return -EINVAL;
+    if (hostlen == 0 || hostlen >= sizeof(ec->redis_host))
+        return op_conf_error(err, errlen, "--redis: expected HOST:PORT or none, got '%s'", spec);
+    memcpy(ec->redis_host, spec, hostlen);
+    ec->redis_host[hostlen] = 0;
+    ec->redis.host = ec->redis_host;
+    ec->redis.port = (int)port;
+    ec->redis.password = op_conf_get(c, "redis-password");
+    ec->redis.prefix = op_conf_get(c, "redis-prefix");
+    ec->redis.topic = ec->src.topic;
+    ec->redis.retention_ms = ec->merger.retention_ms;
+    if (op_conf_parse_i64("--pending-max-users", op_conf_get(c, "pending-max-users"), 1000,
+                          INT64_MAX, &ec->merger.pending_max_users, err, errlen) < 0)
+        return -EINVAL;
+    return 0;
 }
 
 /* Turns the option strings into engine_conf_t. 0 or -EINVAL with err. */
@@ -116,10 +151,8 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return op_conf_error(err, errlen,
                              "--timezone: expected UTC or an offset like +08:00, got '%s'",
                              op_conf_get(c, "timezone"));
-    if (strcmp(op_conf_get(c, "redis"), "none") != 0)
-        return op_conf_error(err, errlen,
-                             "--redis: only 'none' is supported by this build (Redis flushing is "
-                             "not implemented yet)");
+    if (read_redis_conf(c, ec, err, errlen) < 0)
+        return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
     return 0;
@@ -140,6 +173,25 @@ static long rss_anon_kib(void)
     return kib;
 }
 
+/* Where a partition resumes: the next offset Redis holds for it (source.h
+ * start_offset; called on the source's poll thread at each assignment). */
+static int redis_start_offset(void *opaque, int32_t partition, int64_t *offset)
+{
+    char err[256];
+    int64_t offs[OP_SOURCE_MAX_PARTITIONS];
+    if (partition < 0 || partition >= OP_SOURCE_MAX_PARTITIONS)
+        return -EINVAL;
+    if (op_redis_offsets(opaque, partition + 1, offs, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": reading offsets from Redis: %s\n", err);
+        return -EIO;
+    }
+    /* No offset in Redis: nothing of this partition was ever counted, so
+     * read it from its beginning (not from Kafka's committed offset, which
+     * may be ahead of what reached Redis). */
+    *offset = offs[partition] < 0 ? RD_KAFKA_OFFSET_BEGINNING : offs[partition];
+    return 0;
+}
+
 /* The merger's final snapshot wakes the main thread out of sigtimedwait. */
 static void wake_main(void *arg)
 {
@@ -154,11 +206,43 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     op_source_t *src = NULL;
     op_deadletter_t *dl = NULL;
     op_merger_t *merger = NULL;
+    op_redis_t *redis = NULL;
+    op_redis_t *offsets_conn = NULL;
+    static int64_t start_offsets[OP_SOURCE_MAX_PARTITIONS];
     op_worker_t *workers[MAX_WORKERS] = {0};
 
     if (op_intern_create(&dict) < 0) {
         fprintf(stderr, PROG ": out of memory\n");
         goto fail;
+    }
+    pthread_t main_thread = pthread_self();
+    ec->merger.dict = dict;
+    ec->merger.on_final = wake_main;
+    ec->merger.on_final_arg = &main_thread;
+    if (ec->redis.host) {
+        if (op_redis_connect(&redis, &ec->redis, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto fail;
+        }
+        ec->merger.redis = redis;
+        if (op_merger_create(&merger, &ec->merger) < 0) {
+            fprintf(stderr, PROG ": out of memory\n");
+            goto fail;
+        }
+        /* Redis, not Kafka's committed offsets, says where each partition
+         * resumes; and the dashboard starts from the full history. */
+        if (op_merger_load(merger, start_offsets, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": loading the state from Redis: %s\n", err);
+            goto fail;
+        }
+        /* Assignments later in the run ask Redis again, on a connection of
+         * their own (the callback runs on the source's poll thread). */
+        if (op_redis_connect(&offsets_conn, &ec->redis, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto fail;
+        }
+        ec->src.start_offset = redis_start_offset;
+        ec->src.start_opaque = offsets_conn;
     }
     if (op_source_open(&src, &ec->src, err, sizeof(err)) < 0) {
         fprintf(stderr, PROG ": %s\n", err);
@@ -169,15 +253,11 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         fprintf(stderr, PROG ": --dead-letter: %s\n", err);
         goto fail;
     }
-    pthread_t main_thread = pthread_self();
-    ec->merger.src = src;
-    ec->merger.dict = dict;
-    ec->merger.on_final = wake_main;
-    ec->merger.on_final_arg = &main_thread;
-    if (op_merger_create(&merger, &ec->merger) < 0) {
+    if (!merger && op_merger_create(&merger, &ec->merger) < 0) {
         fprintf(stderr, PROG ": out of memory\n");
         goto fail;
     }
+    op_merger_set_source(merger, src);
     int ncpu = online_cpus();
     int64_t started_ms = op_now_mono_ms();
     for (int i = 0; i < n; i++) {
@@ -251,6 +331,8 @@ fail:
     op_merger_destroy(merger);
     op_deadletter_close(dl);
     op_source_close(src);
+    op_redis_close(offsets_conn);
+    op_redis_close(redis);
     op_intern_destroy(dict);
     return rc;
 }

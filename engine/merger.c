@@ -18,6 +18,7 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 
+#include "engine/redis.h"
 #include "engine/util.h"
 
 #define COLLECT_POLL_US 200
@@ -44,9 +45,18 @@ struct op_merger {
     int started;
     int running; /* __atomic: 1 from start until merger_main returns */
 
+    int paused; /* __atomic: merger writes, workers read once per batch */
+    int fenced; /* __atomic: merger writes, main reads */
+
     /* Merger thread only: */
+    op_shard_t *pending; /* with Redis: merged shards not yet committed */
+    int64_t *committed;  /* with Redis: next offset per partition as Redis holds it */
+    int64_t last_error_log_ms;
+    int64_t last_flush_ms;
     op_state_t st;
     op_snapshot_pub_t pub;
+    int64_t merge_ns;    /* time spent merging shards since the last publish */
+    op_hist_t tick_hist; /* merge + render time per tick, for /metrics */
     uint64_t *handed_epoch; /* per worker: epoch of its last shard */
     int *done;              /* per worker: its final shard was merged */
     int ndone;
@@ -100,6 +110,16 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     pthread_mutex_init(&m->bell_mu, NULL);
     pthread_cond_init(&m->bell, NULL);
     op_state_init(&m->st, conf->dict);
+    if (conf->redis) {
+        m->pending = op_shard_create(-1);
+        m->committed = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->committed));
+        if (!m->committed) {
+            op_merger_destroy(m);
+            return -ENOMEM;
+        }
+        for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
+            m->committed[p] = -1;
+    }
     *out = m;
     return 0;
 }
@@ -119,6 +139,8 @@ void op_merger_destroy(op_merger_t *m)
     }
     cds_wfcq_destroy(&m->full.head, &m->full.tail);
     op_state_dispose(&m->st);
+    op_shard_destroy(m->pending);
+    free(m->committed);
     pthread_mutex_destroy(&m->bell_mu);
     pthread_cond_destroy(&m->bell);
     free(m->spare);
@@ -193,9 +215,21 @@ static void wait_tick(op_merger_t *m, int64_t deadline_ms)
     pthread_mutex_unlock(&m->bell_mu);
 }
 
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 static void merge_one(op_merger_t *m, op_shard_t *s)
 {
-    op_state_merge(&m->st, s, op_now_mono_ms());
+    int64_t t0 = mono_ns();
+    if (m->pending)
+        op_shard_add(m->pending, s);
+    else
+        op_state_merge(&m->st, s, op_now_mono_ms());
+    m->merge_ns += mono_ns() - t0;
     m->handed_epoch[s->worker] = s->epoch;
     if (s->last) {
         m->done[s->worker] = 1;
@@ -223,6 +257,116 @@ static void collect(op_merger_t *m, uint64_t epoch)
     }
 }
 
+/* --- Redis --------------------------------------------------------------------- */
+
+int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen)
+{
+    op_intern_cache_t cache;
+    op_intern_cache_init(&cache, m->conf.dict);
+    int rc = op_redis_load(m->conf.redis, &m->st, &cache, err, errlen);
+    op_intern_cache_dispose(&cache);
+    if (rc < 0)
+        return rc;
+    rc = op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, m->committed, err, errlen);
+    if (rc < 0)
+        return rc;
+    memcpy(offsets, m->committed, OP_SOURCE_MAX_PARTITIONS * sizeof(*offsets));
+    return 0;
+}
+
+void op_merger_set_source(op_merger_t *m, op_source_t *src)
+{
+    m->conf.src = src;
+}
+
+int op_merger_fenced(op_merger_t *m)
+{
+    return __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE);
+}
+
+const int *op_merger_paused_ptr(op_merger_t *m)
+{
+    return &m->paused;
+}
+
+static int pending_empty(const op_shard_t *p)
+{
+    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
+        if (p->touched[w])
+            return 0;
+    return 1;
+}
+
+/* The pending deltas are in Redis: they become part of the state. */
+static void commit_pending(op_merger_t *m)
+{
+    op_shard_t *p = m->pending;
+    op_state_merge(&m->st, p, op_now_mono_ms());
+    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
+        for (uint64_t bits = p->touched[w]; bits; bits &= bits - 1) {
+            int q = w * 64 + __builtin_ctzll(bits);
+            m->committed[q] = p->parts[q].next_offset;
+        }
+    op_shard_clear(p);
+    __atomic_store_n(&m->paused, 0, __ATOMIC_RELEASE);
+}
+
+/* After a rejected flush: was it rejected because an earlier attempt did
+ * commit, and only its reply was lost? Then Redis holds our new offsets. */
+static int flush_already_committed(op_merger_t *m)
+{
+    char err[256];
+    int64_t *now = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*now));
+    int yes = now &&
+              op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, now, err, sizeof(err)) == 0;
+    const op_shard_t *p = m->pending;
+    for (int w = 0; yes && w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
+        for (uint64_t bits = p->touched[w]; yes && bits; bits &= bits - 1) {
+            int q = w * 64 + __builtin_ctzll(bits);
+            yes = now[q] == p->parts[q].next_offset;
+        }
+    free(now);
+    return yes;
+}
+
+static void flush_pending(op_merger_t *m)
+{
+    if (pending_empty(m->pending))
+        return;
+    char err[512];
+    int64_t t0 = op_now_mono_ms();
+    int rc =
+        op_redis_flush(m->conf.redis, m->pending, m->conf.dict, m->committed, err, sizeof(err));
+    m->last_flush_ms = op_now_mono_ms() - t0;
+    if (rc == 0) {
+        commit_pending(m);
+        return;
+    }
+    if (rc == OP_REDIS_FENCED) {
+        if (flush_already_committed(m)) {
+            commit_pending(m);
+            return;
+        }
+        fprintf(stderr,
+                "orderpulse: redis rejected a flush (%s): the partitions belong to another "
+                "process now; stopping so that a restart resumes from Redis\n",
+                err);
+        __atomic_store_n(&m->fenced, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
+        return;
+    }
+    /* Redis unreachable: keep the deltas, retry next tick; past the bound,
+     * make the workers wait rather than grow without limit. */
+    int64_t now = op_now_mono_ms();
+    if (now - m->last_error_log_ms >= 5000) {
+        fprintf(stderr, "orderpulse: %s; keeping %u pending users, retrying every tick\n", err,
+                m->pending->users.count);
+        m->last_error_log_ms = now;
+    }
+    if (m->conf.pending_max_users > 0 && m->pending->users.count >= m->conf.pending_max_users)
+        __atomic_store_n(&m->paused, 1, __ATOMIC_RELEASE);
+}
+
 static void write_snapshot_file(const char *path, const op_snapshot_t *s)
 {
     char tmp[4096];
@@ -239,6 +383,7 @@ static void write_snapshot_file(const char *path, const op_snapshot_t *s)
 
 static void publish(op_merger_t *m, uint64_t tick, int at_end)
 {
+    int64_t t0 = mono_ns();
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
@@ -249,9 +394,14 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .all_final = at_end,
     };
     op_snapshot_t *s = op_snapshot_render(&m->st, &meta);
+    op_hist_observe(&m->tick_hist, (uint64_t)(m->merge_ns + mono_ns() - t0) / 1000);
+    m->merge_ns = 0;
+    s->tick_hist = m->tick_hist;
     if (m->conf.snapshot_file)
         write_snapshot_file(m->conf.snapshot_file, s);
     op_snapshot_publish(&m->pub, s);
+    if (m->conf.on_publish)
+        m->conf.on_publish(m->conf.on_publish_arg);
 }
 
 static void *merger_main(void *arg)
@@ -265,7 +415,13 @@ static void *merger_main(void *arg)
             break;
         uint64_t epoch = __atomic_add_fetch(&m->epoch, 1, __ATOMIC_ACQ_REL);
         collect(m, epoch);
-        int at_end = m->conf.once && m->ndone == m->conf.nworkers;
+        if (m->pending)
+            flush_pending(m);
+        if (stopping(m))
+            break;
+        /* With Redis, the input is only finished once its deltas are in. */
+        int at_end = m->conf.once && m->ndone == m->conf.nworkers &&
+                     (!m->pending || pending_empty(m->pending));
         publish(m, epoch, at_end);
         if (at_end) {
             if (m->conf.on_final)

@@ -45,6 +45,15 @@ typedef struct op_merger_conf {
      * is published (main uses it to wake up at once). May be NULL. */
     void (*on_final)(void *arg);
     void *on_final_arg;
+    /* Called on the merger thread right after each snapshot is published
+     * (the HTTP server wakes its threads with it). Must not block. May be NULL. */
+    void (*on_publish)(void *arg);
+    void *on_publish_arg;
+    /* Exactly-once state in Redis, or NULL (--redis none). With Redis, a
+     * tick's deltas reach the state (and the snapshots) only once they are
+     * committed there; until then they wait in a pending shard. */
+    struct op_redis *redis;
+    int64_t pending_max_users; /* past this many users pending, workers pause */
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;
@@ -65,6 +74,20 @@ int op_merger_running(op_merger_t *m);
 void op_merger_stop(op_merger_t *m);
 void op_merger_destroy(op_merger_t *m);
 
+/* The source, for the lag in snapshots (may be set after create, before
+ * start: with Redis the merger exists before the source is opened). */
+void op_merger_set_source(op_merger_t *m, op_source_t *src);
+
+/* With Redis: loads the cumulative state and the partitions' offsets
+ * before the merger starts. Main thread (registered with RCU). offsets
+ * receives OP_SOURCE_MAX_PARTITIONS next offsets (-1 = none). */
+int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen);
+
+/* Set when the merger stopped for good because Redis rejected a flush: the
+ * partitions belong to another process now (a rebalance, or this process
+ * was a zombie). The process must exit; a restart resumes from Redis. */
+int op_merger_fenced(op_merger_t *m);
+
 /* The snapshots it publishes. */
 op_snapshot_pub_t *op_merger_pub(op_merger_t *m);
 
@@ -79,6 +102,14 @@ static inline uint64_t op_merger_epoch(const uint64_t *epoch)
 }
 /* The address workers poll with op_merger_epoch. */
 const uint64_t *op_merger_epoch_ptr(op_merger_t *m);
+
+/* 1 while workers must not consume (Redis unreachable and the pending
+ * deltas reached their bound): backpressure instead of unbounded memory. */
+static inline int op_merger_paused(const int *paused)
+{
+    return __atomic_load_n(paused, __ATOMIC_ACQUIRE);
+}
+const int *op_merger_paused_ptr(op_merger_t *m);
 
 /* The worker's spare shard if the merger has returned it, else NULL. */
 op_shard_t *op_merger_take_spare(op_merger_t *m, int worker);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/hash.h"
 #include "engine/util.h"
 
 op_shard_t *op_shard_create(int worker)
@@ -57,6 +58,39 @@ void op_shard_clear(op_shard_t *s)
         s->touched[w] = 0;
     }
     s->last = 0;
+}
+
+void op_shard_add(op_shard_t *dst, const op_shard_t *src)
+{
+    dst->totals.orders += src->totals.orders;
+    dst->totals.quantity += src->totals.quantity;
+    dst->totals.amount += src->totals.amount;
+    op_ktable_add(&dst->minutes, &src->minutes);
+    op_ktable_add(&dst->catmin, &src->catmin);
+    op_ktable_add(&dst->brands, &src->brands);
+    op_ktable_add(&dst->genders, &src->genders);
+    op_ktable_add(&dst->gslots, &src->gslots);
+    for (uint32_t e = 0; e < src->users.count; e++) {
+        size_t len;
+        const char *name = op_users_name(&src->users, e, &len);
+        uint32_t d = op_users_upsert(&dst->users, name, len, op_hash_bytes(name, len));
+        dst->users.ent[d].amount += src->users.ent[e].amount;
+        dst->users.ent[d].orders += src->users.ent[e].orders;
+    }
+    for (int r = 0; r < OP_BAD_REASON_COUNT; r++)
+        dst->bad[r] += src->bad[r];
+    dst->late += src->late;
+    dst->dead_letter_errors += src->dead_letter_errors;
+    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
+        for (uint64_t bits = src->touched[w]; bits; bits &= bits - 1) {
+            int p = w * 64 + __builtin_ctzll(bits);
+            int had = op_shard_touched(dst, p);
+            int64_t records = had ? dst->parts[p].records : 0;
+            dst->parts[p] = src->parts[p];
+            dst->parts[p].records += records;
+        }
+        dst->touched[w] |= src->touched[w];
+    }
 }
 
 const char *op_shard_bad_reason_name(int reason)

@@ -71,6 +71,10 @@ void op_shard_destroy(op_shard_t *s);
 /* Empties the shard for reuse, keeping its allocations. */
 void op_shard_clear(op_shard_t *s);
 
+/* Adds src's deltas into dst (the merger's pending tick). Per-partition
+ * progress takes src's values, which are the newer. */
+void op_shard_add(op_shard_t *dst, const op_shard_t *src);
+
 static inline int op_shard_touched(const op_shard_t *s, int32_t p)
 {
     return (s->touched[p >> 6] >> (p & 63)) & 1;

@@ -116,15 +116,20 @@ static void topk_offer(op_state_t *st, uint32_t e)
     heap_down(st, 0);
 }
 
+void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
+{
+    uint32_t e = op_users_upsert(&st->users, name, len, op_hash_bytes(name, len));
+    st->users.ent[e].amount += amount;
+    st->users.ent[e].orders += (uint32_t)orders;
+    topk_offer(st, e);
+}
+
 static void merge_users(op_state_t *st, const op_users_t *delta)
 {
     for (uint32_t d = 0; d < delta->count; d++) {
         size_t len;
         const char *name = op_users_name(delta, d, &len);
-        uint32_t e = op_users_upsert(&st->users, name, len, op_hash_bytes(name, len));
-        st->users.ent[e].amount += delta->ent[d].amount;
-        st->users.ent[e].orders += delta->ent[d].orders;
-        topk_offer(st, e);
+        op_state_add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
     }
 }
 

@@ -58,6 +58,11 @@ void op_state_dispose(op_state_t *st);
 /* Adds a shard's deltas. now_ms: monotonic clock, for partition idleness. */
 void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms);
 
+/* Adds to one user's cumulative amount and orders (loading from Redis),
+ * keeping the top-K exact. amount must be >= 0. */
+void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount,
+                       int64_t orders);
+
 /* Recomputes the global watermark: the minimum over partitions active within
  * idle_ms of (max event time - lateness_ms). It never moves back. With
  * at_end (the input is exhausted) every partition counts as done and the

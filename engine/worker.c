@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <urcu.h>
 
 #include "engine/hash.h"
@@ -33,6 +34,7 @@ struct op_worker {
     op_shard_t *active;
     uint64_t epoch;
     const uint64_t *merger_epoch;
+    const int *merger_paused;
     int64_t part_max[OP_SOURCE_MAX_PARTITIONS]; /* largest event time per partition */
 };
 
@@ -47,6 +49,7 @@ int op_worker_create(op_worker_t **out, const op_worker_conf_t *conf)
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
         w->part_max[p] = INT64_MIN;
     w->merger_epoch = op_merger_epoch_ptr(conf->merger);
+    w->merger_paused = op_merger_paused_ptr(conf->merger);
     w->active = op_merger_first_shard(conf->merger, conf->id);
     *out = w;
     return 0;
@@ -160,6 +163,10 @@ static void *worker_main(void *arg)
     rcu_register_thread();
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE)) {
         maybe_tick(w);
+        if (op_merger_paused(w->merger_paused)) {
+            usleep(INPUT_TIMEOUT_MS * 1000 / 5);
+            continue;
+        }
         op_batch_t batch;
         int n = op_input_next(w->conf.input, &batch, INPUT_TIMEOUT_MS);
         if (n == OP_INPUT_EOF) {
