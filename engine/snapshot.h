@@ -55,6 +55,34 @@ typedef enum op_resource {
     OP_RES_COUNT
 } op_resource_t;
 
+/* A latency histogram in the Prometheus form, cumulative since start. The
+ * merger observes its own timings into it and copies it into each snapshot
+ * before publishing; /metrics exposes it. Owner: the merger thread. */
+#define OP_HIST_NBOUNDS 14
+
+/* Upper bound of bucket i in microseconds (100 us .. 2.5 s). */
+static inline uint64_t op_hist_bound_us(int i)
+{
+    static const uint64_t bounds[OP_HIST_NBOUNDS] = {
+        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
+        2500000};
+    return bounds[i];
+}
+
+typedef struct op_hist {
+    uint64_t le[OP_HIST_NBOUNDS]; /* observations <= op_hist_bound_us(i) (cumulative) */
+    uint64_t count;               /* every observation (the +Inf bucket) */
+    uint64_t sum_us;
+} op_hist_t;
+
+static inline void op_hist_observe(op_hist_t *h, uint64_t us)
+{
+    for (int i = OP_HIST_NBOUNDS - 1; i >= 0 && us <= op_hist_bound_us(i); i--)
+        h->le[i]++;
+    h->count++;
+    h->sum_us += us;
+}
+
 typedef struct op_snapshot {
     struct rcu_head rcu;
     uint64_t tick;
@@ -65,6 +93,8 @@ typedef struct op_snapshot {
     int64_t bad[OP_BAD_REASON_COUNT];
     char etag[32];                 /* "\"<tick>-<as_of>\"" */
     op_jarray_t res[OP_RES_COUNT]; /* non-array resources have n == 0 */
+    op_hist_t tick_hist;           /* merge + render time per tick (set by the merger) */
+    op_hist_t flush_hist;          /* Redis flush time per tick (zero until flushes are timed) */
     uint64_t tsan_readers_done;    /* see the memory-ordering note above */
 } op_snapshot_t;
 
