@@ -15,8 +15,7 @@
 
 using namespace simdjson;
 
-static bool extract(ondemand::parser &p, const char *buf, size_t len, size_t capacity,
-                    int64_t &sum)
+static bool extract(ondemand::parser &p, const char *buf, size_t len, size_t capacity, int64_t &sum)
 {
     ondemand::document doc;
     if (p.iterate(buf, len, capacity).get(doc))

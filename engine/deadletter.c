@@ -16,6 +16,7 @@
  * Out of memory: put returns -ENOMEM.
  */
 #include "engine/deadletter.h"
+#include "engine/rdkafka_tsan.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,8 +41,9 @@ struct op_deadletter {
     int fd;
     char *path;
     pthread_mutex_t lock;
-    /* Kafka target: rk and topic are thread-safe / immutable. */
+    /* Kafka target: rk and rkt are thread-safe, topic immutable. */
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt;
     char *topic;
     atomic_ulong failed;      /* deliveries that failed (delivery report thread) */
     atomic_llong last_log_ms; /* rate limit of the delivery failure log */
@@ -174,7 +176,7 @@ static int kafka_put(op_deadletter_t *dl, const char *reason, const char *buf, s
     rd_kafka_resp_err_t e;
     for (int attempt = 0;; attempt++) {
         e = rd_kafka_producev(
-            dl->rk, RD_KAFKA_V_TOPIC(dl->topic), RD_KAFKA_V_VALUE((void *)(len ? buf : NULL), len),
+            dl->rk, RD_KAFKA_V_RKT(dl->rkt), RD_KAFKA_V_VALUE((void *)(len ? buf : NULL), len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADER("reason", reason, -1),
             RD_KAFKA_V_HEADER("partition", p, -1), RD_KAFKA_V_HEADER("offset", o, -1),
             RD_KAFKA_V_END);
@@ -223,13 +225,12 @@ static int kafka_open(op_deadletter_t *dl, const char *brokers, char *err, size_
     }
     /* Fail at start, not at the first bad record, if the brokers are out of
      * reach or refuse the topic. */
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(dl->rk, dl->topic, NULL);
-    if (!rkt)
+    dl->rkt = rd_kafka_topic_new(dl->rk, dl->topic, NULL);
+    if (!dl->rkt)
         return set_err(err, errlen, -EINVAL, "dead letter: topic %s: %s", dl->topic,
                        rd_kafka_err2str(rd_kafka_last_error()));
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(dl->rk, 0, rkt, &md, META_TIMEOUT_MS);
-    rd_kafka_topic_destroy(rkt);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(dl->rk, 0, dl->rkt, &md, META_TIMEOUT_MS);
     if (e)
         return set_err(err, errlen, -EIO, "dead letter: topic %s on %s: %s", dl->topic, brokers,
                        rd_kafka_err2str(e));
@@ -320,6 +321,8 @@ void op_deadletter_close(op_deadletter_t *dl)
                     "orderpulse: dead letters to %s: %lu not delivered, %d still queued "
                     "after %d s\n",
                     dl->topic, failed, left, FLUSH_TIMEOUT_MS / 1000);
+        if (dl->rkt)
+            rd_kafka_topic_destroy(dl->rkt);
         rd_kafka_destroy(dl->rk);
     }
     if (dl->fd >= 0 && close(dl->fd) < 0)

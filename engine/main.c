@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@
 #include "engine/source.h"
 #include "engine/util.h"
 #include "engine/worker.h"
+#include "http/server.h"
 
 #define PROG        "orderpulse"
 #define ENV_PREFIX  "ORDERPULSE_"
@@ -34,6 +36,8 @@ static const op_conf_spec_t options[] = {
     {"brokers", OP_CONF_VALUE, "HOST:PORT[,...]", "127.0.0.1:9092", "Kafka bootstrap servers"},
     {"topic", OP_CONF_VALUE, "NAME", "orders", "topic of the orders"},
     {"group", OP_CONF_VALUE, "NAME", "orderpulse", "Kafka consumer group"},
+    {"kafka-config", OP_CONF_VALUE, "NAME=VALUE,...", NULL,
+     "extra librdkafka consumer properties (e.g. session.timeout.ms=6000)"},
     {"source", OP_CONF_VALUE, "kafka|file:PATH", "kafka", "where orders come from"},
     {"once", OP_CONF_FLAG, NULL, NULL,
      "stop at the end of the input (the file, or the end offsets seen at start), print the "
@@ -58,6 +62,15 @@ static const op_conf_spec_t options[] = {
     {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
     {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
      "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
+    {"http", OP_CONF_VALUE, "[ADDR:]PORT", NULL,
+     "serve the API and the dashboard here (HTTP/1.1 and HTTP/2; default: no server)"},
+    {"http-threads", OP_CONF_VALUE, "N", "1", "HTTP threads, each with its own event loop"},
+    {"static-dir", OP_CONF_VALUE, "DIR", NULL,
+     "the dashboard's files (default: http/static beside the executable's bin/)"},
+    {"tls-cert", OP_CONF_VALUE, "FILE", NULL, "PEM certificate chain: serve HTTPS (h2 by ALPN)"},
+    {"tls-key", OP_CONF_VALUE, "FILE", NULL, "PEM private key of --tls-cert"},
+    {"cors-origin", OP_CONF_VALUE, "ORIGIN", NULL,
+     "Access-Control-Allow-Origin of the API answers (default: none)"},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -70,6 +83,8 @@ typedef struct engine_conf {
     const char *dead_letter;
     op_redis_conf_t redis; /* host NULL: --redis none */
     char redis_host[256];
+    op_http_conf_t http; /* listen NULL: no --http */
+    char static_dir[PATH_MAX], vendor_dir[PATH_MAX];
 } engine_conf_t;
 
 static int online_cpus(void)
@@ -104,6 +119,38 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     return 0;
 }
 
+/* The HTTP server's options (server.h). */
+static int read_http_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
+{
+    op_http_conf_t *h = &ec->http;
+    int64_t v;
+    if (op_conf_parse_i64("--http-threads", op_conf_get(c, "http-threads"), 1, OP_HTTP_MAX_THREADS,
+                          &v, err, errlen) < 0)
+        return -EINVAL;
+    h->threads = (int)v;
+    h->tls_cert = op_conf_get(c, "tls-cert");
+    h->tls_key = op_conf_get(c, "tls-key");
+    if (!h->tls_cert != !h->tls_key)
+        return op_conf_error(err, errlen, "--tls-cert and --tls-key go together");
+    h->cors_origin = op_conf_get(c, "cors-origin");
+    const char *o = h->cors_origin;
+    while (o && *o > 0x20 && *o < 0x7f) /* it becomes a header value */
+        o++;
+    if (o && (*o || o == h->cors_origin))
+        return op_conf_error(err, errlen,
+                             "--cors-origin: expected an origin such as https://host or *");
+    h->listen = op_conf_get(c, "http");
+    if (!h->listen)
+        return 0;
+    if (op_http_check_listen(h->listen, err, errlen) < 0 ||
+        op_http_find_dirs(op_conf_get(c, "static-dir"), ec->static_dir, sizeof(ec->static_dir),
+                          ec->vendor_dir, sizeof(ec->vendor_dir), err, errlen) < 0)
+        return -EINVAL;
+    h->static_dir = ec->static_dir[0] ? ec->static_dir : NULL;
+    h->vendor_dir = ec->vendor_dir[0] ? ec->vendor_dir : NULL;
+    return 0;
+}
+
 /* Turns the option strings into engine_conf_t. 0 or -EINVAL with err. */
 static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
 {
@@ -121,6 +168,7 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     ec->src.brokers = op_conf_get(c, "brokers");
     ec->src.topic = op_conf_get(c, "topic");
     ec->src.group = op_conf_get(c, "group");
+    ec->src.kafka_config = op_conf_get(c, "kafka-config");
     ec->src.once = op_conf_flag(c, "once");
     ec->src.batch_max = 1024;
     ec->src.nworkers = online_cpus();
@@ -155,7 +203,7 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
-    return 0;
+    return read_http_conf(c, ec, err, errlen);
 }
 
 /* Anonymous resident memory in KiB (the heap, not the mapped input file),
@@ -192,6 +240,20 @@ static int redis_start_offset(void *opaque, int32_t partition, int64_t *offset)
     return 0;
 }
 
+/* The merger's publish hook: wakes the HTTP threads once the server runs. */
+static void notify_http(void *arg)
+{
+    op_http_t *http = __atomic_load_n((op_http_t **)arg, __ATOMIC_ACQUIRE);
+    if (http)
+        op_http_notify(http);
+}
+
+/* /readyz beside "a snapshot exists": the merger still runs. */
+static int engine_ready(void *arg)
+{
+    return op_merger_running(arg) && !op_merger_fenced(arg);
+}
+
 /* The merger's final snapshot wakes the main thread out of sigtimedwait. */
 static void wake_main(void *arg)
 {
@@ -210,6 +272,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     op_redis_t *offsets_conn = NULL;
     static int64_t start_offsets[OP_SOURCE_MAX_PARTITIONS];
     op_worker_t *workers[MAX_WORKERS] = {0};
+    op_http_t *http = NULL, *http_live = NULL; /* http_live: read by the merger (__atomic) */
 
     if (op_intern_create(&dict) < 0) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -219,6 +282,8 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     ec->merger.dict = dict;
     ec->merger.on_final = wake_main;
     ec->merger.on_final_arg = &main_thread;
+    ec->merger.on_publish = notify_http;
+    ec->merger.on_publish_arg = &http_live;
     if (ec->redis.host) {
         if (op_redis_connect(&redis, &ec->redis, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": %s\n", err);
@@ -281,6 +346,21 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         fprintf(stderr, PROG ": cannot start the merger\n");
         goto stop;
     }
+    if (ec->http.listen) {
+        char herr[OP_HTTP_ERRLEN];
+        ec->http.pub = op_merger_pub(merger);
+        ec->http.ready = engine_ready;
+        ec->http.ready_arg = merger;
+        if (op_http_start(&http, &ec->http, herr, sizeof(herr)) < 0) {
+            fprintf(stderr, PROG ": %s\n", herr);
+            rc = 2;
+            goto stop;
+        }
+        __atomic_store_n(&http_live, http, __ATOMIC_RELEASE);
+        fprintf(stderr, PROG ": http: listening on %s (%d thread%s%s)\n", op_http_address(http),
+                ec->http.threads, ec->http.threads == 1 ? "" : "s",
+                ec->http.tls_cert ? ", TLS" : "");
+    }
 
     /* Wait for a signal; in once mode also for the merger's final tick. */
     for (;;) {
@@ -288,10 +368,10 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         int sig = sigtimedwait(signals, NULL, &poll);
         if (sig == SIGINT || sig == SIGTERM)
             break;
-        if (ec->src.once && !op_merger_running(merger))
+        if (!op_merger_running(merger)) /* once: done; otherwise: fenced */
             break;
     }
-    rc = 0;
+    rc = op_merger_fenced(merger) ? 3 : 0;
 stop:
     if (merger)
         op_merger_stop(merger);
@@ -303,6 +383,9 @@ stop:
             op_worker_join(workers[i]);
     if (merger)
         op_merger_join(merger);
+    /* The merger no longer publishes: nothing calls notify_http now. */
+    __atomic_store_n(&http_live, NULL, __ATOMIC_RELEASE);
+    op_http_stop(http);
     if (rc == 0 && ec->src.once) {
         const op_snapshot_t *s = op_snapshot_acquire(op_merger_pub(merger));
         if (s && s->res[OP_RES_SNAPSHOT].len) {

@@ -55,8 +55,8 @@ struct op_merger {
     int64_t last_flush_ms;
     op_state_t st;
     op_snapshot_pub_t pub;
-    int64_t merge_ns;    /* time spent merging shards since the last publish */
-    op_hist_t tick_hist; /* merge + render time per tick, for /metrics */
+    int64_t merge_ns;       /* time spent merging shards since the last publish */
+    op_hist_t tick_hist;    /* merge + render time per tick, for /metrics */
     uint64_t *handed_epoch; /* per worker: epoch of its last shard */
     int *done;              /* per worker: its final shard was merged */
     int ndone;

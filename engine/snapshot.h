@@ -63,9 +63,9 @@ typedef enum op_resource {
 /* Upper bound of bucket i in microseconds (100 us .. 2.5 s). */
 static inline uint64_t op_hist_bound_us(int i)
 {
-    static const uint64_t bounds[OP_HIST_NBOUNDS] = {
-        100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
-        2500000};
+    static const uint64_t bounds[OP_HIST_NBOUNDS] = {100,    250,    500,     1000,   2500,
+                                                     5000,   10000,  25000,   50000,  100000,
+                                                     250000, 500000, 1000000, 2500000};
     return bounds[i];
 }
 

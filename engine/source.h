@@ -54,6 +54,8 @@ typedef struct op_source_conf {
      * thread (rebalances), never from a worker; start_opaque is passed back. */
     int (*start_offset)(void *start_opaque, int32_t partition, int64_t *offset);
     void *start_opaque;
+    /* Extra librdkafka properties, "name=value,name=value" (may be NULL). */
+    const char *kafka_config;
 } op_source_conf_t;
 
 /* Opens the source and creates nworkers inputs. Returns 0 or a negative
@@ -69,7 +71,8 @@ void op_source_close(op_source_t *src);
 /* Return values of op_input_next besides a count of records. */
 #define OP_INPUT_EOF (-1) /* --once and this input has nothing more: stop */
 
-/* Waits up to timeout_ms for records and fills *batch. Returns the number of
+/* Waits up to timeout_ms for records and fills *batch. One batch at a time:
+ * a call releases the previous batch if the caller has not. Returns the number of
  * records (0 on timeout: the worker then checks for a tick and calls again),
  * OP_INPUT_EOF, or another negative error code (logged by the source; the
  * worker keeps going). Called by the owning worker only. */

@@ -31,6 +31,7 @@
  * allocates; the rebalance callback logs and takes no partitions.
  */
 #include "engine/source_internal.h"
+#include "engine/rdkafka_tsan.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -94,8 +95,14 @@ struct kafka_source {
      * the poll thread (rebalance callback) and, after it stopped, by main(). */
     uint8_t forwarded[OP_SOURCE_MAX_PARTITIONS];
 
-    pthread_mutex_t lock;                      /* guards assigned */
-    rd_kafka_topic_partition_list_t *assigned; /* what this process reads, for op_source_lag */
+    /* For op_source_lag (any thread), relaxed atomics, approximate by
+     * design. owned[p]: this process reads p (set at assignment). next[p]:
+     * the next offset to read, -1 if unknown; set at assignment when the
+     * start is known, then by the worker of p once per batch and at each
+     * partition-EOF event (so that a caught-up consumer shows no lag even
+     * before its first message). */
+    atomic_uchar owned[OP_SOURCE_MAX_PARTITIONS];
+    _Atomic int64_t next[OP_SOURCE_MAX_PARTITIONS];
 
     pthread_t poller;
     int poller_started;
@@ -157,14 +164,10 @@ static void unforward_partition(kafka_source_t *ks, int32_t p)
     ks->forwarded[p] = 0;
 }
 
-static void set_assigned(kafka_source_t *ks, rd_kafka_topic_partition_list_t *list)
+static void set_owned(kafka_source_t *ks, int32_t p, int64_t start)
 {
-    pthread_mutex_lock(&ks->lock);
-    rd_kafka_topic_partition_list_t *old = ks->assigned;
-    ks->assigned = list;
-    pthread_mutex_unlock(&ks->lock);
-    if (old)
-        rd_kafka_topic_partition_list_destroy(old);
+    atomic_store_explicit(&ks->next[p], start >= 0 ? start : -1, memory_order_relaxed);
+    atomic_store_explicit(&ks->owned[p], 1, memory_order_relaxed);
 }
 
 static void revoke_all(kafka_source_t *ks)
@@ -172,9 +175,24 @@ static void revoke_all(kafka_source_t *ks)
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, NULL);
     if (e)
         log_limited(&ks->pol_log, "unassign: %s", rd_kafka_err2str(e));
-    for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
+    for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         unforward_partition(ks, p);
-    set_assigned(ks, NULL);
+        atomic_store_explicit(&ks->owned[p], 0, memory_order_relaxed);
+    }
+}
+
+/* One line per assignment (operators and tests wait for it): which
+ * partitions, and the offset each resumes at (-2 = beginning, -1001 = the
+ * group's committed offset). */
+static void log_assignment(const rd_kafka_topic_partition_list_t *parts)
+{
+    char line[1024];
+    size_t n = 0;
+    for (int i = 0; i < parts->cnt && n < sizeof(line) - 32; i++)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%d@%lld", i ? " " : "",
+                              (int)parts->elems[i].partition, (long long)parts->elems[i].offset);
+    line[n] = 0;
+    fprintf(stderr, "orderpulse: kafka: assigned %d partition(s): %s\n", parts->cnt, line);
 }
 
 /* Group mode. Runs on the poll thread (rd_kafka_consumer_poll), or in main()
@@ -190,7 +208,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         revoke_all(ks);
         return;
     }
-    /* A copy: librdkafka owns parts, and op_source_lag keeps the list. */
+    /* A copy without the partitions we cannot take (librdkafka owns parts). */
     rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
     if (!mine) {
         log_limited(&ks->pol_log, "rebalance: out of memory, taking no partitions");
@@ -214,11 +232,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             continue;
         }
         rd_kafka_topic_partition_list_add(mine, t->topic, t->partition)->offset = off;
+        set_owned(ks, t->partition, off);
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, mine);
     if (e)
         log_limited(&ks->pol_log, "assign: %s", rd_kafka_err2str(e));
-    set_assigned(ks, mine);
+    else
+        log_assignment(mine);
+    rd_kafka_topic_partition_list_destroy(mine);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -255,6 +276,8 @@ static void finish_partition(kafka_input_t *ki, int32_t p)
         return;
     ks->done[p] = 1;
     ki->remaining--;
+    if (atomic_load_explicit(&ks->next[p], memory_order_relaxed) < ks->end[p])
+        atomic_store_explicit(&ks->next[p], ks->end[p], memory_order_relaxed);
     /* Stop fetching what comes after the end; a failure only costs bandwidth. */
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     if (l) {
@@ -285,9 +308,12 @@ static void input_event(kafka_input_t *ki, const rd_kafka_message_t *m)
 {
     kafka_source_t *ks = ki->ks;
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        if (m->partition < 0 || m->partition >= OP_SOURCE_MAX_PARTITIONS)
+            return;
+        atomic_store_explicit(&ks->next[m->partition], m->offset, memory_order_relaxed);
         /* The broker's high watermark never goes back, so EOF here means
          * the end seen at start has been reached. */
-        if (ks->once && m->partition >= 0 && m->partition < ks->npartitions)
+        if (ks->once && m->partition < ks->npartitions)
             finish_partition(ki, m->partition);
         return;
     }
@@ -337,6 +363,8 @@ static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
         r->partition = p;
         r->offset = m->offset;
         ki->held[n++] = m;
+        if (i + 1 == got || ki->raw[i + 1]->partition != p) /* the end of a run of p */
+            atomic_store_explicit(&ks->next[p], m->offset + 1, memory_order_relaxed);
     }
     ki->nheld = n;
     batch->n = n;
@@ -353,32 +381,25 @@ static op_input_t *kafka_input(op_source_t *src, int i)
     return &ks->inputs[i].base;
 }
 
-/* Any thread. Positions are those of the messages handed to the workers;
- * high watermarks are librdkafka's cached ones (updated on every fetch). */
+/* Any thread, no allocation. High watermarks are librdkafka's cached ones
+ * (updated on every fetch); before the first fetch of a --once run, the end
+ * seen at start. A partition whose position is not known yet (group start
+ * from a committed offset, before the first message or EOF) counts 0. */
 static int64_t kafka_lag(op_source_t *src)
 {
     kafka_source_t *ks = (kafka_source_t *)src;
-    rd_kafka_topic_partition_list_t *l = NULL;
-    pthread_mutex_lock(&ks->lock);
-    if (ks->assigned && ks->assigned->cnt > 0)
-        l = rd_kafka_topic_partition_list_copy(ks->assigned);
-    pthread_mutex_unlock(&ks->lock);
-    if (!l)
-        return 0;
     int64_t lag = 0;
-    if (rd_kafka_position(ks->rk, l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        for (int i = 0; i < l->cnt; i++) {
-            const rd_kafka_topic_partition_t *t = &l->elems[i];
-            int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
-            rd_kafka_get_watermark_offsets(ks->rk, t->topic, t->partition, &lo, &hi);
-            if (hi < 0 && ks->once && t->partition < ks->npartitions)
-                hi = ks->end[t->partition];
-            int64_t pos = t->offset >= 0 ? t->offset : lo; /* nothing consumed yet */
-            if (hi >= 0 && pos >= 0 && hi > pos)
-                lag += hi - pos;
-        }
+    for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
+        if (!atomic_load_explicit(&ks->owned[p], memory_order_relaxed))
+            continue;
+        int64_t pos = atomic_load_explicit(&ks->next[p], memory_order_relaxed);
+        int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+        rd_kafka_get_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi);
+        if (hi < 0 && ks->once && p < ks->npartitions)
+            hi = ks->end[p];
+        if (hi >= 0 && pos >= 0 && hi > pos)
+            lag += hi - pos;
     }
-    rd_kafka_topic_partition_list_destroy(l);
     return lag;
 }
 
@@ -403,7 +424,6 @@ static void kafka_close(op_source_t *src)
             for (int i = 0; i < ks->nworkers; i++)
                 if (ks->inputs[i].q)
                     rd_kafka_queue_destroy(ks->inputs[i].q);
-        set_assigned(ks, NULL);
         rd_kafka_destroy(ks->rk);
     }
     if (ks->inputs) {
@@ -417,7 +437,6 @@ static void kafka_close(op_source_t *src)
     free(ks->end);
     free(ks->done);
     free(ks->topic);
-    pthread_mutex_destroy(&ks->lock);
     free(ks);
 }
 
@@ -441,6 +460,31 @@ static int set_conf(rd_kafka_conf_t *kc, const char *name, const char *value, ch
     return 0;
 }
 
+/* --kafka-config "name=value,name=value": any librdkafka property, applied
+ * after (so over) the defaults above — security settings, timeouts... */
+static int apply_user_config(rd_kafka_conf_t *kc, const char *list, char *err, size_t errlen)
+{
+    if (!list || !*list)
+        return 0;
+    char *copy = strdup(list), *save = NULL;
+    if (!copy)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    int rc = 0;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item) {
+            rc = op_source_error(err, errlen, -EINVAL,
+                                 "--kafka-config: expected name=value, got '%s'", item);
+            break;
+        }
+        *eq = 0;
+        rc = set_conf(kc, item, eq + 1, err, errlen);
+    }
+    free(copy);
+    return rc;
+}
+
 static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char *err, size_t errlen)
 {
     /* queued.min.messages counts a worker's whole queue (forwarded queues
@@ -455,7 +499,7 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
         {"enable.auto.commit", "true"},
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
-        {"enable.partition.eof", conf->once ? "true" : "false"},
+        {"enable.partition.eof", "true"}, /* --once's end, and op_source_lag */
         {"queued.min.messages", "100000"},
         {"queued.max.messages.kbytes", "65536"},
         {"fetch.wait.max.ms", "10"},
@@ -470,6 +514,11 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
             rd_kafka_conf_destroy(kc);
             return rc;
         }
+    }
+    int rc = apply_user_config(kc, conf->kafka_config, err, errlen);
+    if (rc < 0) {
+        rd_kafka_conf_destroy(kc);
+        return rc;
     }
     rd_kafka_conf_set_opaque(kc, ks);
     rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
@@ -567,10 +616,10 @@ static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
             return op_source_error(err, errlen, -EIO, "source: end offset of %s [%d]: %s",
                                    ks->topic, (int)p, rd_kafka_err2str(e));
         }
-        ks->end[p] = hi;
         int64_t off = RD_KAFKA_OFFSET_INVALID; /* the committed offset, else the earliest */
         if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0)
             off = RD_KAFKA_OFFSET_INVALID;
+        ks->end[p] = hi;
         if (hi <= lo || (off >= 0 && off >= hi)) { /* nothing to read */
             ks->done[p] = 1;
             continue;
@@ -582,6 +631,9 @@ static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
                                    (int)p);
         }
         rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
+        /* Until the first message: the requested start, else the earliest
+         * (a committed offset is only known once reading starts). */
+        set_owned(ks, p, off >= 0 ? off : lo);
     }
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, l);
     if (e) {
@@ -589,7 +641,7 @@ static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
         return op_source_error(err, errlen, -EIO, "source: assign %s: %s", ks->topic,
                                rd_kafka_err2str(e));
     }
-    set_assigned(ks, l);
+    rd_kafka_topic_partition_list_destroy(l);
     return 0;
 }
 
@@ -619,8 +671,11 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
     if (!ks)
         return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
     ks->base.ops = &kafka_ops;
-    pthread_mutex_init(&ks->lock, NULL);
     atomic_init(&ks->stop, 0);
+    for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
+        atomic_init(&ks->owned[p], 0);
+        atomic_init(&ks->next[p], -1);
+    }
     ks->nworkers = conf->nworkers;
     ks->once = conf->once;
     ks->batch_max = conf->batch_max;
