@@ -11,91 +11,150 @@
 
 #include "sim/fmt.h"
 
-#define S(lit) {lit, sizeof(lit) - 1}
+#define S(lit)                                                                                     \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
 
 enum brand {
-    B_APPLE, B_HUAWEI, B_XIAOMI, B_SAMSUNG, B_OPPO, B_VIVO, B_LENOVO, B_DELL, B_LOGITECH,
-    B_NIKE, B_ADIDAS, B_LINING, B_ANTA, B_UNIQLO, B_BOSIDENG, B_NEWBALANCE, B_SQUIRRELS,
-    B_MOUTAI, B_MENGNIU, B_YILI, B_NONGFU, B_COCACOLA, B_WULIANGYE, B_GREE, B_HAIER, B_MIDEA,
-    B_ECOVACS, B_DYSON, B_ESTEE, B_SKII, B_DIOR, B_LANCOME, B_PROYA, B_FLORASIS, B_PAMPERS,
-    B_FEIHE, B_GOODBABY, B_DERUCCI, B_KUKA, B_MERCURY, B_IKEA, B_TNF, B_MOBIGARDEN, B_YONEX,
-    B_DECATHLON, B_KEEP, B_COUNT
+    B_APPLE,
+    B_HUAWEI,
+    B_XIAOMI,
+    B_SAMSUNG,
+    B_OPPO,
+    B_VIVO,
+    B_LENOVO,
+    B_DELL,
+    B_LOGITECH,
+    B_NIKE,
+    B_ADIDAS,
+    B_LINING,
+    B_ANTA,
+    B_UNIQLO,
+    B_BOSIDENG,
+    B_NEWBALANCE,
+    B_SQUIRRELS,
+    B_MOUTAI,
+    B_MENGNIU,
+    B_YILI,
+    B_NONGFU,
+    B_COCACOLA,
+    B_WULIANGYE,
+    B_GREE,
+    B_HAIER,
+    B_MIDEA,
+    B_ECOVACS,
+    B_DYSON,
+    B_ESTEE,
+    B_SKII,
+    B_DIOR,
+    B_LANCOME,
+    B_PROYA,
+    B_FLORASIS,
+    B_PAMPERS,
+    B_FEIHE,
+    B_GOODBABY,
+    B_DERUCCI,
+    B_KUKA,
+    B_MERCURY,
+    B_IKEA,
+    B_TNF,
+    B_MOBIGARDEN,
+    B_YONEX,
+    B_DECATHLON,
+    B_KEEP,
+    B_COUNT
 };
 
 static const op_catalog_str_t brands[B_COUNT] = {
-    [B_APPLE] = S("Apple"),         [B_HUAWEI] = S("华为"),           [B_XIAOMI] = S("小米"),
-    [B_SAMSUNG] = S("三星"),        [B_OPPO] = S("OPPO"),             [B_VIVO] = S("vivo"),
-    [B_LENOVO] = S("联想"),         [B_DELL] = S("Dell"),             [B_LOGITECH] = S("罗技"),
-    [B_NIKE] = S("Nike"),           [B_ADIDAS] = S("Adidas"),         [B_LINING] = S("李宁"),
-    [B_ANTA] = S("安踏"),           [B_UNIQLO] = S("优衣库"),         [B_BOSIDENG] = S("波司登"),
-    [B_NEWBALANCE] = S("New Balance"), [B_SQUIRRELS] = S("三只松鼠"), [B_MOUTAI] = S("茅台"),
-    [B_MENGNIU] = S("蒙牛"),        [B_YILI] = S("伊利"),             [B_NONGFU] = S("农夫山泉"),
-    [B_COCACOLA] = S("可口可乐"),   [B_WULIANGYE] = S("五粮液"),      [B_GREE] = S("格力"),
-    [B_HAIER] = S("海尔"),          [B_MIDEA] = S("美的"),            [B_ECOVACS] = S("科沃斯"),
-    [B_DYSON] = S("Dyson"),         [B_ESTEE] = S("雅诗兰黛"),        [B_SKII] = S("SK-II"),
-    [B_DIOR] = S("Dior"),           [B_LANCOME] = S("兰蔻"),          [B_PROYA] = S("珀莱雅"),
-    [B_FLORASIS] = S("花西子"),     [B_PAMPERS] = S("帮宝适"),        [B_FEIHE] = S("飞鹤"),
-    [B_GOODBABY] = S("好孩子"),     [B_DERUCCI] = S("慕思"),          [B_KUKA] = S("顾家家居"),
-    [B_MERCURY] = S("水星家纺"),    [B_IKEA] = S("IKEA"),             [B_TNF] = S("The North Face"),
-    [B_MOBIGARDEN] = S("牧高笛"),   [B_YONEX] = S("YONEX"),           [B_DECATHLON] = S("迪卡侬"),
-    [B_KEEP] = S("Keep"),
+    [B_APPLE] = S("Apple"),        [B_HUAWEI] = S("华为"),
+    [B_XIAOMI] = S("小米"),        [B_SAMSUNG] = S("三星"),
+    [B_OPPO] = S("OPPO"),          [B_VIVO] = S("vivo"),
+    [B_LENOVO] = S("联想"),        [B_DELL] = S("Dell"),
+    [B_LOGITECH] = S("罗技"),      [B_NIKE] = S("Nike"),
+    [B_ADIDAS] = S("Adidas"),      [B_LINING] = S("李宁"),
+    [B_ANTA] = S("安踏"),          [B_UNIQLO] = S("优衣库"),
+    [B_BOSIDENG] = S("波司登"),    [B_NEWBALANCE] = S("New Balance"),
+    [B_SQUIRRELS] = S("三只松鼠"), [B_MOUTAI] = S("茅台"),
+    [B_MENGNIU] = S("蒙牛"),       [B_YILI] = S("伊利"),
+    [B_NONGFU] = S("农夫山泉"),    [B_COCACOLA] = S("可口可乐"),
+    [B_WULIANGYE] = S("五粮液"),   [B_GREE] = S("格力"),
+    [B_HAIER] = S("海尔"),         [B_MIDEA] = S("美的"),
+    [B_ECOVACS] = S("科沃斯"),     [B_DYSON] = S("Dyson"),
+    [B_ESTEE] = S("雅诗兰黛"),     [B_SKII] = S("SK-II"),
+    [B_DIOR] = S("Dior"),          [B_LANCOME] = S("兰蔻"),
+    [B_PROYA] = S("珀莱雅"),       [B_FLORASIS] = S("花西子"),
+    [B_PAMPERS] = S("帮宝适"),     [B_FEIHE] = S("飞鹤"),
+    [B_GOODBABY] = S("好孩子"),    [B_DERUCCI] = S("慕思"),
+    [B_KUKA] = S("顾家家居"),      [B_MERCURY] = S("水星家纺"),
+    [B_IKEA] = S("IKEA"),          [B_TNF] = S("The North Face"),
+    [B_MOBIGARDEN] = S("牧高笛"),  [B_YONEX] = S("YONEX"),
+    [B_DECATHLON] = S("迪卡侬"),   [B_KEEP] = S("Keep"),
 };
 
 static const op_catalog_goods_t g_phone[] = {
-    {S("iPhone 15"), B_APPLE},       {S("iPhone 15 Pro"), B_APPLE}, {S("AirPods Pro"), B_APPLE},
-    {S("Mate 60 Pro"), B_HUAWEI},    {S("P60"), B_HUAWEI},          {S("MatePad 11"), B_HUAWEI},
-    {S("小米14"), B_XIAOMI},         {S("Redmi K70"), B_XIAOMI},    {S("Galaxy S24"), B_SAMSUNG},
-    {S("Find X7"), B_OPPO},          {S("X100"), B_VIVO},
+    {S("iPhone 15"), B_APPLE},    {S("iPhone 15 Pro"), B_APPLE}, {S("AirPods Pro"), B_APPLE},
+    {S("Mate 60 Pro"), B_HUAWEI}, {S("P60"), B_HUAWEI},          {S("MatePad 11"), B_HUAWEI},
+    {S("小米14"), B_XIAOMI},      {S("Redmi K70"), B_XIAOMI},    {S("Galaxy S24"), B_SAMSUNG},
+    {S("Find X7"), B_OPPO},       {S("X100"), B_VIVO},
 };
 static const op_catalog_goods_t g_computer[] = {
-    {S("MacBook Air"), B_APPLE},     {S("MateBook 14"), B_HUAWEI},  {S("ThinkPad X1"), B_LENOVO},
-    {S("拯救者 Y9000P"), B_LENOVO},  {S("小米笔记本 Pro"), B_XIAOMI}, {S("XPS 13"), B_DELL},
+    {S("MacBook Air"), B_APPLE},          {S("MateBook 14"), B_HUAWEI},
+    {S("ThinkPad X1"), B_LENOVO},         {S("拯救者 Y9000P"), B_LENOVO},
+    {S("小米笔记本 Pro"), B_XIAOMI},      {S("XPS 13"), B_DELL},
     {S("MX Master 3S 鼠标"), B_LOGITECH}, {S("K380 键盘"), B_LOGITECH},
 };
 static const op_catalog_goods_t g_clothes[] = {
-    {S("Dri-FIT T恤"), B_NIKE},      {S("运动卫衣"), B_NIKE},       {S("三叶草外套"), B_ADIDAS},
-    {S("韦德之道卫衣"), B_LINING},   {S("轻薄羽绒服"), B_BOSIDENG}, {S("U系列圆领T恤"), B_UNIQLO},
-    {S("摇粒绒外套"), B_UNIQLO},     {S("运动长裤"), B_ANTA},
+    {S("Dri-FIT T恤"), B_NIKE},    {S("运动卫衣"), B_NIKE},       {S("三叶草外套"), B_ADIDAS},
+    {S("韦德之道卫衣"), B_LINING}, {S("轻薄羽绒服"), B_BOSIDENG}, {S("U系列圆领T恤"), B_UNIQLO},
+    {S("摇粒绒外套"), B_UNIQLO},   {S("运动长裤"), B_ANTA},
 };
 static const op_catalog_goods_t g_shoes[] = {
-    {S("Air Jordan 1"), B_NIKE},     {S("Air Force 1"), B_NIKE},    {S("Ultraboost 22"), B_ADIDAS},
-    {S("超轻20 跑鞋"), B_LINING},    {S("KT9 篮球鞋"), B_ANTA},     {S("574 复古跑鞋"), B_NEWBALANCE},
+    {S("Air Jordan 1"), B_NIKE},  {S("Air Force 1"), B_NIKE}, {S("Ultraboost 22"), B_ADIDAS},
+    {S("超轻20 跑鞋"), B_LINING}, {S("KT9 篮球鞋"), B_ANTA},  {S("574 复古跑鞋"), B_NEWBALANCE},
 };
 static const op_catalog_goods_t g_food[] = {
-    {S("每日坚果"), B_SQUIRRELS},    {S("飞天茅台 53度"), B_MOUTAI}, {S("特仑苏纯牛奶"), B_MENGNIU},
-    {S("安慕希酸奶"), B_YILI},       {S("东方树叶"), B_NONGFU},     {S("Coca-Cola 24罐"), B_COCACOLA},
+    {S("每日坚果"), B_SQUIRRELS},   {S("飞天茅台 53度"), B_MOUTAI},
+    {S("特仑苏纯牛奶"), B_MENGNIU}, {S("安慕希酸奶"), B_YILI},
+    {S("东方树叶"), B_NONGFU},      {S("Coca-Cola 24罐"), B_COCACOLA},
     {S("普五 52度"), B_WULIANGYE},
 };
 static const op_catalog_goods_t g_appliance[] = {
-    {S("云佳 空调"), B_GREE},        {S("对开门冰箱"), B_HAIER},    {S("滚筒洗衣机"), B_MIDEA},
-    {S("扫地机器人 T20"), B_ECOVACS}, {S("Supersonic 吹风机"), B_DYSON}, {S("Redmi 智能电视"), B_XIAOMI},
+    {S("云佳 空调"), B_GREE},          {S("对开门冰箱"), B_HAIER},
+    {S("滚筒洗衣机"), B_MIDEA},        {S("扫地机器人 T20"), B_ECOVACS},
+    {S("Supersonic 吹风机"), B_DYSON}, {S("Redmi 智能电视"), B_XIAOMI},
     {S("Mate 智慧屏"), B_HUAWEI},
 };
 static const op_catalog_goods_t g_beauty[] = {
-    {S("小棕瓶精华"), B_ESTEE},      {S("神仙水"), B_SKII},         {S("烈艳蓝金口红"), B_DIOR},
-    {S("小黑瓶精华"), B_LANCOME},    {S("双抗精华"), B_PROYA},      {S("空气蜜粉"), B_FLORASIS},
+    {S("小棕瓶精华"), B_ESTEE},   {S("神仙水"), B_SKII},    {S("烈艳蓝金口红"), B_DIOR},
+    {S("小黑瓶精华"), B_LANCOME}, {S("双抗精华"), B_PROYA}, {S("空气蜜粉"), B_FLORASIS},
 };
 static const op_catalog_goods_t g_baby[] = {
-    {S("一级帮纸尿裤"), B_PAMPERS},  {S("星飞帆奶粉"), B_FEIHE},    {S("婴儿推车"), B_GOODBABY},
+    {S("一级帮纸尿裤"), B_PAMPERS},
+    {S("星飞帆奶粉"), B_FEIHE},
+    {S("婴儿推车"), B_GOODBABY},
     {S("儿童安全座椅"), B_GOODBABY},
 };
 static const op_catalog_goods_t g_home[] = {
-    {S("乳胶床垫"), B_DERUCCI},      {S("真皮沙发"), B_KUKA},       {S("全棉四件套"), B_MERCURY},
-    {S("BILLY 书柜"), B_IKEA},       {S("米家台灯"), B_XIAOMI},
+    {S("乳胶床垫"), B_DERUCCI}, {S("真皮沙发"), B_KUKA},   {S("全棉四件套"), B_MERCURY},
+    {S("BILLY 书柜"), B_IKEA},  {S("米家台灯"), B_XIAOMI},
 };
 static const op_catalog_goods_t g_outdoor[] = {
-    {S("冲锋衣"), B_TNF},            {S("露营帐篷"), B_MOBIGARDEN}, {S("羽毛球拍"), B_YONEX},
-    {S("瑜伽垫"), B_KEEP},           {S("登山杖"), B_DECATHLON},    {S("篮球"), B_LINING},
+    {S("冲锋衣"), B_TNF},  {S("露营帐篷"), B_MOBIGARDEN}, {S("羽毛球拍"), B_YONEX},
+    {S("瑜伽垫"), B_KEEP}, {S("登山杖"), B_DECATHLON},    {S("篮球"), B_LINING},
 };
 
-#define CAT(name, w, median, sigma, g) {S(name), w, median, sigma, g, sizeof(g) / sizeof(g[0])}
+#define CAT(name, w, median, sigma, g)                                                             \
+    {                                                                                              \
+        S(name), w, median, sigma, g, sizeof(g) / sizeof(g[0])                                     \
+    }
 
 static const op_catalog_category_t categories[] = {
-    CAT("手机数码", 15, 349900, 0.6, g_phone),  CAT("电脑办公", 6, 549900, 0.6, g_computer),
-    CAT("服装", 18, 19900, 0.7, g_clothes),     CAT("鞋靴", 10, 59900, 0.5, g_shoes),
-    CAT("食品饮料", 16, 5900, 1.0, g_food),      CAT("家用电器", 7, 299900, 0.8, g_appliance),
-    CAT("美妆护肤", 10, 39900, 0.6, g_beauty),   CAT("母婴", 6, 19900, 0.8, g_baby),
-    CAT("家居家装", 6, 89900, 1.0, g_home),      CAT("运动户外", 6, 29900, 0.9, g_outdoor),
+    CAT("手机数码", 15, 349900, 0.6, g_phone), CAT("电脑办公", 6, 549900, 0.6, g_computer),
+    CAT("服装", 18, 19900, 0.7, g_clothes),    CAT("鞋靴", 10, 59900, 0.5, g_shoes),
+    CAT("食品饮料", 16, 5900, 1.0, g_food),    CAT("家用电器", 7, 299900, 0.8, g_appliance),
+    CAT("美妆护肤", 10, 39900, 0.6, g_beauty), CAT("母婴", 6, 19900, 0.8, g_baby),
+    CAT("家居家装", 6, 89900, 1.0, g_home),    CAT("运动户外", 6, 29900, 0.9, g_outdoor),
 };
 
 _Static_assert(sizeof(categories) / sizeof(categories[0]) <= OP_CATALOG_MAX_CATEGORIES,
@@ -167,10 +226,12 @@ size_t op_catalog_user_name(uint64_t idx, char *buf)
 /* ---- addresses, phones, statuses -------------------------------------------- */
 
 static const op_catalog_str_t cities[] = {
-    S("北京市朝阳区"),       S("北京市海淀区"),       S("上海市浦东新区"),     S("上海市徐汇区"),
-    S("广东省广州市天河区"), S("广东省深圳市南山区"), S("浙江省杭州市西湖区"), S("江苏省南京市鼓楼区"),
-    S("四川省成都市武侯区"), S("湖北省武汉市洪山区"), S("陕西省西安市雁塔区"), S("重庆市渝中区"),
-    S("天津市和平区"),       S("山东省青岛市市南区"), S("福建省厦门市思明区"), S("湖南省长沙市岳麓区"),
+    S("北京市朝阳区"),       S("北京市海淀区"),       S("上海市浦东新区"),
+    S("上海市徐汇区"),       S("广东省广州市天河区"), S("广东省深圳市南山区"),
+    S("浙江省杭州市西湖区"), S("江苏省南京市鼓楼区"), S("四川省成都市武侯区"),
+    S("湖北省武汉市洪山区"), S("陕西省西安市雁塔区"), S("重庆市渝中区"),
+    S("天津市和平区"),       S("山东省青岛市市南区"), S("福建省厦门市思明区"),
+    S("湖南省长沙市岳麓区"),
 };
 static const op_catalog_str_t streets[] = {
     S("建国路"),   S("人民路"),   S("中山路"),   S("解放路"), S("长安街"),   S("南京路"),

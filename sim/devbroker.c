@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "engine/conf.h"
-#include "sim/tsan.h"
+#include "engine/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
 
 #define PROG       "orderpulse-devbroker"
 #define ENV_PREFIX "ORDERPULSE_DEVBROKER_"
@@ -43,8 +43,8 @@ struct options {
 static int load_options(op_conf_t *conf, struct options *o, char *err, size_t errlen)
 {
     int rc;
-    if ((rc = op_conf_parse_i64("--brokers", op_conf_get(conf, "brokers"), 1, 32, &o->brokers,
-                                err, errlen)) < 0)
+    if ((rc = op_conf_parse_i64("--brokers", op_conf_get(conf, "brokers"), 1, 32, &o->brokers, err,
+                                errlen)) < 0)
         return rc;
     if ((rc = op_conf_parse_i64("--partitions", op_conf_get(conf, "partitions"), 1, 1024,
                                 &o->partitions, err, errlen)) < 0)
@@ -79,20 +79,20 @@ int main(int argc, char **argv)
     rd_kafka_t *rk = NULL;
     rd_kafka_mock_cluster_t *mc = NULL;
 
-    op_tsan_link(); /* see sim/tsan.h */
     memset(&o, 0, sizeof(o));
-    int rc = op_conf_load(&conf, spec, sizeof(spec) / sizeof(spec[0]), ENV_PREFIX, argc, argv,
-                          err, sizeof(err));
+    int rc = op_conf_load(&conf, spec, sizeof(spec) / sizeof(spec[0]), ENV_PREFIX, argc, argv, err,
+                          sizeof(err));
     if (rc == OP_CONF_HELP) {
-        op_conf_usage(spec, sizeof(spec) / sizeof(spec[0]), ENV_PREFIX,
-                      PROG " [--brokers N] [--topic NAME[,NAME...]] [--partitions N]",
-                      "Runs librdkafka's built-in mock Kafka cluster on loopback (real Kafka\n"
-                      "protocol, in memory) and prints its bootstrap address (HOST:PORT,...) as the\n"
-                      "first line of stdout; stops cleanly on SIGINT or SIGTERM. The mock cluster\n"
-                      "picks free ports itself, so there is no --port: read the address from the\n"
-                      "first line. It keeps only about the last 5 MB of each partition; older\n"
-                      "messages are dropped. For development and tests, not production.",
-                      stdout);
+        op_conf_usage(
+            spec, sizeof(spec) / sizeof(spec[0]), ENV_PREFIX,
+            PROG " [--brokers N] [--topic NAME[,NAME...]] [--partitions N]",
+            "Runs librdkafka's built-in mock Kafka cluster on loopback (real Kafka\n"
+            "protocol, in memory) and prints its bootstrap address (HOST:PORT,...) as the\n"
+            "first line of stdout; stops cleanly on SIGINT or SIGTERM. The mock cluster\n"
+            "picks free ports itself, so there is no --port: read the address from the\n"
+            "first line. It keeps only about the last 5 MB of each partition; older\n"
+            "messages are dropped. For development and tests, not production.",
+            stdout);
         status = 0;
         goto out;
     }

@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#define OP_FMT_U64_MAX 20 /* digits of UINT64_MAX */
+#define OP_FMT_U64_MAX  20 /* digits of UINT64_MAX */
 #define OP_FMT_TIME_LEN 19 /* "yyyy-MM-dd HH:mm:ss" */
 
 /* Decimal digits of v. Needs OP_FMT_U64_MAX bytes. */

@@ -18,9 +18,9 @@
 #include "sim/catalog.h"
 #include "sim/fmt.h"
 
-#define MIN_PRICE_CENTS 100LL        /* 1.00 */
-#define MAX_PRICE_CENTS 10000000LL   /* 100000.00 */
-#define LATE_AFTER_MS   130000       /* late records only once a watermark exists */
+#define MIN_PRICE_CENTS 100LL      /* 1.00 */
+#define MAX_PRICE_CENTS 10000000LL /* 100000.00 */
+#define LATE_AFTER_MS   130000     /* late records only once a watermark exists */
 #define LATE_MIN_MS     10000
 #define LATE_MAX_MS     120000
 #define DEEP_NESTING    200
@@ -130,8 +130,8 @@ int op_gen_parse_genders(op_gen_opts_t *o, const char *spec, char *err, size_t e
         for (int i = 0; i < n; i++)
             if (strlen(o->gender_names[i]) == namelen &&
                 memcmp(o->gender_names[i], p, namelen) == 0)
-                return op_conf_error(err, errlen, "--genders: '%.*s' appears twice",
-                                     (int)namelen, p);
+                return op_conf_error(err, errlen, "--genders: '%.*s' appears twice", (int)namelen,
+                                     p);
         memcpy(o->gender_names[n], p, namelen);
         o->gender_names[n][namelen] = '\0';
         o->gender_weights[n] = w;

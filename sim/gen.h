@@ -33,17 +33,17 @@ enum op_gen_time_field {
 /* The kinds of malformed record (op_gen_record_t.bad). */
 enum op_gen_bad {
     OP_GEN_GOOD = 0,
-    OP_GEN_BAD_TRUNCATED,   /* the record cut short */
-    OP_GEN_BAD_UTF8,        /* a 0xFF byte inside address */
-    OP_GEN_BAD_SURROGATE,   /* "\ud800" (a lone surrogate) in userName */
-    OP_GEN_BAD_MISSING,     /* one required member left out */
-    OP_GEN_BAD_NUM_STRING,  /* "num":"2" */
-    OP_GEN_BAD_NUM_ZERO,    /* "num":0 */
-    OP_GEN_BAD_NEG_TOTAL,   /* negative totalPrice */
-    OP_GEN_BAD_TRAILING,    /* garbage after the object */
-    OP_GEN_BAD_BINARY,      /* random bytes (never '\n' or '\r', so JSONL stays line-framed) */
-    OP_GEN_BAD_DEEP,        /* an unknown member nested 200 deep */
-    OP_GEN_BAD_EMPTY,       /* zero bytes */
+    OP_GEN_BAD_TRUNCATED,  /* the record cut short */
+    OP_GEN_BAD_UTF8,       /* a 0xFF byte inside address */
+    OP_GEN_BAD_SURROGATE,  /* "\ud800" (a lone surrogate) in userName */
+    OP_GEN_BAD_MISSING,    /* one required member left out */
+    OP_GEN_BAD_NUM_STRING, /* "num":"2" */
+    OP_GEN_BAD_NUM_ZERO,   /* "num":0 */
+    OP_GEN_BAD_NEG_TOTAL,  /* negative totalPrice */
+    OP_GEN_BAD_TRAILING,   /* garbage after the object */
+    OP_GEN_BAD_BINARY,     /* random bytes (never '\n' or '\r', so JSONL stays line-framed) */
+    OP_GEN_BAD_DEEP,       /* an unknown member nested 200 deep */
+    OP_GEN_BAD_EMPTY,      /* zero bytes */
     OP_GEN_BAD_COUNT
 };
 
@@ -55,10 +55,10 @@ typedef struct op_gen_opts {
     int ngenders;   /* 1..OP_GEN_MAX_GENDERS */
     char gender_names[OP_GEN_MAX_GENDERS][OP_GEN_GENDER_NAMELEN];
     double gender_weights[OP_GEN_MAX_GENDERS];
-    int64_t rate;        /* orders/s; spaces the simulated clock (0 = as if 1000) */
-    int64_t start_ms;    /* simulated clock start, or -1 for the live clock */
-    double speed;        /* simulated seconds per real second */
-    int64_t jitter_ms;   /* subtract uniform [0, jitter_ms] */
+    int64_t rate;      /* orders/s; spaces the simulated clock (0 = as if 1000) */
+    int64_t start_ms;  /* simulated clock start, or -1 for the live clock */
+    double speed;      /* simulated seconds per real second */
+    int64_t jitter_ms; /* subtract uniform [0, jitter_ms] */
     double late_fraction;
     double bad_fraction;
     int32_t tz_offset_s; /* orderTime's zone */

@@ -19,9 +19,8 @@
 #include "sim/options.h"
 #include "sim/sink.h"
 #include "sim/truth.h"
-#include "sim/tsan.h"
 
-#define PROG "orderpulse-sim"
+#define PROG  "orderpulse-sim"
 #define BATCH 1024
 
 static volatile sig_atomic_t stop_requested;
@@ -85,7 +84,6 @@ int main(int argc, char **argv)
     struct tally tally = {0};
     op_gen_t gen;
 
-    op_tsan_link(); /* see sim/tsan.h */
     int rc = op_sim_options_load(&opt, argc, argv, err, sizeof(err));
     if (rc == OP_CONF_HELP) {
         op_sim_options_usage(stdout);

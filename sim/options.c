@@ -96,15 +96,15 @@ int op_sim_parse_start(const char *s, int64_t *out_ms)
     if (n == 20 && s[19] == 'Z')
         n = 19;
     unsigned y, mo, d, h, mi, sec;
-    if (n != 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') ||
-        s[13] != ':' || s[16] != ':')
+    if (n != 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
+        s[16] != ':')
         return -EINVAL;
     if (digits(s, 4, &y) || digits(s + 5, 2, &mo) || digits(s + 8, 2, &d) ||
         digits(s + 11, 2, &h) || digits(s + 14, 2, &mi) || digits(s + 17, 2, &sec))
         return -EINVAL;
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) ||
-        h > 23 || mi > 59 || sec > 59)
+    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
+        mi > 59 || sec > 59)
         return -EINVAL;
     *out_ms = (op_parse_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
     return 0;
@@ -152,8 +152,8 @@ static int load(op_sim_options_t *o, char *err, size_t errlen)
         return rc;
     o->duration_ms = -1;
     if ((v = op_conf_get(c, "duration")) &&
-        (rc = op_conf_parse_duration_ms("--duration", v, 1, 366LL * 86400000, &o->duration_ms,
-                                        err, errlen)) < 0)
+        (rc = op_conf_parse_duration_ms("--duration", v, 1, 366LL * 86400000, &o->duration_ms, err,
+                                        errlen)) < 0)
         return rc;
     if (o->count < 0 && o->duration_ms < 0)
         return op_conf_error(err, errlen, "one of --count and --duration is required");

@@ -21,17 +21,17 @@
 /* Owner: main. Strings point into conf and live until op_sim_options_dispose. */
 typedef struct op_sim_options {
     op_gen_opts_t gen;
-    const char *out;      /* JSONL path or "-", or NULL */
-    const char *brokers;  /* or NULL */
+    const char *out;     /* JSONL path or "-", or NULL */
+    const char *brokers; /* or NULL */
     const char *topic;
     const char *compression;
-    const char *truth;    /* or NULL */
-    int key_mode;         /* enum op_sink_key */
-    int64_t rate;         /* orders/s, 0 = as fast as possible */
-    int64_t count;        /* -1 = unlimited */
-    int64_t duration_ms;  /* -1 = unlimited */
+    const char *truth;   /* or NULL */
+    int key_mode;        /* enum op_sink_key */
+    int64_t rate;        /* orders/s, 0 = as fast as possible */
+    int64_t count;       /* -1 = unlimited */
+    int64_t duration_ms; /* -1 = unlimited */
     int64_t flush_timeout_ms;
-    int quiet;            /* no progress lines */
+    int quiet; /* no progress lines */
     op_conf_t conf;
 } op_sim_options_t;
 

@@ -227,8 +227,7 @@ uint64_t op_truth_late(const op_truth_t *t)
 static void put_cents(FILE *f, int64_t c)
 {
     uint64_t u = c < 0 ? (uint64_t)0 - (uint64_t)c : (uint64_t)c;
-    fprintf(f, "%s%llu.%02u", c < 0 ? "-" : "", (unsigned long long)(u / 100),
-            (unsigned)(u % 100));
+    fprintf(f, "%s%llu.%02u", c < 0 ? "-" : "", (unsigned long long)(u / 100), (unsigned)(u % 100));
 }
 
 /* A ranked entry: sort by value descending, then name bytewise ascending. */
@@ -323,8 +322,8 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     size_t *mi = wtable_sorted(&t->minutes);
     fputs("},\"minutes\":[", f);
     for (size_t i = 0; i < t->minutes.n; i++) {
-        const struct minute *m = (const struct minute *)(t->minutes.items +
-                                                         mi[i] * sizeof(struct minute));
+        const struct minute *m =
+            (const struct minute *)(t->minutes.items + mi[i] * sizeof(struct minute));
         fprintf(f, "%s{\"minute\":%lld,\"orders\":%llu,\"quantity\":%llu,\"amount\":", i ? "," : "",
                 (long long)t->minutes.keys[mi[i]], (unsigned long long)m->orders,
                 (unsigned long long)m->quantity);
@@ -333,8 +332,8 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     }
     fputs("],\"categories\":[", f);
     for (size_t i = 0; i < t->minutes.n; i++) {
-        const struct minute *m = (const struct minute *)(t->minutes.items +
-                                                         mi[i] * sizeof(struct minute));
+        const struct minute *m =
+            (const struct minute *)(t->minutes.items + mi[i] * sizeof(struct minute));
         n = 0;
         for (size_t c = 0; c < nc; c++)
             if (m->cat_quantity[c])
@@ -351,7 +350,8 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     n = 0;
     for (size_t b = 0; b < nb; b++)
         if (t->brand_quantity[b])
-            r[n++] = (struct ranked){op_catalog_brand(b).s, t->brand_quantity[b], t->brand_amount[b]};
+            r[n++] =
+                (struct ranked){op_catalog_brand(b).s, t->brand_quantity[b], t->brand_amount[b]};
     put_ranking(f, r, n, cmp_by_quantity);
 
     struct top_user top[TOP_USERS];
@@ -367,7 +367,8 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     n = 0;
     for (int g = 0; g < t->ngenders; g++)
         if (t->gender_quantity[g])
-            r[n++] = (struct ranked){t->gender_names[g], t->gender_quantity[g], t->gender_amount[g]};
+            r[n++] =
+                (struct ranked){t->gender_names[g], t->gender_quantity[g], t->gender_amount[g]};
     qsort(r, n, sizeof(r[0]), cmp_by_amount);
     for (size_t i = 0; i < n; i++) {
         fprintf(f, "%s{\"name\":\"%s\",\"quantity\":%llu,\"amount\":", i ? "," : "", r[i].name,

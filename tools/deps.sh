@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
       librdkafka-dev liburcu-dev libhiredis-dev libjemalloc-dev libssl-dev
       libcriterion-dev libh2o-evloop-dev libjansson-dev libsimdjson-dev
       redis-server redis-tools kcat nghttp2-client h2o curl python3
-      chromium linux-perf"
+      chromium fonts-wqy-microhei linux-perf"
 
 missing=""
 for p in $PKGS; do

@@ -218,3 +218,131 @@ def snapshot_diff(got, want, path="", out=None):
     elif got != want or type(got) is not type(want):
         out.append(f"{path}: got {got!r}, want {want!r}")
     return out
+
+
+# --- a minimal Redis client (RESP2), so the tests need nothing outside the
+# standard library ------------------------------------------------------------
+
+class Redis:
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n + 2:
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            self.buf += chunk
+        data, self.buf = self.buf[:n], self.buf[n + 2:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n)
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise RuntimeError(f"bad reply {line!r}")
+
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self._reply()
+
+    def hgetall(self, key):
+        r = self.call("HGETALL", key) or []
+        return {r[i].decode(): int(r[i + 1]) for i in range(0, len(r), 2)}
+
+    def keys(self, pattern):
+        cursor, found = b"0", []
+        while True:
+            cursor, batch = self.call("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)
+            found += [k.decode() for k in batch]
+            if cursor == b"0":
+                return found
+
+
+def _amount(cents_value):
+    return Decimal(cents_value) / 100
+
+
+def redis_snapshot(port, prefix="{op}"):
+    """The cumulative metrics as Redis holds them, in the snapshot document's
+    shape (members that Redis keeps: no shares, no final flags)."""
+    r = Redis(port)
+    try:
+        t = r.hgetall(f"{prefix}:totals")
+        doc = {"totals": {"orders": t.get("orders", 0), "quantity": t.get("quantity", 0),
+                          "amount": _amount(t.get("amount", 0))}}
+        bq, ba, bo = (r.hgetall(f"{prefix}:brand:{k}") for k in "qao")
+        doc["brands"] = sorted(({"name": n, "quantity": bq[n], "amount": _amount(ba.get(n, 0))}
+                                for n in bq), key=lambda b: (-b["quantity"], b["name"].encode()))
+        gq, ga = (r.hgetall(f"{prefix}:gender:{k}") for k in "qa")
+        doc["gender"] = sorted(({"name": n, "quantity": gq[n], "amount": _amount(ga.get(n, 0))}
+                                for n in gq), key=lambda g: (-g["amount"], g["name"].encode()))
+        z = r.call("ZREVRANGE", f"{prefix}:users", 0, -1, "WITHSCORES")
+        orders = r.hgetall(f"{prefix}:user:o")
+        users = [(z[i].decode(), int(float(z[i + 1]))) for i in range(0, len(z), 2)]
+        users.sort(key=lambda u: (-u[1], u[0].encode()))
+        doc["top_users"] = [{"name": n, "amount": _amount(c), "orders": orders.get(n, 0)}
+                            for n, c in users[:10]]
+        minutes = []
+        for k in r.keys(f"{prefix}:minute:*"):
+            h = r.hgetall(k)
+            minutes.append({"minute": int(k.rsplit(":", 1)[1]), "orders": h.get("orders", 0),
+                            "quantity": h.get("quantity", 0),
+                            "amount": _amount(h.get("amount", 0))})
+        doc["minutes"] = sorted(minutes, key=lambda m: m["minute"])
+        cats = []
+        for k in r.keys(f"{prefix}:catmin:*"):
+            h = r.hgetall(k)
+            names = sorted({f.rsplit("\x1f", 1)[0] for f in h})
+            ranking = [{"name": n, "quantity": h.get(n + "\x1fq", 0),
+                        "amount": _amount(h.get(n + "\x1fa", 0))} for n in names]
+            ranking.sort(key=lambda c: (-c["quantity"], c["name"].encode()))
+            cats.append({"minute": int(k.rsplit(":", 1)[1]), "ranking": ranking})
+        doc["categories"] = sorted(cats, key=lambda c: c["minute"])
+        slots = []
+        for k in r.keys(f"{prefix}:slot:*"):
+            slots.append({"slot": int(k.rsplit(":", 1)[1]), "quantity": r.hgetall(k)})
+        doc["gender_slots"] = sorted(slots, key=lambda s: s["slot"])
+        doc["bad"] = t.get("bad", 0)
+        return doc
+    finally:
+        r.close()
+
+
+def truth_as_redis_holds_it(truth):
+    """The truth document reduced to what redis_snapshot() can rebuild."""
+    doc = {k: truth[k] for k in ("totals", "brands", "top_users", "categories",
+                                 "gender_slots")}
+    doc["minutes"] = [{k: v for k, v in m.items() if k != "final"} for m in truth["minutes"]]
+    doc["gender"] = [{k: v for k, v in g.items() if k not in SHARE_KEYS}
+                     for g in truth["gender"]]
+    doc["bad"] = truth["stats"]["bad_records"]
+    return doc
