@@ -208,23 +208,31 @@ int op_conf_load(op_conf_t *conf, const op_conf_spec_t *spec, size_t nspec, cons
     conf->prog = argc > 0 ? argv[0] : "orderpulse";
     conf->values = calloc(nspec, sizeof(char *));
     conf->origins = calloc(nspec, sizeof(char *));
-    if (!conf->values || !conf->origins)
+    if (!conf->values || !conf->origins) {
+        op_conf_dispose(conf);
         return -ENOMEM;
+    }
 
     const char *config = NULL;
     int rc = scan_argv(conf, argc, argv, 0, &config, err, errlen);
     if (rc != 0)
-        return rc;
+        goto fail;
     if (!config) {
         char name[256];
         env_name(name, sizeof(name), env_prefix, "config");
         config = getenv(name);
     }
     if (config && *config && (rc = load_file(conf, config, err, errlen)) < 0)
-        return rc;
+        goto fail;
     if ((rc = load_env(conf, env_prefix, err, errlen)) < 0)
-        return rc;
-    return scan_argv(conf, argc, argv, 1, &config, err, errlen);
+        goto fail;
+    if ((rc = scan_argv(conf, argc, argv, 1, &config, err, errlen)) != 0)
+        goto fail;
+    return 0;
+fail:
+    /* Nothing is kept on error or --help: the caller disposes only after 0. */
+    op_conf_dispose(conf);
+    return rc;
 }
 
 void op_conf_dispose(op_conf_t *conf)

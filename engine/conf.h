@@ -48,7 +48,8 @@ typedef struct op_conf {
 /* Fills conf from the config file, the environment (variables named
  * env_prefix + NAME) and argv. Returns 0, OP_CONF_HELP, or a negative error
  * code with a one-line message in err. "--config FILE" is always accepted.
- * Positional arguments are rejected. */
+ * Positional arguments are rejected. Only after 0 does conf hold anything
+ * (to be released with op_conf_dispose). */
 int op_conf_load(op_conf_t *conf, const op_conf_spec_t *spec, size_t nspec, const char *env_prefix,
                  int argc, char **argv, char *err, size_t errlen);
 void op_conf_dispose(op_conf_t *conf);

@@ -57,6 +57,7 @@ struct op_merger {
     op_snapshot_pub_t pub;
     int64_t merge_ns;       /* time spent merging shards since the last publish */
     op_hist_t tick_hist;    /* merge + render time per tick, for /metrics */
+    op_hist_t flush_hist;   /* time of each Redis flush, for /metrics */
     uint64_t *handed_epoch; /* per worker: epoch of its last shard */
     int *done;              /* per worker: its final shard was merged */
     int ndone;
@@ -335,8 +336,10 @@ static void flush_pending(op_merger_t *m)
         return;
     char err[512];
     int64_t t0 = op_now_mono_ms();
+    int64_t f0 = mono_ns();
     int rc =
         op_redis_flush(m->conf.redis, m->pending, m->conf.dict, m->committed, err, sizeof(err));
+    op_hist_observe(&m->flush_hist, (uint64_t)(mono_ns() - f0) / 1000);
     m->last_flush_ms = op_now_mono_ms() - t0;
     if (rc == 0) {
         commit_pending(m);
@@ -397,6 +400,7 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     op_hist_observe(&m->tick_hist, (uint64_t)(m->merge_ns + mono_ns() - t0) / 1000);
     m->merge_ns = 0;
     s->tick_hist = m->tick_hist;
+    s->flush_hist = m->flush_hist;
     if (m->conf.snapshot_file)
         write_snapshot_file(m->conf.snapshot_file, s);
     op_snapshot_publish(&m->pub, s);

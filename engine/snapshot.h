@@ -94,7 +94,7 @@ typedef struct op_snapshot {
     char etag[32];                 /* "\"<tick>-<as_of>\"" */
     op_jarray_t res[OP_RES_COUNT]; /* non-array resources have n == 0 */
     op_hist_t tick_hist;           /* merge + render time per tick (set by the merger) */
-    op_hist_t flush_hist;          /* Redis flush time per tick (zero until flushes are timed) */
+    op_hist_t flush_hist;          /* Redis flush time (set by the merger; empty without Redis) */
     uint64_t tsan_readers_done;    /* see the memory-ordering note above */
 } op_snapshot_t;
 

@@ -14,12 +14,12 @@
 #include "engine/shard.h"
 #include "engine/util.h"
 
-#define JSON_TYPE         "application/json; charset=utf-8"
-#define METRICS_TYPE      "text/plain; version=0.0.4; charset=utf-8"
-#define MAX_HEADER_BYTES  (16 * 1024) /* sum of request header names and values */
-#define MAX_LAST          1000000000
-#define MAX_USERS         100
-#define DEFAULT_USERS     10
+#define JSON_TYPE           "application/json; charset=utf-8"
+#define METRICS_TYPE        "text/plain; version=0.0.4; charset=utf-8"
+#define MAX_HEADER_BYTES    (16 * 1024) /* sum of request header names and values */
+#define MAX_LAST            1000000000
+#define MAX_USERS           100
+#define DEFAULT_USERS       10
 #define MAX_EPOCH_MS_DIGITS 16
 
 typedef enum route {
@@ -40,31 +40,32 @@ typedef enum route {
 
 static const struct {
     const char *path;
+    size_t len;
     route_t route;
 } routes[] = {
-    {"/api/v1/snapshot", R_SNAPSHOT},
-    {"/api/v1/totals", R_TOTALS},
-    {"/api/v1/sales/minutes", R_MINUTES},
-    {"/api/v1/categories/ranking", R_CATEGORIES},
-    {"/api/v1/brands", R_BRANDS},
-    {"/api/v1/users/top", R_USERS},
-    {"/api/v1/gender", R_GENDER},
-    {"/api/v1/gender/slots", R_GENDER_SLOTS},
-    {"/api/v1/stream", R_STREAM},
-    {"/metrics", R_METRICS},
-    {"/healthz", R_HEALTH},
-    {"/readyz", R_READY},
+    {H2O_STRLIT("/api/v1/snapshot"), R_SNAPSHOT},
+    {H2O_STRLIT("/api/v1/totals"), R_TOTALS},
+    {H2O_STRLIT("/api/v1/sales/minutes"), R_MINUTES},
+    {H2O_STRLIT("/api/v1/categories/ranking"), R_CATEGORIES},
+    {H2O_STRLIT("/api/v1/brands"), R_BRANDS},
+    {H2O_STRLIT("/api/v1/users/top"), R_USERS},
+    {H2O_STRLIT("/api/v1/gender"), R_GENDER},
+    {H2O_STRLIT("/api/v1/gender/slots"), R_GENDER_SLOTS},
+    {H2O_STRLIT("/api/v1/stream"), R_STREAM},
+    {H2O_STRLIT("/metrics"), R_METRICS},
+    {H2O_STRLIT("/healthz"), R_HEALTH},
+    {H2O_STRLIT("/readyz"), R_READY},
 };
 
 static route_t find_route(h2o_iovec_t path)
 {
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-        if (h2o_memis(path.base, path.len, routes[i].path, strlen(routes[i].path)))
+        if (h2o_memis(path.base, path.len, routes[i].path, routes[i].len))
             return routes[i].route;
     return R_NONE;
 }
 
-/* --- responses ------------------------------------------------------------------ */
+/* --- responses ---------------------------------------------------------------------- */
 
 /* Only answers sent in full by one h2o_send use it: h2o never asks it to
  * proceed or stop. */
@@ -80,8 +81,8 @@ static void add_cors(const op_http_env_t *env, h2o_req_t *req)
     const char *origin = env->conf->cors_origin;
     if (!origin)
         return;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, origin,
-                   strlen(origin));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL,
+                   origin, strlen(origin));
     h2o_add_header_by_str(&req->pool, &req->res.headers,
                           H2O_STRLIT("access-control-expose-headers"), 0, NULL, H2O_STRLIT("ETag"));
     if (strcmp(origin, "*") != 0)
@@ -93,7 +94,8 @@ static void add_common(const op_http_env_t *env, h2o_req_t *req, const char *typ
 {
     if (type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, type_len);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
     add_cors(env, req);
 }
 
@@ -270,7 +272,7 @@ static int parse_u64(h2o_iovec_t v, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* --- routes ------------------------------------------------------------------------ */
+/* --- routes ------------------------------------------------------------------------- */
 
 op_http_view_t *op_http_env_refresh(op_http_env_t *env)
 {
@@ -311,8 +313,7 @@ static int serve_category(op_http_env_t *env, h2o_req_t *req)
     if (given) /* any time within the minute names it */
         i = op_http_view_find(v, OP_RES_CATEGORIES, (int64_t)(minute - minute % OP_MINUTE_MS));
     if (i < 0)
-        return send_not_found(env, req,
-                              given ? "minute not retained" : "no minute retained yet");
+        return send_not_found(env, req, given ? "minute not retained" : "no minute retained yet");
     h2o_iovec_t b = op_http_view_elem(v, OP_RES_CATEGORIES, (uint32_t)i);
     return send_resource(env, req, v, &b, 1);
 }
@@ -413,22 +414,19 @@ static int serve_static(op_http_env_t *env, h2o_req_t *req, h2o_iovec_t path)
         return -1;
     if (h2o_memis(path.base, path.len, H2O_STRLIT(OP_HTTP_VENDOR_PATH)))
         return send_not_found(env, req, "ECharts is not installed (run make deps)");
-    return send_not_found(env, req,
-                          root ? "the dashboard is not installed: index.html is missing"
-                               : "not found");
+    return send_not_found(
+        env, req, root ? "the dashboard is not installed: index.html is missing" : "not found");
 }
 
 static int serve_preflight(op_http_env_t *env, h2o_req_t *req)
 {
     add_cors(env, req);
-    h2o_add_header_by_str(&req->pool, &req->res.headers,
-                          H2O_STRLIT("access-control-allow-methods"), 0, NULL,
-                          H2O_STRLIT("GET, HEAD"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers,
-                          H2O_STRLIT("access-control-allow-headers"), 0, NULL,
-                          H2O_STRLIT("If-None-Match, Cache-Control, Last-Event-ID"));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"),
-                          0, NULL, H2O_STRLIT("600"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"),
+                          0, NULL, H2O_STRLIT("GET, HEAD"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"),
+                          0, NULL, H2O_STRLIT("If-None-Match, Cache-Control, Last-Event-ID"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0,
+                          NULL, H2O_STRLIT("600"));
     return send_whole(req, 204, "No Content", NULL, 0);
 }
 
@@ -447,7 +445,8 @@ int op_http_api_handle(op_http_env_t *env, h2o_req_t *req)
         if (env->conf->cors_origin &&
             h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")))
             return serve_preflight(env, req);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET, HEAD"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                       H2O_STRLIT("GET, HEAD"));
         return send_error(env, req, 405, "Method Not Allowed", "only GET and HEAD are allowed");
     }
     if (req->entity.len > 0)

@@ -39,13 +39,13 @@
 /* One HTTP thread's serving state. Owner: that thread. */
 typedef struct op_http_env {
     const op_http_conf_t *conf;
-    op_http_view_t *view;             /* the current view (one reference), NULL before a snapshot */
-    op_http_sse_t sse;                /* the thread's event streams */
-    op_http_counters_t *counters;     /* this thread's */
-    op_http_counters_t *const *all;   /* every thread's, for /metrics */
+    op_http_view_t *view;           /* the current view (one reference), NULL before a snapshot */
+    op_http_sse_t sse;              /* the thread's event streams */
+    op_http_counters_t *counters;   /* this thread's */
+    op_http_counters_t *const *all; /* every thread's, for /metrics */
     int nthreads;
-    int have_static;                  /* conf->static_dir is a directory */
-    int have_vendor;                  /* OP_HTTP_VENDOR_FILE exists under conf->vendor_dir */
+    int have_static; /* conf->static_dir is a directory */
+    int have_vendor; /* OP_HTTP_VENDOR_FILE exists under conf->vendor_dir */
 } op_http_env_t;
 
 /* Brings env->view up to the published snapshot (a copy when the tick

@@ -133,7 +133,6 @@ h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v
               "Merger time per tick: merging the shards and rendering the snapshot.",
               &s->tick_hist);
     histogram(&t, "orderpulse_flush_duration_seconds",
-              "Redis flush time per tick (no observations until flushes are timed).",
-              &s->flush_hist);
+              "Time of each Redis flush (no observations with --redis none).", &s->flush_hist);
     return h2o_iovec_init(t.buf, t.len);
 }

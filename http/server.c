@@ -25,7 +25,6 @@
 
 #include <errno.h>
 #include <h2o.h>
-#include <h2o/http1.h>
 #include <h2o/http2.h>
 #include <limits.h>
 #include <netdb.h>
@@ -46,12 +45,12 @@
 #include "engine/util.h"
 #include "http/api.h"
 
-#define DEFAULT_HEARTBEAT_MS   15000
-#define DEFAULT_MAX_CONNS      10000
-#define MAX_REQUEST_BODY       4096 /* larger bodies get h2o's 413; smaller ones ours */
-#define STOP_GRACE_MS          1000 /* then open connections are shut down */
-#define ACCEPT_BATCH           64
-#define STATIC_SEARCH_DEPTH    4
+#define DEFAULT_HEARTBEAT_MS 15000
+#define DEFAULT_MAX_CONNS    10000
+#define MAX_REQUEST_BODY     4096 /* larger bodies get h2o's 413; smaller ones ours */
+#define STOP_GRACE_MS        1000 /* then open connections are shut down */
+#define ACCEPT_BATCH         64
+#define STATIC_SEARCH_DEPTH  4
 
 typedef struct http_thread http_thread_t;
 
@@ -122,9 +121,8 @@ static int split_listen(const char *s, char *host, size_t hostlen, char *port, s
     } else {
         const char *colon = strrchr(s, ':');
         if (colon && memchr(s, ':', (size_t)(colon - s)))
-            return op_conf_error(err, errlen,
-                                 "--http: write an IPv6 address in brackets, [ADDR]:PORT; got '%s'",
-                                 s);
+            return op_conf_error(
+                err, errlen, "--http: write an IPv6 address in brackets, [ADDR]:PORT; got '%s'", s);
         if (colon) {
             h = s;
             hl = (size_t)(colon - s);
@@ -150,7 +148,7 @@ int op_http_check_listen(const char *listen, char *err, size_t errlen)
     return split_listen(listen, host, sizeof(host), port, sizeof(port), err, errlen);
 }
 
-/* --- directories --------------------------------------------------------------------- */
+/* --- directories -------------------------------------------------------------------- */
 
 static int is_dir(const char *path)
 {
@@ -164,15 +162,14 @@ static int is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_len,
-                      char *vendor_dir, size_t vendor_len, char *err, size_t errlen)
+int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_len, char *vendor_dir,
+                      size_t vendor_len, char *err, size_t errlen)
 {
     char buf[PATH_MAX];
     static_dir[0] = vendor_dir[0] = '\0';
     if (static_opt) {
         if (!realpath(static_opt, buf) || !is_dir(buf))
-            return op_conf_error(err, errlen, "--static-dir: '%s' is not a directory",
-                                       static_opt);
+            return op_conf_error(err, errlen, "--static-dir: '%s' is not a directory", static_opt);
         if ((size_t)snprintf(static_dir, static_len, "%s", buf) >= static_len)
             return op_conf_error(err, errlen, "--static-dir: path too long");
     } else {
@@ -199,14 +196,13 @@ int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_le
     }
     /* node_modules sits two levels above http/static (the repository root). */
     char cand[PATH_MAX];
-    if ((size_t)snprintf(cand, sizeof(cand), "%s/../../node_modules", static_dir) <
-            sizeof(cand) &&
+    if ((size_t)snprintf(cand, sizeof(cand), "%s/../../node_modules", static_dir) < sizeof(cand) &&
         realpath(cand, buf) && is_dir(buf))
         snprintf(vendor_dir, vendor_len, "%s", buf);
     return 0;
 }
 
-/* --- sockets ------------------------------------------------------------------------- */
+/* --- sockets ------------------------------------------------------------------------ */
 
 static int listen_socket(const struct addrinfo *ai, int reuseport, char *err, size_t errlen,
                          const char *what)
@@ -245,7 +241,7 @@ static int bind_all(op_http_t *h, char *err, size_t errlen)
     int gai = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &ai);
     if (gai != 0)
         return op_conf_error(err, errlen, "--http: cannot resolve '%s': %s", h->conf.listen,
-                                   gai_strerror(gai));
+                             gai_strerror(gai));
     struct sockaddr_storage addr;
     memcpy(&addr, ai->ai_addr, ai->ai_addrlen);
     struct addrinfo bound = *ai;
@@ -284,22 +280,20 @@ static int setup_tls(op_http_t *h, char *err, size_t errlen)
     SSL_CTX_set_options(h->ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_use_certificate_chain_file(h->ssl, c->tls_cert) != 1) {
         ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-        return op_conf_error(err, errlen, "--tls-cert: cannot load '%s': %s", c->tls_cert,
-                                   why);
+        return op_conf_error(err, errlen, "--tls-cert: cannot load '%s': %s", c->tls_cert, why);
     }
     if (SSL_CTX_use_PrivateKey_file(h->ssl, c->tls_key, SSL_FILETYPE_PEM) != 1) {
         ERR_error_string_n(ERR_get_error(), why, sizeof(why));
-        return op_conf_error(err, errlen, "--tls-key: cannot load '%s': %s", c->tls_key,
-                                   why);
+        return op_conf_error(err, errlen, "--tls-key: cannot load '%s': %s", c->tls_key, why);
     }
     if (SSL_CTX_check_private_key(h->ssl) != 1)
         return op_conf_error(err, errlen, "--tls-key: '%s' does not match --tls-cert '%s'",
-                                   c->tls_key, c->tls_cert);
+                             c->tls_key, c->tls_cert);
     h2o_ssl_register_alpn_protocols(h->ssl, h2o_http2_alpn_protocols);
     return 0;
 }
 
-/* --- the handler and the logger ----------------------------------------------------------- */
+/* --- the handler and the logger ----------------------------------------------------- */
 
 static http_thread_t *thread_of(h2o_req_t *req)
 {
@@ -349,7 +343,7 @@ static void setup_config(op_http_t *h)
         h2o_file_register(root, h->conf.static_dir, index_files, NULL, 0);
 }
 
-/* --- connections ------------------------------------------------------------------------ */
+/* --- connections -------------------------------------------------------------------- */
 
 static void on_conn_close(void *data)
 {
@@ -386,7 +380,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
-/* --- wake-ups ------------------------------------------------------------------------------ */
+/* --- wake-ups ----------------------------------------------------------------------- */
 
 static void take_messages(h2o_linklist_t *messages)
 {
@@ -418,7 +412,7 @@ void op_http_notify(op_http_t *h)
     }
 }
 
-/* --- threads -------------------------------------------------------------------------------- */
+/* --- threads ------------------------------------------------------------------------ */
 
 /* Stops accepting, ends the event streams and waits for the connections to
  * go; past the grace period the stragglers (idle keep-alive, slow clients)
@@ -445,7 +439,9 @@ static void drain(http_thread_t *t)
             deadline = op_now_mono_ms() + STOP_GRACE_MS;
             continue;
         }
-        h2o_evloop_run(t->ctx.loop, (int32_t)left);
+        /* Short turns: a socket h2o closes is released on the loop's next
+         * turn, which would otherwise wait out the whole grace period. */
+        h2o_evloop_run(t->ctx.loop, left < 10 ? (int32_t)left : 10);
     }
     h2o_evloop_run(t->ctx.loop, 0); /* deferred callbacks of the last closes */
 }
@@ -462,8 +458,7 @@ static void *thread_main(void *arg)
     h2o_linklist_init_anchor(&t->conns);
     h2o_multithread_register_receiver(t->ctx.queue, &t->wake_recv, on_wake);
     h2o_multithread_register_receiver(t->ctx.queue, &t->stop_recv, on_stop);
-    op_http_sse_init(&t->env.sse, t->ctx.loop, h->conf.heartbeat_ms,
-                     &t->counters.sse_subscribers);
+    op_http_sse_init(&t->env.sse, t->ctx.loop, h->conf.heartbeat_ms, &t->counters.sse_subscribers);
     t->listener = h2o_evloop_socket_create(t->ctx.loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
     t->fd = -1; /* owned by the listener now */
     t->listener->data = t;
@@ -480,8 +475,7 @@ static void *thread_main(void *arg)
 
     if (t->nconns > 0 || op_http_sse_dispose(&t->env.sse) < 0) {
         /* Freeing the context now would pull it from under them. */
-        fprintf(stderr, "orderpulse: http: %zu connections did not close at shutdown\n",
-                t->nconns);
+        fprintf(stderr, "orderpulse: http: %zu connections did not close at shutdown\n", t->nconns);
         t->leaked = 1;
     } else {
         op_http_view_release(t->env.view);
@@ -520,7 +514,7 @@ static http_thread_t *thread_create(op_http_t *h, int idx)
     return t;
 }
 
-/* --- start and stop ---------------------------------------------------------------------------- */
+/* --- start and stop ----------------------------------------------------------------- */
 
 static void free_server(op_http_t *h)
 {
@@ -576,11 +570,11 @@ int op_http_start(op_http_t **out, const op_http_conf_t *conf, char *err, size_t
     }
     h->nthreads = h->conf.threads;
     h->have_static = h->conf.static_dir && is_dir(h->conf.static_dir);
-    h->have_vendor = h->conf.vendor_dir &&
-                     (size_t)snprintf(h->vendor_file, sizeof(h->vendor_file), "%s/%s",
-                                      h->conf.vendor_dir, OP_HTTP_VENDOR_FILE) <
-                         sizeof(h->vendor_file) &&
-                     is_file(h->vendor_file);
+    h->have_vendor =
+        h->conf.vendor_dir &&
+        (size_t)snprintf(h->vendor_file, sizeof(h->vendor_file), "%s/%s", h->conf.vendor_dir,
+                         OP_HTTP_VENDOR_FILE) < sizeof(h->vendor_file) &&
+        is_file(h->vendor_file);
     h->threads = calloc((size_t)h->nthreads, sizeof(*h->threads));
     h->counters = calloc((size_t)h->nthreads, sizeof(*h->counters));
     if (!h->threads || !h->counters) {
@@ -604,8 +598,7 @@ int op_http_start(op_http_t **out, const op_http_conf_t *conf, char *err, size_t
         http_thread_t *t = h->threads[i];
         int e = pthread_create(&t->tid, NULL, thread_main, t);
         if (e) {
-            rc = op_conf_error(err, errlen, "--http: cannot start a thread: %s",
-                                     strerror(e));
+            rc = op_conf_error(err, errlen, "--http: cannot start a thread: %s", strerror(e));
             goto stop;
         }
         t->started = 1;

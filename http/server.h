@@ -57,8 +57,8 @@ int op_http_check_listen(const char *listen, char *err, size_t errlen);
  * above the static directory). Missing directories are not an error (the
  * server answers 404 JSON) unless static_opt names one. Returns 0 or
  * -EINVAL with a message. */
-int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_len,
-                      char *vendor_dir, size_t vendor_len, char *err, size_t errlen);
+int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_len, char *vendor_dir,
+                      size_t vendor_len, char *err, size_t errlen);
 
 /* Binds, loads the certificate and starts the threads; returns when every
  * thread serves. Returns 0, or a negative errno with a one-line message

@@ -65,6 +65,8 @@ static void finish(sub_t *s)
 {
     h2o_req_t *req = s->req;
     detach(s);
+    if (s->hub->closing)
+        req->http1_is_persistent = 0; /* HTTP/1: close rather than wait for a next request */
     h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
 
