@@ -132,9 +132,11 @@ FUZZ_BIN     := build/fuzz/fuzz_parse
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=undefined
 
-$(FUZZ_BIN): tests/fuzz/fuzz_parse.c engine/parse.c engine/parse.h
+FUZZ_SRC     := tests/fuzz/fuzz_parse.c engine/parse.c engine/utf8.c
+
+$(FUZZ_BIN): $(FUZZ_SRC) engine/parse.h engine/utf8.h
 	@mkdir -p $(@D)
-	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_parse.c engine/parse.c
+	clang $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC)
 
 fuzz: deps $(FUZZ_BIN)
 	tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS)

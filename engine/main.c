@@ -59,6 +59,8 @@ static const op_conf_spec_t options[] = {
     {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
      "Redis holding the exactly-once cumulative state and offsets (none: memory only)"},
     {"redis-password", OP_CONF_VALUE, "PASSWORD", NULL, "Redis AUTH password"},
+    {"view", OP_CONF_VALUE, "local|redis", "local",
+     "local: snapshots of this process's state; redis: of the global state in Redis (scale-out)"},
     {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
     {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
      "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
@@ -96,8 +98,11 @@ static int online_cpus(void)
 static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
 {
     const char *spec = op_conf_get(c, "redis");
-    if (strcmp(spec, "none") == 0)
+    if (strcmp(spec, "none") == 0) {
+        if (strcmp(op_conf_get(c, "view"), "local") != 0)
+            return op_conf_error(err, errlen, "--view redis needs --redis HOST:PORT");
         return 0;
+    }
     const char *colon = strrchr(spec, ':');
     int64_t port = 6379;
     size_t hostlen = colon ? (size_t)(colon - spec) : strlen(spec);
@@ -113,6 +118,10 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     ec->redis.prefix = op_conf_get(c, "redis-prefix");
     ec->redis.topic = ec->src.topic;
     ec->redis.retention_ms = ec->merger.retention_ms;
+    static const char *const views[] = {"local", "redis", NULL};
+    if (op_conf_parse_choice("--view", op_conf_get(c, "view"), views, &ec->merger.view_redis, err,
+                             errlen) < 0)
+        return -EINVAL;
     if (op_conf_parse_i64("--pending-max-users", op_conf_get(c, "pending-max-users"), 1000,
                           INT64_MAX, &ec->merger.pending_max_users, err, errlen) < 0)
         return -EINVAL;
@@ -221,23 +230,52 @@ static long rss_anon_kib(void)
     return kib;
 }
 
+/* What the Kafka source's rebalance hooks need (they run on its poll
+ * thread): a Redis connection of their own and the merger. */
+typedef struct rebalance_ctx {
+    op_redis_t *redis;
+    op_merger_t *merger;
+} rebalance_ctx_t;
+
 /* Where a partition resumes: the next offset Redis holds for it (source.h
- * start_offset; called on the source's poll thread at each assignment). */
+ * start_offset; called at each assignment). The merger's next flush of the
+ * partition is fenced on that same offset. */
 static int redis_start_offset(void *opaque, int32_t partition, int64_t *offset)
 {
+    rebalance_ctx_t *rb = opaque;
     char err[256];
     int64_t offs[OP_SOURCE_MAX_PARTITIONS];
     if (partition < 0 || partition >= OP_SOURCE_MAX_PARTITIONS)
         return -EINVAL;
-    if (op_redis_offsets(opaque, partition + 1, offs, err, sizeof(err)) < 0) {
+    if (op_redis_offsets(rb->redis, partition + 1, offs, err, sizeof(err)) < 0) {
         fprintf(stderr, PROG ": reading offsets from Redis: %s\n", err);
         return -EIO;
     }
+    op_merger_set_committed(rb->merger, partition, offs[partition]);
     /* No offset in Redis: nothing of this partition was ever counted, so
      * read it from its beginning (not from Kafka's committed offset, which
      * may be ahead of what reached Redis). */
     *offset = offs[partition] < 0 ? RD_KAFKA_OFFSET_BEGINNING : offs[partition];
     return 0;
+}
+
+/* Before partitions are given up: hold the workers and flush everything
+ * they consumed, so the next owner (maybe this process again) resumes from
+ * Redis exactly after it. If that flush cannot happen, the deltas stay
+ * pending and the fence decides at the next flush. */
+static void redis_on_revoke(void *opaque)
+{
+    rebalance_ctx_t *rb = opaque;
+    op_merger_set_rebalancing(rb->merger, 1);
+    int rc = op_merger_sync(rb->merger, 30000);
+    if (rc < 0)
+        fprintf(stderr, PROG ": rebalance: could not flush before giving partitions up (%s)\n",
+                strerror(-rc));
+}
+
+static void redis_on_assigned(void *opaque)
+{
+    op_merger_set_rebalancing(((rebalance_ctx_t *)opaque)->merger, 0);
 }
 
 /* The merger's publish hook: wakes the HTTP threads once the server runs. */
@@ -270,6 +308,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     op_merger_t *merger = NULL;
     op_redis_t *redis = NULL;
     op_redis_t *offsets_conn = NULL;
+    rebalance_ctx_t rebalance = {0};
     static int64_t start_offsets[OP_SOURCE_MAX_PARTITIONS];
     op_worker_t *workers[MAX_WORKERS] = {0};
     op_http_t *http = NULL, *http_live = NULL; /* http_live: read by the merger (__atomic) */
@@ -306,8 +345,12 @@ static int run(engine_conf_t *ec, sigset_t *signals)
             fprintf(stderr, PROG ": %s\n", err);
             goto fail;
         }
+        rebalance.redis = offsets_conn;
+        rebalance.merger = merger;
         ec->src.start_offset = redis_start_offset;
-        ec->src.start_opaque = offsets_conn;
+        ec->src.on_revoke = redis_on_revoke;
+        ec->src.on_assigned = redis_on_assigned;
+        ec->src.start_opaque = &rebalance;
     }
     if (op_source_open(&src, &ec->src, err, sizeof(err)) < 0) {
         fprintf(stderr, PROG ": %s\n", err);

@@ -45,7 +45,13 @@ struct op_merger {
     int started;
     int running; /* __atomic: 1 from start until merger_main returns */
 
-    int paused; /* __atomic: merger writes, workers read once per batch */
+    /* __atomic, workers read once per batch: [0] backpressure (merger
+     * writes), [1] a rebalance in progress (the source's poll thread). */
+    int paused[2];
+    /* Sync requests (op_merger_sync), under bell_mu: */
+    uint64_t sync_requested, sync_served;
+    int sync_result;
+    pthread_cond_t synced;
     int fenced; /* __atomic: merger writes, main reads */
 
     /* Merger thread only: */
@@ -54,6 +60,7 @@ struct op_merger {
     int64_t last_error_log_ms;
     int64_t last_flush_ms;
     op_state_t st;
+    op_intern_cache_t view_cache; /* --view redis: names read back from Redis */
     op_snapshot_pub_t pub;
     int64_t merge_ns;       /* time spent merging shards since the last publish */
     op_hist_t tick_hist;    /* merge + render time per tick, for /metrics */
@@ -110,7 +117,9 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     }
     pthread_mutex_init(&m->bell_mu, NULL);
     pthread_cond_init(&m->bell, NULL);
+    pthread_cond_init(&m->synced, NULL);
     op_state_init(&m->st, conf->dict);
+    op_intern_cache_init(&m->view_cache, conf->dict);
     if (conf->redis) {
         m->pending = op_shard_create(-1);
         m->committed = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->committed));
@@ -140,10 +149,12 @@ void op_merger_destroy(op_merger_t *m)
     }
     cds_wfcq_destroy(&m->full.head, &m->full.tail);
     op_state_dispose(&m->st);
+    op_intern_cache_dispose(&m->view_cache);
     op_shard_destroy(m->pending);
     free(m->committed);
     pthread_mutex_destroy(&m->bell_mu);
     pthread_cond_destroy(&m->bell);
+    pthread_cond_destroy(&m->synced);
     free(m->spare);
     free(m->first);
     free(m->handed_epoch);
@@ -264,7 +275,7 @@ int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen)
 {
     op_intern_cache_t cache;
     op_intern_cache_init(&cache, m->conf.dict);
-    int rc = op_redis_load(m->conf.redis, &m->st, &cache, err, errlen);
+    int rc = op_redis_load(m->conf.redis, &m->st, &cache, 0, err, errlen);
     op_intern_cache_dispose(&cache);
     if (rc < 0)
         return rc;
@@ -287,7 +298,47 @@ int op_merger_fenced(op_merger_t *m)
 
 const int *op_merger_paused_ptr(op_merger_t *m)
 {
-    return &m->paused;
+    return m->paused;
+}
+
+void op_merger_set_rebalancing(op_merger_t *m, int on)
+{
+    __atomic_store_n(&m->paused[1], on, __ATOMIC_RELEASE);
+}
+
+void op_merger_set_committed(op_merger_t *m, int32_t p, int64_t offset)
+{
+    if (m->committed && p >= 0 && p < OP_SOURCE_MAX_PARTITIONS)
+        __atomic_store_n(&m->committed[p], offset, __ATOMIC_RELEASE);
+}
+
+int op_merger_sync(op_merger_t *m, int timeout_ms)
+{
+    int64_t deadline = op_now_wall_ms() + timeout_ms;
+    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    pthread_mutex_lock(&m->bell_mu);
+    uint64_t mine = ++m->sync_requested;
+    m->bell_rung = 1;
+    pthread_cond_signal(&m->bell);
+    int rc = 0;
+    while (m->sync_served < mine && !stopping(m) && rc == 0)
+        rc = pthread_cond_timedwait(&m->synced, &m->bell_mu, &ts);
+    int result = m->sync_served >= mine ? m->sync_result : -ETIMEDOUT;
+    pthread_mutex_unlock(&m->bell_mu);
+    return result;
+}
+
+/* Called by the merger after a tick's flush: answers the sync requests
+ * made before the tick began. */
+static void sync_answer(op_merger_t *m, uint64_t served, int result)
+{
+    pthread_mutex_lock(&m->bell_mu);
+    if (served > m->sync_served) {
+        m->sync_served = served;
+        m->sync_result = result;
+        pthread_cond_broadcast(&m->synced);
+    }
+    pthread_mutex_unlock(&m->bell_mu);
 }
 
 static int pending_empty(const op_shard_t *p)
@@ -306,10 +357,10 @@ static void commit_pending(op_merger_t *m)
     for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
         for (uint64_t bits = p->touched[w]; bits; bits &= bits - 1) {
             int q = w * 64 + __builtin_ctzll(bits);
-            m->committed[q] = p->parts[q].next_offset;
+            __atomic_store_n(&m->committed[q], p->parts[q].next_offset, __ATOMIC_RELEASE);
         }
     op_shard_clear(p);
-    __atomic_store_n(&m->paused, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&m->paused[0], 0, __ATOMIC_RELEASE);
 }
 
 /* After a rejected flush: was it rejected because an earlier attempt did
@@ -332,13 +383,17 @@ static int flush_already_committed(op_merger_t *m)
 
 static void flush_pending(op_merger_t *m)
 {
+    /* The poll thread updates committed[] at assignments: a copy, so the
+     * flush sees one consistent set of fences. */
+    static int64_t expected[OP_SOURCE_MAX_PARTITIONS];
+    for (int q = 0; q < OP_SOURCE_MAX_PARTITIONS; q++)
+        expected[q] = __atomic_load_n(&m->committed[q], __ATOMIC_ACQUIRE);
     if (pending_empty(m->pending))
         return;
     char err[512];
     int64_t t0 = op_now_mono_ms();
     int64_t f0 = mono_ns();
-    int rc =
-        op_redis_flush(m->conf.redis, m->pending, m->conf.dict, m->committed, err, sizeof(err));
+    int rc = op_redis_flush(m->conf.redis, m->pending, m->conf.dict, expected, err, sizeof(err));
     op_hist_observe(&m->flush_hist, (uint64_t)(mono_ns() - f0) / 1000);
     m->last_flush_ms = op_now_mono_ms() - t0;
     if (rc == 0) {
@@ -367,7 +422,7 @@ static void flush_pending(op_merger_t *m)
         m->last_error_log_ms = now;
     }
     if (m->conf.pending_max_users > 0 && m->pending->users.count >= m->conf.pending_max_users)
-        __atomic_store_n(&m->paused, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&m->paused[0], 1, __ATOMIC_RELEASE);
 }
 
 static void write_snapshot_file(const char *path, const op_snapshot_t *s)
@@ -384,6 +439,32 @@ static void write_snapshot_file(const char *path, const op_snapshot_t *s)
         rename(tmp, path);
 }
 
+/* --view redis: the global figures as Redis holds them, with this process's
+ * event-time view (watermark) on top. NULL if Redis cannot be read: the
+ * caller then shows the local state rather than nothing. */
+static op_snapshot_t *render_redis_view(op_merger_t *m, const op_snapshot_meta_t *meta)
+{
+    char err[512];
+    op_state_t v;
+    op_state_init(&v, m->conf.dict);
+    int rc = op_redis_load(m->conf.redis, &v, &m->view_cache, OP_STATE_TOPK, err, sizeof(err));
+    op_snapshot_t *s = NULL;
+    if (rc == 0) {
+        v.watermark_ms = m->st.watermark_ms;
+        v.max_event_ms = m->st.max_event_ms;
+        op_state_evict(&v, m->conf.retention_ms);
+        s = op_snapshot_render(&v, meta);
+    } else {
+        int64_t now = op_now_mono_ms();
+        if (now - m->last_error_log_ms >= 5000) {
+            fprintf(stderr, "orderpulse: --view redis: %s; showing the local state\n", err);
+            m->last_error_log_ms = now;
+        }
+    }
+    op_state_dispose(&v);
+    return s;
+}
+
 static void publish(op_merger_t *m, uint64_t tick, int at_end)
 {
     int64_t t0 = mono_ns();
@@ -396,7 +477,9 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
     };
-    op_snapshot_t *s = op_snapshot_render(&m->st, &meta);
+    op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
+    if (!s)
+        s = op_snapshot_render(&m->st, &meta);
     op_hist_observe(&m->tick_hist, (uint64_t)(m->merge_ns + mono_ns() - t0) / 1000);
     m->merge_ns = 0;
     s->tick_hist = m->tick_hist;
@@ -417,10 +500,14 @@ static void *merger_main(void *arg)
         wait_tick(m, next);
         if (stopping(m))
             break;
+        pthread_mutex_lock(&m->bell_mu);
+        uint64_t serving = m->sync_requested;
+        pthread_mutex_unlock(&m->bell_mu);
         uint64_t epoch = __atomic_add_fetch(&m->epoch, 1, __ATOMIC_ACQ_REL);
         collect(m, epoch);
         if (m->pending)
             flush_pending(m);
+        sync_answer(m, serving, !m->pending || pending_empty(m->pending) ? 0 : -EIO);
         if (stopping(m))
             break;
         /* With Redis, the input is only finished once its deltas are in. */

@@ -54,6 +54,10 @@ typedef struct op_merger_conf {
      * committed there; until then they wait in a pending shard. */
     struct op_redis *redis;
     int64_t pending_max_users; /* past this many users pending, workers pause */
+    /* --view redis: render each snapshot from the cumulative figures and
+     * top users read back from Redis (every process of a scaled-out group
+     * then serves the global view), not from this process's own state. */
+    int view_redis;
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;
@@ -73,6 +77,22 @@ int op_merger_running(op_merger_t *m);
  * signal-handling thread. */
 void op_merger_stop(op_merger_t *m);
 void op_merger_destroy(op_merger_t *m);
+
+/* --- rebalances (any thread; used by the Kafka source's poll thread) ---------- */
+
+/* Holds the workers (1) or lets them go (0): during a rebalance nobody may
+ * consume between the final flush of the revoked partitions and the seeks
+ * of the new assignment. */
+void op_merger_set_rebalancing(op_merger_t *m, int on);
+
+/* Runs a tick now and waits until its flush is done: every record the
+ * workers consumed before the call is then in Redis. Returns 0, or
+ * -ETIMEDOUT / -EIO (the flush failed; the deltas stay pending). */
+int op_merger_sync(op_merger_t *m, int timeout_ms);
+
+/* The offset Redis holds for partition p, as read at its assignment: the
+ * fence the merger's next flush of p expects. */
+void op_merger_set_committed(op_merger_t *m, int32_t p, int64_t offset);
 
 /* The source, for the lag in snapshots (may be set after create, before
  * start: with Redis the merger exists before the source is opened). */
@@ -107,7 +127,9 @@ const uint64_t *op_merger_epoch_ptr(op_merger_t *m);
  * deltas reached their bound): backpressure instead of unbounded memory. */
 static inline int op_merger_paused(const int *paused)
 {
-    return __atomic_load_n(paused, __ATOMIC_ACQUIRE);
+    /* paused[0]: backpressure (Redis down), paused[1]: a rebalance. */
+    return __atomic_load_n(&paused[0], __ATOMIC_ACQUIRE) ||
+           __atomic_load_n(&paused[1], __ATOMIC_ACQUIRE);
 }
 const int *op_merger_paused_ptr(op_merger_t *m);
 

@@ -603,6 +603,50 @@ static int load_users(op_redis_t *r, op_state_t *st, char *err, size_t errlen)
     return 0;
 }
 
+/* Only the k best users (ZREVRANGE) with their order counts: what a
+ * snapshot shows, without reading millions of users every tick. */
+static int load_top_users(op_redis_t *r, op_state_t *st, int k, char *err, size_t errlen)
+{
+    char key[KEYLEN], ko[KEYLEN];
+    snprintf(key, sizeof(key), "%s:users", r->prefix);
+    snprintf(ko, sizeof(ko), "%s:user:o", r->prefix);
+    cmd_t c;
+    cmd_begin(&c, "ZREVRANGE");
+    cmd_str(&c, key, strlen(key));
+    cmd_i64(&c, 0);
+    cmd_i64(&c, k - 1);
+    cmd_str(&c, "WITHSCORES", 10);
+    redisReply *z = call(r, &c);
+    if (!z || z->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(z);
+        return z ? -EIO : redis_error(r, err, errlen, "ZREVRANGE users");
+    }
+    for (size_t i = 0; i + 1 < z->elements; i += 2) {
+        cmd_begin(&c, "HGET");
+        cmd_str(&c, ko, strlen(ko));
+        cmd_str(&c, z->element[i]->str, z->element[i]->len);
+        if (cmd_append(r, &c) < 0) {
+            freeReplyObject(z);
+            return redis_error(r, err, errlen, "HGET user orders");
+        }
+    }
+    int rc = 0;
+    for (size_t i = 0; i + 1 < z->elements; i += 2) {
+        redisReply *o = NULL;
+        if (redisGetReply(r->c, (void **)&o) != REDIS_OK) {
+            rc = redis_error(r, err, errlen, "HGET user orders");
+            break;
+        }
+        const redisReply *n = z->element[i];
+        if (n->len >= 1 && n->len <= OP_USERS_MAX_NAME)
+            op_state_add_user(st, n->str, n->len, (int64_t)strtod(z->element[i + 1]->str, NULL),
+                              o->type == REDIS_REPLY_NIL ? 0 : reply_i64(o));
+        freeReplyObject(o);
+    }
+    freeReplyObject(z);
+    return rc;
+}
+
 /* Calls fn for every key matching pattern (SCAN). */
 static int scan_keys(op_redis_t *r, const char *pattern,
                      int (*fn)(op_redis_t *, const char *, size_t, op_state_t *,
@@ -719,7 +763,8 @@ static int load_slot(op_redis_t *r, const char *key, size_t klen, op_state_t *st
     return 0;
 }
 
-int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, char *err, size_t errlen)
+int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, int top_users, char *err,
+                  size_t errlen)
 {
     int rc = ensure_connected(r, err, errlen);
     if (rc < 0)
@@ -728,7 +773,8 @@ int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, char 
     if ((rc = load_counters(r, st, err, errlen)) < 0 ||
         (rc = load_dim(r, &st->brands, cache, OP_DIM_BRAND, "brand", err, errlen)) < 0 ||
         (rc = load_dim(r, &st->genders, cache, OP_DIM_GENDER, "gender", err, errlen)) < 0 ||
-        (rc = load_users(r, st, err, errlen)) < 0)
+        (rc = top_users > 0 ? load_top_users(r, st, top_users, err, errlen)
+                            : load_users(r, st, err, errlen)) < 0)
         return rc;
     snprintf(pattern, sizeof(pattern), "%s:minute:*", r->prefix);
     if ((rc = scan_keys(r, pattern, load_minute, st, cache, err, errlen)) < 0)

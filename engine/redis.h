@@ -71,8 +71,10 @@ int op_redis_flush(op_redis_t *r, const op_shard_t *d, op_intern_t *dict, const 
                    char *err, size_t errlen);
 
 /* Loads the cumulative state (totals, brands, genders, users, windows, bad
- * and late counts) into an empty st, interning names through cache. */
-int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, char *err,
+ * and late counts) into an empty st, interning names through cache. With
+ * top_users > 0 only that many best users are read (--view redis: what a
+ * snapshot shows, every tick), otherwise every user (start-up). */
+int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, int top_users, char *err,
                   size_t errlen);
 
 #endif

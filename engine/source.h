@@ -54,6 +54,12 @@ typedef struct op_source_conf {
      * thread (rebalances), never from a worker; start_opaque is passed back. */
     int (*start_offset)(void *start_opaque, int32_t partition, int64_t *offset);
     void *start_opaque;
+    /* Optional (group mode), on the poll thread with start_opaque: called
+     * before partitions are given up (the engine flushes what it consumed
+     * of them, so that the next owner starts exactly there) and after an
+     * assignment's seeks are in place. */
+    void (*on_revoke)(void *start_opaque);
+    void (*on_assigned)(void *start_opaque);
     /* Extra librdkafka properties, "name=value,name=value" (may be NULL). */
     const char *kafka_config;
 } op_source_conf_t;

@@ -83,6 +83,8 @@ struct kafka_source {
     size_t batch_max;
     int npartitions; /* from the metadata at open */
     int (*start_offset)(void *opaque, int32_t partition, int64_t *offset);
+    void (*on_revoke)(void *opaque);
+    void (*on_assigned)(void *opaque);
     void *start_opaque;
     kafka_input_t *inputs; /* nworkers */
 
@@ -205,6 +207,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             log_limited(&ks->pol_log, "rebalance: %s", rd_kafka_err2str(err));
+        if (ks->on_revoke)
+            ks->on_revoke(ks->start_opaque);
         revoke_all(ks);
         return;
     }
@@ -240,6 +244,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     else
         log_assignment(mine);
     rd_kafka_topic_partition_list_destroy(mine);
+    if (ks->on_assigned)
+        ks->on_assigned(ks->start_opaque);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -680,6 +686,8 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
     ks->once = conf->once;
     ks->batch_max = conf->batch_max;
     ks->start_offset = conf->start_offset;
+    ks->on_revoke = conf->on_revoke;
+    ks->on_assigned = conf->on_assigned;
     ks->start_opaque = conf->start_opaque;
     ks->topic = strdup(conf->topic);
     if (!ks->topic) {
