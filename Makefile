@@ -70,7 +70,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 STRESS_BINS := $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit stress diff-test tools asan tsan fuzz fuzz-smoke clean format check-format \
+.PHONY: all deps test unit stress diff-test chaos tools asan tsan fuzz fuzz-smoke clean format check-format \
         demo bench profile install e2e
 .DEFAULT_GOAL := all
 
@@ -190,7 +190,11 @@ clean:
 	rm -rf build bin
 
 # --- benchmarks -----------------------------------------------------------------
-BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass
+BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass build/bench/redis_bench
+
+build/bench/redis_bench: bench/redis_bench.c bench/lines.c $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ bench/redis_bench.c bench/lines.c $(LIBOP) $(LIBS)
 
 build/bench/parse_bench: bench/parse_bench.c bench/lines.c engine/parse.c engine/utf8.c
 	@mkdir -p $(@D)
@@ -202,6 +206,11 @@ build/bench/simdjson_pass: bench/simdjson_pass.cc bench/lines.c
 
 bench: deps all $(BENCH_BINS)
 	bench/run.sh $(BENCH_ORDERS)
+
+# 20 kill -9 of the engine while the simulator produces (make test does 5).
+chaos: all
+	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
+	    test_redis.RedisExactness.test_kill_9_at_random_moments
 
 demo: deps all
 	@tools/demo.sh

@@ -69,5 +69,25 @@ per_user=$(awk -v m="$many_kib" -v b="$base_kib" -v mu="$many_users" -v bu="$bas
     'BEGIN { printf "%.0f", (m - b) * 1024 / (mu - bu) }')
 say "SUMMARY bench=memory users=$many_users rss_anon_kib=$many_kib baseline_users=$base_users baseline_kib=$base_kib bytes_per_user=$per_user"
 
+# --- Redis: one tick flushing 1 M touched users, next to redis-benchmark
+rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no > /dev/null &
+rpid=$!
+i=0; until redis-cli -p "$rport" ping > /dev/null 2>&1; do i=$((i+1)); [ $i -lt 100 ] || break; sleep 0.1; done
+r_line=$($B/redis_bench "$rport" 1000000)
+say "$r_line"
+# redis-benchmark has no built-in hincrby test: the same command, explicitly.
+ceil=$(redis-benchmark -p "$rport" -c 1 -P 1000 -n 2000000 -q hincrby h f 1 2>/dev/null | tr '\r' '\n' |
+    sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
+ceil_rand=$(redis-benchmark -p "$rport" -c 1 -P 1000 -n 2000000 -r 1000000 -q hincrby h2 f__rand_int__ 1 \
+    2>/dev/null | tr '\r' '\n' | sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1)
+kill $rpid; wait $rpid 2>/dev/null || true
+r_rate=$(echo "$r_line" | sed -n 's/.*commands_per_s=\([0-9]*\).*/\1/p')
+say "SUMMARY bench=redis_ratio flush_rate=$r_rate ceiling=redis-benchmark_hincrby_P1000 ceiling_rate=$ceil ratio=$(ratio "$r_rate" "$ceil") ceiling_random_fields=$ceil_rand ratio_random_fields=$(ratio "$r_rate" "$ceil_rand")"
+
+# --- HTTP: h2load on /api/v1/snapshot next to h2o serving the same bytes
+h_line=$(bench/http_bench.sh 200000 200000 | grep '^SUMMARY' | tail -1)
+say "$h_line"
+
 bench/report.sh $out > docs/BENCHMARKS.md
 echo "wrote docs/BENCHMARKS.md"
