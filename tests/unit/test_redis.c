@@ -116,7 +116,7 @@ Test(redis, flush_then_load_gives_back_the_same_state)
 
     op_state_t st;
     op_state_init(&st, dict);
-    cr_assert_eq(op_redis_load(r, &st, &cache, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(op_redis_load(r, &st, &cache, 0, err, sizeof(err)), 0, "%s", err);
     cr_expect_eq(st.totals.orders, 3);
     cr_expect_eq(st.totals.quantity, 6);
     cr_expect_eq(st.totals.amount, 599900 + 39998 + 5);
