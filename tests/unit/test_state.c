@@ -1,0 +1,135 @@
+/* test_state.c — the merger's state: the exact top-K against brute force
+ * under random growing amounts (ties included), the users table across
+ * rehashes, the ktable, the watermark and retention. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <urcu.h>
+
+#include "engine/hash.h"
+#include "engine/intern.h"
+#include "engine/ktable.h"
+#include "engine/state.h"
+#include "engine/users.h"
+
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+static uint64_t next(void)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return rng;
+}
+
+#define NUSERS 3000
+
+/* Brute force: rank of user i among all, by (amount desc, name asc). */
+static int better(const int64_t *amount, const char names[][16], int a, int b)
+{
+    if (amount[a] != amount[b])
+        return amount[a] > amount[b];
+    return strcmp(names[a], names[b]) < 0;
+}
+
+Test(state, top_k_is_exact_under_random_growth)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    static int64_t amount[NUSERS];
+    static char names[NUSERS][16];
+    for (int i = 0; i < NUSERS; i++)
+        snprintf(names[i], sizeof(names[i]), "u%04d", i);
+    for (int round = 0; round < 200000; round++) {
+        int u = (int)(next() % NUSERS);
+        /* Small amounts from a few values: many ties to break by name. */
+        int64_t add = (int64_t)(next() % 4) * 50;
+        amount[u] += add;
+        op_state_add_user(&st, names[u], strlen(names[u]), add, 1);
+        if (round % 20000 != 19999)
+            continue;
+        uint32_t top[OP_STATE_TOPK];
+        uint32_t n = op_state_top_users(&st, top, OP_STATE_TOPK);
+        cr_assert_eq(n, OP_STATE_TOPK);
+        int used[NUSERS] = {0};
+        for (uint32_t k = 0; k < n; k++) {
+            int best = -1;
+            for (int i = 0; i < NUSERS; i++)
+                if (!used[i] && (best < 0 || better(amount, names, i, best)))
+                    best = i;
+            used[best] = 1;
+            size_t len;
+            const char *got = op_users_name(&st.users, top[k], &len);
+            cr_assert(len == strlen(names[best]) && !memcmp(got, names[best], len),
+                      "round %d rank %u: got %.*s, want %s", round, k, (int)len, got, names[best]);
+            cr_assert_eq(st.users.ent[top[k]].amount, amount[best]);
+        }
+    }
+    op_state_dispose(&st);
+}
+
+Test(state, users_table_survives_rehashes_and_clear)
+{
+    op_users_t u;
+    op_users_init(&u);
+    char name[32];
+    for (int i = 0; i < 100000; i++) {
+        int n = snprintf(name, sizeof(name), "user-%d", i);
+        uint32_t e = op_users_upsert(&u, name, (size_t)n, op_hash_bytes(name, (size_t)n));
+        u.ent[e].amount += i;
+    }
+    cr_assert_eq(u.count, 100000);
+    for (int i = 0; i < 100000; i += 997) {
+        int n = snprintf(name, sizeof(name), "user-%d", i);
+        uint32_t e = op_users_find(&u, name, (size_t)n, op_hash_bytes(name, (size_t)n));
+        cr_assert_neq(e, UINT32_MAX);
+        cr_assert_eq(u.ent[e].amount, i);
+    }
+    cr_assert_eq(op_users_find(&u, "nobody", 6, op_hash_bytes("nobody", 6)), UINT32_MAX);
+    op_users_clear(&u); /* fewer than 1/8 used next time: released */
+    cr_assert_eq(u.count, 0);
+    uint32_t e = op_users_upsert(&u, "a", 1, op_hash_bytes("a", 1));
+    cr_assert_eq(u.ent[e].amount, 0);
+    op_users_dispose(&u);
+}
+
+Test(state, ktable_add_find_drop)
+{
+    op_ktable_t a, b;
+    op_ktable_init(&a);
+    op_ktable_init(&b);
+    for (uint64_t k = 0; k < 5000; k++) {
+        op_ktable_upsert(&a, k)->orders += 1;
+        op_ktable_upsert(&b, k * 2)->amount += 7;
+    }
+    op_ktable_add(&a, &b);
+    cr_assert_eq(a.count, 7500);
+    cr_assert_eq(op_ktable_find(&a, 4)->orders, 1);
+    cr_assert_eq(op_ktable_find(&a, 4)->amount, 7);
+    cr_assert_eq(op_ktable_find(&a, 9998)->orders, 0);
+    cr_assert_null(op_ktable_find(&a, 9999));
+    op_ktable_drop_below(&a, 5000);
+    cr_assert_eq(a.count, 2500);
+    cr_assert_null(op_ktable_find(&a, 4));
+    cr_assert_not_null(op_ktable_find(&a, 5000));
+    op_ktable_dispose(&a);
+    op_ktable_dispose(&b);
+}
+
+Test(state, watermark_is_min_over_active_partitions_and_never_goes_back)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    st.nparts_seen = 3;
+    st.parts[0] = (op_state_part_t){.max_event_ms = 100000, .last_active_ms = 1000};
+    st.parts[1] = (op_state_part_t){.max_event_ms = 70000, .last_active_ms = 1000};
+    st.parts[2] = (op_state_part_t){.max_event_ms = 10000, .last_active_ms = 0}; /* idle */
+    st.max_event_ms = 100000;
+    op_state_advance_watermark(&st, 5000, 500, 1200, 0);
+    cr_assert_eq(st.watermark_ms, 65000);
+    st.parts[1].max_event_ms = 60000; /* cannot happen, but must not move it back */
+    op_state_advance_watermark(&st, 5000, 500, 1200, 0);
+    cr_assert_eq(st.watermark_ms, 65000);
+    op_state_advance_watermark(&st, 5000, 500, 1200, 1); /* end of input */
+    cr_assert_eq(st.watermark_ms, 95000);
+    op_state_dispose(&st);
+}
