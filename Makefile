@@ -70,7 +70,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 STRESS_BINS := $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit stress diff-test chaos tools asan tsan fuzz fuzz-smoke clean format check-format \
+.PHONY: all deps test unit stress diff-test chaos install tools asan tsan fuzz fuzz-smoke clean format check-format \
         demo bench profile install e2e
 .DEFAULT_GOAL := all
 
@@ -211,6 +211,18 @@ bench: deps all $(BENCH_BINS)
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
 	    test_redis.RedisExactness.test_kill_9_at_random_moments
+
+# --- install --------------------------------------------------------------------
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/orderpulse/http/static \
+	    $(DESTDIR)$(PREFIX)/share/orderpulse/node_modules/echarts/dist
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 http/static/* $(DESTDIR)$(PREFIX)/share/orderpulse/http/static/
+	install -m 644 node_modules/echarts/dist/echarts.min.js \
+	    $(DESTDIR)$(PREFIX)/share/orderpulse/node_modules/echarts/dist/
+	@echo "installed; serve the dashboard with: orderpulse --http 8080 --static-dir $(PREFIX)/share/orderpulse/http/static"
 
 demo: deps all
 	@tools/demo.sh

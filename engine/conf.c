@@ -165,6 +165,13 @@ static int scan_argv(op_conf_t *conf, int argc, char **argv, int apply, const ch
         size_t namelen = eq ? (size_t)(eq - name) : strlen(name);
         const char *value = eq ? eq + 1 : NULL;
         long i = spec_index(conf->spec, conf->nspec, name, namelen);
+        if (i < 0 && namelen == 6 && strncmp(name, "config", 6) == 0) {
+            /* Accepted by every binary, whether or not its table lists it. */
+            if (!value && a + 1 >= argc)
+                return op_conf_error(err, errlen, "--config needs a value (FILE)");
+            *config = value ? value : argv[++a];
+            continue;
+        }
         if (i < 0)
             return op_conf_error(err, errlen, "unknown option '--%.*s' (see --help)", (int)namelen,
                                  name);
@@ -289,14 +296,19 @@ void op_conf_usage(const op_conf_spec_t *spec, size_t nspec, const char *env_pre
             fprintf(f, " [default: %s]", spec[i].defval);
         fputc('\n', f);
     }
-    env_name(env, sizeof(env), env_prefix, "name");
+    int has_config = spec_index(spec, nspec, "config", 6) >= 0;
+    if (!has_config)
+        fprintf(f, "  %-28s %s\n", "--config FILE", "read options from FILE (name = value lines)");
     fprintf(f, "  %-28s %s\n\n", "--help", "print this help and exit");
+    char example[256];
+    env_name(env, sizeof(env), env_prefix, "NAME");
+    env_name(example, sizeof(example), env_prefix, nspec ? spec[0].name : "name");
     fprintf(f,
             "Every option can also be set in the environment as %s (dashes become\n"
             "underscores, e.g. %s) or in the file given by --config, one\n"
             "\"name = value\" per line. The command line wins over the environment, which\n"
             "wins over the file.\n",
-            env, env);
+            env, example);
 }
 
 /* strtoll/strtod accept leading spaces and "+"; options should not, so that

@@ -266,6 +266,8 @@ static int redis_start_offset(void *opaque, int32_t partition, int64_t *offset)
 static void redis_on_revoke(void *opaque)
 {
     rebalance_ctx_t *rb = opaque;
+    if (!op_merger_running(rb->merger))
+        return; /* shutting down: what was not flushed is simply read again */
     op_merger_set_rebalancing(rb->merger, 1);
     int rc = op_merger_sync(rb->merger, 30000);
     if (rc < 0)
@@ -286,10 +288,11 @@ static void notify_http(void *arg)
         op_http_notify(http);
 }
 
-/* /readyz beside "a snapshot exists": the merger still runs. */
+/* /readyz beside "a snapshot exists": the merger still runs, was not
+ * fenced, and (with Redis) its last flush reached Redis. */
 static int engine_ready(void *arg)
 {
-    return op_merger_running(arg) && !op_merger_fenced(arg);
+    return op_merger_running(arg) && !op_merger_fenced(arg) && op_merger_redis_ok(arg);
 }
 
 /* The merger's final snapshot wakes the main thread out of sigtimedwait. */
@@ -469,7 +472,7 @@ int main(int argc, char **argv)
     char err[OP_CONF_ERRLEN];
     int rc = op_conf_load(&conf, options, NOPTIONS, ENV_PREFIX, argc, argv, err, sizeof(err));
     if (rc == OP_CONF_HELP) {
-        op_conf_usage(options, NOPTIONS, ENV_PREFIX, "usage: " PROG " [OPTIONS]",
+        op_conf_usage(options, NOPTIONS, ENV_PREFIX, PROG " [OPTIONS]",
                       "Real-time order analytics: consumes orders, aggregates the eight dashboard "
                       "metrics exactly.",
                       stdout);

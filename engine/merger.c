@@ -52,7 +52,8 @@ struct op_merger {
     uint64_t sync_requested, sync_served;
     int sync_result;
     pthread_cond_t synced;
-    int fenced; /* __atomic: merger writes, main reads */
+    int fenced;   /* __atomic: merger writes, main reads */
+    int redis_ok; /* __atomic: the last flush reached Redis (merger writes, /readyz reads) */
 
     /* Merger thread only: */
     op_shard_t *pending; /* with Redis: merged shards not yet committed */
@@ -101,6 +102,7 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     if (!m)
         return -ENOMEM;
     m->conf = *conf;
+    m->redis_ok = 1;
     queue_init(&m->full);
     m->spare = calloc((size_t)conf->nworkers, sizeof(*m->spare));
     m->first = calloc((size_t)conf->nworkers, sizeof(*m->first));
@@ -291,6 +293,11 @@ void op_merger_set_source(op_merger_t *m, op_source_t *src)
     m->conf.src = src;
 }
 
+int op_merger_redis_ok(op_merger_t *m)
+{
+    return !m->conf.redis || __atomic_load_n(&m->redis_ok, __ATOMIC_ACQUIRE);
+}
+
 int op_merger_fenced(op_merger_t *m)
 {
     return __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE);
@@ -396,6 +403,7 @@ static void flush_pending(op_merger_t *m)
     int rc = op_redis_flush(m->conf.redis, m->pending, m->conf.dict, expected, err, sizeof(err));
     op_hist_observe(&m->flush_hist, (uint64_t)(mono_ns() - f0) / 1000);
     m->last_flush_ms = op_now_mono_ms() - t0;
+    __atomic_store_n(&m->redis_ok, rc >= 0, __ATOMIC_RELEASE);
     if (rc == 0) {
         commit_pending(m);
         return;

@@ -103,6 +103,10 @@ void op_merger_set_source(op_merger_t *m, op_source_t *src);
  * receives OP_SOURCE_MAX_PARTITIONS next offsets (-1 = none). */
 int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen);
 
+/* 0 while the last flush could not reach Redis (deltas are pending). Any
+ * thread (for /readyz). 1 without Redis. */
+int op_merger_redis_ok(op_merger_t *m);
+
 /* Set when the merger stopped for good because Redis rejected a flush: the
  * partitions belong to another process now (a rebalance, or this process
  * was a zombie). The process must exit; a restart resumes from Redis. */
