@@ -40,4 +40,43 @@ static inline uint64_t op_hash_bytes(const char *p, size_t len)
     return op_hash_mix(h);
 }
 
+/* Up to 8 bytes of a short name as one word, without a variable-length
+ * memcpy (which compiles to a call): for 4..7 bytes the first and last
+ * four, for 1..3 the first, middle and last byte. Injective for a given
+ * length, which is all the callers need (they compare lengths too). */
+static inline uint64_t op_hash_word(const char *p, size_t len)
+{
+    if (len >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        return w;
+    }
+    if (len >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + len - 4, 4);
+        return a | (uint64_t)b << 32;
+    }
+    if (!len)
+        return 0;
+    return (uint64_t)(uint8_t)p[0] | (uint64_t)(uint8_t)p[len / 2] << 8 |
+           (uint64_t)(uint8_t)p[len - 1] << 16;
+}
+
+/* a[0..len) == b[0..len) for names; words for up to 16 bytes, memcmp above. */
+static inline int op_hash_same(const char *a, const char *b, size_t len)
+{
+    if (len <= 8)
+        return op_hash_word(a, len) == op_hash_word(b, len);
+    if (len <= 16) {
+        uint64_t a0, b0, a1, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, b, 8);
+        memcpy(&a1, a + len - 8, 8);
+        memcpy(&b1, b + len - 8, 8);
+        return a0 == b0 && a1 == b1;
+    }
+    return memcmp(a, b, len) == 0;
+}
+
 #endif

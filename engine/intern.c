@@ -43,8 +43,8 @@ struct op_intern {
 };
 
 /* A cache entry. Names of up to 16 bytes are compared as two words (w0 =
- * the first 8 bytes, w1 = the last 8, zero-padded when shorter), so the
- * common lookup is four integer compares and no memcmp. */
+ * op_hash_word of the name, w1 = its last 8 bytes when longer than 8), so
+ * the common lookup is four integer compares and no memcmp. */
 struct op_intern_slot {
     uint64_t hash; /* 0 = empty (a real hash of 0 is stored as 1) */
     uint64_t w0, w1;
@@ -60,19 +60,14 @@ typedef struct cache_key {
 static inline cache_key_t cache_key(op_dim_t dim, const char *name, size_t len)
 {
     cache_key_t k = {.meta = (uint32_t)len | (uint32_t)dim << 16};
-    if (len >= 8 && len <= 16) {
-        memcpy(&k.w0, name, 8);
+    k.w0 = op_hash_word(name, len);
+    if (len > 8)
         memcpy(&k.w1, name + len - 8, 8);
-    } else if (len < 8) {
-        memcpy(&k.w0, name, len);
-    } else {
-        memcpy(&k.w0, name, 8);
-        memcpy(&k.w1, name + len - 8, 8);
+    if (len > 16)
         k.hash = op_hash_bytes(name, len) ^ ((uint64_t)dim << 56);
-        return k;
-    }
-    k.hash = op_hash_mix((k.w0 * 0x9e3779b97f4a7c15ULL) ^ (k.w1 * 0xc2b2ae3d27d4eb4fULL) ^
-                         ((uint64_t)k.meta << 40));
+    else
+        k.hash = op_hash_mix((k.w0 * 0x9e3779b97f4a7c15ULL) ^ (k.w1 * 0xc2b2ae3d27d4eb4fULL) ^
+                             ((uint64_t)k.meta << 40));
     if (!k.hash)
         k.hash = 1;
     return k;

@@ -96,6 +96,43 @@ static enum field field_of(const char *k, size_t n)
     }
 }
 
+/* ---- learned keys ----------------------------------------------------------------- */
+
+/* 1 if the bytes at p (end - p of them readable) are exactly the learned
+ * key literal k, quotes included. A literal holds no backslash, so equal
+ * bytes mean an equal, unescaped key. */
+static inline int key_matches(const op_parse_key_t *k, const char *p, const char *end)
+{
+    size_t n = k->len;
+    if (!n || (size_t)(end - p) < n)
+        return 0;
+#if defined(__SSE2__)
+    if ((size_t)(end - p) >= 32) {
+        __m128i a0 = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i b0 = _mm_loadu_si128((const __m128i *)(const void *)k->lit);
+        __m128i a1 = _mm_loadu_si128((const __m128i *)(const void *)(p + 16));
+        __m128i b1 = _mm_loadu_si128((const __m128i *)(const void *)(k->lit + 16));
+        uint32_t eq = (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a0, b0)) |
+                      (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(a1, b1)) << 16;
+        uint32_t want = n >= 32 ? 0xFFFFFFFFu : (1u << n) - 1;
+        return (eq & want) == want;
+    }
+#endif
+    return memcmp(p, k->lit, n) == 0;
+}
+
+static inline void key_learn(op_parse_key_t *k, const char *quote, size_t keylen, enum field id)
+{
+    if (keylen + 2 > OP_PARSE_KEY_LIT) {
+        k->len = 0;
+        return;
+    }
+    memset(k->lit, 0, sizeof(k->lit));
+    memcpy(k->lit, quote, keylen + 2);
+    k->len = (uint8_t)(keylen + 2);
+    k->field = (uint8_t)id;
+}
+
 /* ---- scanning primitives ----------------------------------------------------- */
 
 /* Scanner state for one record. err is the first JSON-level error. */
@@ -702,21 +739,29 @@ int op_parse_order(op_parser_t *ps, const char *buf, size_t len, op_order_t *out
         p++;
         goto done;
     }
-    for (;;) {
+    for (unsigned member = 0;; member++) {
         if (p >= end || *p != '"')
             return fail(&s, p, OP_PARSE_SYNTAX), scan_error(ps, &s);
-        const char *key = p + 1;
-        escaped = 0;
-        if (!(p = string_scan(&s, key, &escaped)))
-            return scan_error(ps, &s);
-        size_t keylen = (size_t)(p - 1 - key);
         enum field id;
-        if (likely(!escaped)) {
-            id = field_of(key, keylen);
+        op_parse_key_t *learned = member < OP_PARSE_KEY_SLOTS ? &ps->keys[member] : NULL;
+        if (learned && key_matches(learned, p, end)) {
+            id = (enum field)learned->field;
+            p += learned->len;
         } else {
-            char kbuf[16];
-            size_t n = string_decode(key, keylen, kbuf, sizeof(kbuf));
-            id = n <= sizeof(kbuf) ? field_of(kbuf, n) : F_UNKNOWN;
+            const char *key = p + 1;
+            escaped = 0;
+            if (!(p = string_scan(&s, key, &escaped)))
+                return scan_error(ps, &s);
+            size_t keylen = (size_t)(p - 1 - key);
+            if (likely(!escaped)) {
+                id = field_of(key, keylen);
+                if (learned)
+                    key_learn(learned, key - 1, keylen, id);
+            } else {
+                char kbuf[16];
+                size_t n = string_decode(key, keylen, kbuf, sizeof(kbuf));
+                id = n <= sizeof(kbuf) ? field_of(kbuf, n) : F_UNKNOWN;
+            }
         }
         p = skip_ws(p, end);
         if (p >= end || *p != ':')

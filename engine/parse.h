@@ -80,11 +80,22 @@ typedef struct op_order {
 
 enum { OP_PARSE_NSCRATCH = 5 }; /* the four names and orderTime */
 
+/* The keys of the previous record, by position, so that the next record's
+ * keys can be recognised by one compare each instead of being scanned
+ * (producers write every record with the same keys in the same order). */
+enum { OP_PARSE_KEY_SLOTS = 24, OP_PARSE_KEY_LIT = 32 };
+typedef struct op_parse_key {
+    uint8_t len;                /* bytes of lit, both quotes included; 0 = unknown */
+    uint8_t field;              /* what the key means to the parser */
+    char lit[OP_PARSE_KEY_LIT]; /* "name", zero-padded */
+} op_parse_key_t;
+
 /* Per-thread parser state. Caller-owned storage: op_parse_init, no dispose. */
 typedef struct op_parser {
     int32_t tz_offset_s; /* time zone of orderTime, seconds east of UTC */
     size_t err_offset;   /* byte offset of the last syntax-level error */
     char scratch[OP_PARSE_NSCRATCH][OP_PARSE_MAX_NAME + 1];
+    op_parse_key_t keys[OP_PARSE_KEY_SLOTS];
 } op_parser_t;
 
 void op_parse_init(op_parser_t *ps, int32_t tz_offset_s);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/hash.h"
 #include "engine/util.h"
 
 #define USERS_MIN_CAP 64
@@ -69,7 +70,7 @@ static int users_match(const op_users_t *u, uint32_t e, const char *name, size_t
     if (u->ent[e].hash != h32)
         return 0;
     const unsigned char *p = (const unsigned char *)u->arena + u->ent[e].name_off;
-    return p[0] == len && memcmp(p + 1, name, len) == 0;
+    return p[0] == len && op_hash_same((const char *)p + 1, name, len);
 }
 
 uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64_t hash)
