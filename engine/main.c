@@ -312,7 +312,6 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     op_redis_t *redis = NULL;
     op_redis_t *offsets_conn = NULL;
     rebalance_ctx_t rebalance = {0};
-    static int64_t start_offsets[OP_SOURCE_MAX_PARTITIONS];
     op_worker_t *workers[MAX_WORKERS] = {0};
     op_http_t *http = NULL, *http_live = NULL; /* http_live: read by the merger (__atomic) */
 
@@ -338,7 +337,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         }
         /* Redis, not Kafka's committed offsets, says where each partition
          * resumes; and the dashboard starts from the full history. */
-        if (op_merger_load(merger, start_offsets, err, sizeof(err)) < 0) {
+        if (op_merger_load(merger, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": loading the state from Redis: %s\n", err);
             goto fail;
         }

@@ -58,6 +58,7 @@ struct op_merger {
     /* Merger thread only: */
     op_shard_t *pending; /* with Redis: merged shards not yet committed */
     int64_t *committed;  /* with Redis: next offset per partition as Redis holds it */
+    int64_t *expected;   /* flush_pending's copy of committed[] */
     int64_t last_error_log_ms;
     int64_t last_flush_ms;
     op_state_t st;
@@ -125,7 +126,8 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     if (conf->redis) {
         m->pending = op_shard_create(-1);
         m->committed = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->committed));
-        if (!m->committed) {
+        m->expected = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->expected));
+        if (!m->committed || !m->expected) {
             op_merger_destroy(m);
             return -ENOMEM;
         }
@@ -154,6 +156,7 @@ void op_merger_destroy(op_merger_t *m)
     op_intern_cache_dispose(&m->view_cache);
     op_shard_destroy(m->pending);
     free(m->committed);
+    free(m->expected);
     pthread_mutex_destroy(&m->bell_mu);
     pthread_cond_destroy(&m->bell);
     pthread_cond_destroy(&m->synced);
@@ -273,7 +276,7 @@ static void collect(op_merger_t *m, uint64_t epoch)
 
 /* --- Redis --------------------------------------------------------------------- */
 
-int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen)
+int op_merger_load(op_merger_t *m, char *err, size_t errlen)
 {
     op_intern_cache_t cache;
     op_intern_cache_init(&cache, m->conf.dict);
@@ -281,11 +284,7 @@ int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen)
     op_intern_cache_dispose(&cache);
     if (rc < 0)
         return rc;
-    rc = op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, m->committed, err, errlen);
-    if (rc < 0)
-        return rc;
-    memcpy(offsets, m->committed, OP_SOURCE_MAX_PARTITIONS * sizeof(*offsets));
-    return 0;
+    return op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, m->committed, err, errlen);
 }
 
 void op_merger_set_source(op_merger_t *m, op_source_t *src)
@@ -392,7 +391,7 @@ static void flush_pending(op_merger_t *m)
 {
     /* The poll thread updates committed[] at assignments: a copy, so the
      * flush sees one consistent set of fences. */
-    static int64_t expected[OP_SOURCE_MAX_PARTITIONS];
+    int64_t *expected = m->expected;
     for (int q = 0; q < OP_SOURCE_MAX_PARTITIONS; q++)
         expected[q] = __atomic_load_n(&m->committed[q], __ATOMIC_ACQUIRE);
     if (pending_empty(m->pending))

@@ -98,10 +98,10 @@ void op_merger_set_committed(op_merger_t *m, int32_t p, int64_t offset);
  * start: with Redis the merger exists before the source is opened). */
 void op_merger_set_source(op_merger_t *m, op_source_t *src);
 
-/* With Redis: loads the cumulative state and the partitions' offsets
- * before the merger starts. Main thread (registered with RCU). offsets
- * receives OP_SOURCE_MAX_PARTITIONS next offsets (-1 = none). */
-int op_merger_load(op_merger_t *m, int64_t *offsets, char *err, size_t errlen);
+/* With Redis: loads the cumulative state and the partitions' offsets (the
+ * fences of the first flushes) before the merger starts. Main thread,
+ * registered with RCU. */
+int op_merger_load(op_merger_t *m, char *err, size_t errlen);
 
 /* 0 while the last flush could not reach Redis (deltas are pending). Any
  * thread (for /readyz). 1 without Redis. */
