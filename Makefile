@@ -70,7 +70,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 STRESS_BINS := $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit stress diff-test chaos install tools asan tsan fuzz fuzz-smoke clean format check-format \
+.PHONY: all deps test unit stress diff-test chaos tools asan tsan fuzz fuzz-smoke clean format check-format \
         demo bench profile install e2e
 .DEFAULT_GOAL := all
 
@@ -190,7 +190,12 @@ clean:
 	rm -rf build bin
 
 # --- benchmarks -----------------------------------------------------------------
-BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass build/bench/redis_bench
+BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass build/bench/redis_bench \
+              build/bench/kafka_ceiling
+
+build/bench/kafka_ceiling: bench/kafka_ceiling.c bench/lines.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 build/bench/redis_bench: bench/redis_bench.c bench/lines.c $(LIBOP)
 	@mkdir -p $(@D)
@@ -206,6 +211,11 @@ build/bench/simdjson_pass: bench/simdjson_pass.cc bench/lines.c
 
 bench: deps all $(BENCH_BINS)
 	bench/run.sh $(BENCH_ORDERS)
+
+# perf profile of the hot path (frame pointers; see tools/profile.sh).
+profile: deps all
+	$(MAKE) VARIANT=profile all
+	tools/profile.sh $(PROFILE_ORDERS)
 
 # 20 kill -9 of the engine while the simulator produces (make test does 5).
 chaos: all

@@ -2,12 +2,15 @@
 # make demo: Redis, the dev broker, the engine and the simulator, on this
 # machine, until Ctrl-C. Prints the dashboard URL. Logs go to build/demo/.
 #
-#   DEMO_HTTP_PORT (8080)  DEMO_REDIS_PORT (6390)  DEMO_RATE (2000 orders/s)
+#   BROKERS=host:port   use this Kafka instead of starting the dev broker
+#   REDIS=host:port     use this Redis instead of starting one (own temp dir, free port)
+#   DEMO_HTTP_PORT (8080)  DEMO_RATE (2000 orders/s)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 http_port=${DEMO_HTTP_PORT:-8080}
-redis_port=${DEMO_REDIS_PORT:-6390}
+brokers=${BROKERS:-}
+redis=${REDIS:-}
 rate=${DEMO_RATE:-2000}
 logs=build/demo
 mkdir -p $logs
@@ -23,32 +26,45 @@ stop() {
         kill "$p" 2>/dev/null || true
         wait "$p" 2>/dev/null || true
     done
+    [ -n "${redis_dir:-}" ] && rm -rf "$redis_dir"
     exit 0
 }
 trap stop INT TERM EXIT
 
 port_busy() { (echo > /dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-for p in $http_port $redis_port; do
-    if port_busy "$p"; then
-        echo "demo: port $p is in use (set DEMO_HTTP_PORT / DEMO_REDIS_PORT)" >&2
-        exit 1
-    fi
-done
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+if port_busy "$http_port"; then
+    echo "demo: port $http_port is in use (set DEMO_HTTP_PORT)" >&2
+    exit 1
+fi
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    > $logs/redis.log 2>&1 &
-pids="$pids $!"
+if [ -z "$redis" ]; then
+    redis_port=$(free_port)
+    redis_dir=$(mktemp -d /tmp/orderpulse-demo-redis.XXXXXX)
+    redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$redis_dir" --save '' \
+        --appendonly no > $logs/redis.log 2>&1 &
+    pids="$pids $!"
+    redis=127.0.0.1:$redis_port
+    i=0
+    until redis-cli -p "$redis_port" ping > /dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "demo: redis-server did not start (see $logs/redis.log)" >&2; exit 1; }
+        sleep 0.1
+    done
+fi
 
-rm -f $logs/devbroker.out
-bin/orderpulse-devbroker --partitions 8 > $logs/devbroker.out 2> $logs/devbroker.log &
-pids="$pids $!"
-i=0
-while [ ! -s $logs/devbroker.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-brokers=$(head -1 $logs/devbroker.out)
-[ -n "$brokers" ] || { echo "demo: the dev broker did not start (see $logs/devbroker.log)" >&2; exit 1; }
+if [ -z "$brokers" ]; then
+    rm -f $logs/devbroker.out
+    bin/orderpulse-devbroker --partitions 8 > $logs/devbroker.out 2> $logs/devbroker.log &
+    pids="$pids $!"
+    i=0
+    while [ ! -s $logs/devbroker.out ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    brokers=$(head -1 $logs/devbroker.out)
+    [ -n "$brokers" ] || { echo "demo: the dev broker did not start (see $logs/devbroker.log)" >&2; exit 1; }
+fi
 
 bin/orderpulse --brokers "$brokers" --topic orders --group demo \
-    --redis 127.0.0.1:"$redis_port" --http 0.0.0.0:"$http_port" \
+    --redis "$redis" --http 0.0.0.0:"$http_port" \
     --dead-letter $logs/dead-letters.jsonl > $logs/engine.log 2>&1 &
 pids="$pids $!"
 
@@ -65,12 +81,13 @@ done
 
 cat <<MSG
 
-  orderpulse demo is running: $rate orders/s through the dev broker.
+  orderpulse demo is running: $rate orders/s from the simulator
+  through Kafka at $brokers into the engine, Redis at $redis.
 
   Dashboard:  http://localhost:$http_port/
   API:        http://localhost:$http_port/api/v1/snapshot   (curl --http2-prior-knowledge works too)
   Metrics:    http://localhost:$http_port/metrics
-  Redis:      redis-cli -p $redis_port hgetall '{op}:totals'
+  Redis:      redis-cli -h ${redis%:*} -p ${redis##*:} hgetall '{op}:totals'
   Logs:       $logs/
 
   Ctrl-C stops everything.
