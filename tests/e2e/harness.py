@@ -163,7 +163,8 @@ def _redis_ping(port):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
+            reply = s.recv(64)
+            return reply.startswith(b"+PONG") or b"NOAUTH" in reply  # up, wants AUTH
     except OSError:
         return False
 

@@ -232,3 +232,29 @@ def _ping(port):
             return s.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+class RedisAuth(E2ETest):
+    def test_password_from_the_environment(self):
+        """--redis-password (here from ORDERPULSE_REDIS_PASSWORD): flushes
+        reach a Redis that requires AUTH; a wrong password is one line and
+        exit 1, not a crash."""
+        _, boot = self.start_devbroker(partitions=2)
+        _, port = self.start_redis(extra=("--requirepass", "s3cret"))
+        snap = self.path("snap.json")
+        bad = self.start([binary("orderpulse"), "--brokers", boot, "--redis",
+                          f"127.0.0.1:{port}", "--snapshot-file", snap],
+                         env={"ORDERPULSE_REDIS_PASSWORD": "wrong"})
+        self.assertEqual(bad.wait(timeout=30), 1)
+        self.assertIn("AUTH", bad.stderr_text())
+        eng = self.start([binary("orderpulse"), "--brokers", boot, "--redis",
+                          f"127.0.0.1:{port}", "--tick", "200ms", "--snapshot-file", snap],
+                         env={"ORDERPULSE_REDIS_PASSWORD": "s3cret"})
+        wait_for(lambda: "assigned" in eng.stderr_text(), 30, "the assignment")
+        self.run_sim(["--brokers", boot, "--rate", 0, "--count", 20000, "--start", START,
+                      "--quiet"])
+        r = Redis(port)
+        r.call("AUTH", "s3cret")
+        wait_for(lambda: int((r.hgetall("{op}:totals")).get("orders", 0)) == 20000, 60,
+                 "20 000 orders in Redis")
+        r.close()
