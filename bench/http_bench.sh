@@ -15,6 +15,7 @@
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. bench/lib.sh
 orders=${1:-200000}
 requests=${2:-200000}
 bin=${OP_BIN:-bin}
@@ -38,20 +39,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # seconds command...
-    n=$(($1 * 10))
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        n=$((n - 1))
-        [ $n -gt 0 ] || { echo "http_bench: timed out waiting for: $*" >&2; exit 1; }
-        sleep 0.1
-    done
-}
-
 # h2load's log: the 50th and 99th percentile of the third column (us), in ms.
 percentiles() {
     cut -f3 "$1" | sort -n | awk '{ d[NR] = $1 }
@@ -60,25 +47,26 @@ percentiles() {
 }
 
 run_h2load() { # url logfile -> prints rate
-    h2load -c $clients -m $streams -n "$requests" --log-file "$2" "$1" >"$2.out" 2>&1
+    x h2load -c $clients -m $streams -n "$requests" --log-file "$2" "$1" >"$2.out" 2>&1
     cat "$2.out" >&2
     grep -q "$requests succeeded" "$2.out" || { echo "http_bench: h2load failed on $1" >&2; exit 1; }
     sed -n 's/^finished in .*, \([0-9.]*\) req\/s.*/\1/p' "$2.out"
 }
 
 # --- the engine, serving a settled snapshot
-"$bin/orderpulse-sim" --out "$work/orders.jsonl" --rate 0 --count "$orders" --seed 11 \
+x "$bin/orderpulse-sim" --out "$work/orders.jsonl" --rate 0 --count "$orders" --seed 11 \
     --start 2024-11-11T00:00:00 --jitter 2s --quiet 2>/dev/null
 port=$(free_port)
-"$bin/orderpulse" --source "file:$work/orders.jsonl" --workers 1 --tick 1s \
-    --http "127.0.0.1:$port" --http-threads 1 2>"$work/engine.err" &
+xbg "$bin/orderpulse" --source "file:$work/orders.jsonl" --workers 1 --tick 1s \
+    --http "127.0.0.1:$port" --http-threads 1 2>"$work/engine.err"
 engine_pid=$!
 settled() {
     curl -sf "http://127.0.0.1:$port/api/v1/totals" | grep -q "\"orders\":$orders,"
 }
+note "until curl -sf http://127.0.0.1:$port/api/v1/totals | grep -q '\"orders\":$orders,'; do sleep 0.1; done"
 wait_for 120 settled
 url="http://127.0.0.1:$port/api/v1/snapshot"
-curl -sf --http2-prior-knowledge -o "$work/snapshot.json" "$url"
+x curl -sf --http2-prior-knowledge -o "$work/snapshot.json" "$url"
 bytes=$(stat -c %s "$work/snapshot.json")
 
 # --- the ceiling: h2o serving the same bytes as a file
@@ -99,8 +87,10 @@ hosts:
         file.dir: $work/static
 access-log: /dev/null
 EOF
-"$h2o" -c "$work/h2o.conf" >"$work/h2o.err" 2>&1 &
+note "cat > $work/h2o.conf    # listen 127.0.0.1:$h2o_port, num-threads: 1, file.dir: $work/static, access-log: /dev/null"
+xbg "$h2o" -c "$work/h2o.conf" >"$work/h2o.err" 2>&1
 h2o_pid=$!
+note "until curl -sf --http2-prior-knowledge -o /dev/null http://127.0.0.1:$h2o_port/snapshot.json; do sleep 0.1; done"
 wait_for 30 curl -sf --http2-prior-knowledge -o /dev/null "http://127.0.0.1:$h2o_port/snapshot.json"
 
 echo "== orderpulse $url ($bytes bytes)" >&2

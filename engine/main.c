@@ -296,9 +296,16 @@ static int engine_ready(void *arg)
 }
 
 /* The merger's final snapshot wakes the main thread out of sigtimedwait. */
+typedef struct final_signal {
+    pthread_t main_thread;
+    int64_t at_ms; /* __atomic: when the final snapshot was published (monotonic) */
+} final_signal_t;
+
 static void wake_main(void *arg)
 {
-    pthread_kill(*(pthread_t *)arg, SIGUSR1);
+    final_signal_t *f = arg;
+    __atomic_store_n(&f->at_ms, op_now_mono_ms(), __ATOMIC_RELEASE);
+    pthread_kill(f->main_thread, SIGUSR1);
 }
 
 static int run(engine_conf_t *ec, sigset_t *signals)
@@ -319,10 +326,10 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         fprintf(stderr, PROG ": out of memory\n");
         goto fail;
     }
-    pthread_t main_thread = pthread_self();
+    final_signal_t final = {.main_thread = pthread_self()};
     ec->merger.dict = dict;
     ec->merger.on_final = wake_main;
-    ec->merger.on_final_arg = &main_thread;
+    ec->merger.on_final_arg = &final;
     ec->merger.on_publish = notify_http;
     ec->merger.on_publish_arg = &http_live;
     if (ec->redis.host) {
@@ -411,7 +418,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     for (;;) {
         struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
         int sig = sigtimedwait(signals, NULL, &poll);
-        if (sig == SIGINT || sig == SIGTERM)
+        if (sig == SIGINT || sig == SIGTERM || (sig == SIGUSR1 && ec->src.once))
             break;
         if (!op_merger_running(merger)) /* once: done; otherwise: fenced */
             break;
@@ -434,7 +441,9 @@ stop:
     if (rc == 0 && ec->src.once) {
         const op_snapshot_t *s = op_snapshot_acquire(op_merger_pub(merger));
         if (s && s->res[OP_RES_SNAPSHOT].len) {
-            double secs = (double)(op_now_mono_ms() - started_ms) / 1000.0;
+            /* Up to the final snapshot, not to the end of the shutdown. */
+            int64_t end_ms = __atomic_load_n(&final.at_ms, __ATOMIC_ACQUIRE);
+            double secs = (double)((end_ms ? end_ms : op_now_mono_ms()) - started_ms) / 1000.0;
             int64_t records = s->orders + s->bad_records;
             fprintf(stderr,
                     PROG ": once: %lld records (%lld orders, %lld bad, %lld late) in %.3f s, "
