@@ -70,7 +70,7 @@ UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TOOL_BINS := $(TOOL_SRC:tests/tools/%.c=$(B)/tests/%)
 STRESS_BINS := $(STRESS_SRC:tests/stress/%.c=$(B)/tests/%)
 
-.PHONY: all deps test unit stress diff-test chaos tools asan tsan fuzz fuzz-smoke clean format check-format \
+.PHONY: all deps test unit stress diff-test chaos e2e-asan tools asan tsan fuzz fuzz-smoke clean format check-format \
         demo bench profile install e2e
 .DEFAULT_GOAL := all
 
@@ -178,6 +178,7 @@ test: deps
 	$(MAKE) VARIANT=asan all
 	$(MAKE) VARIANT=asan unit
 	$(MAKE) VARIANT=asan stress
+	$(MAKE) e2e-asan
 	$(MAKE) VARIANT=asan diff-test DIFF_COUNT=50000
 	$(MAKE) VARIANT=tsan all
 	$(MAKE) VARIANT=tsan stress
@@ -185,6 +186,16 @@ test: deps
 
 e2e: all
 	tests/run_e2e.sh
+
+# A subset of the end-to-end tests against the ASan/UBSan binaries: the
+# engine's replay exactness (its exit status catches leaks), the whole API
+# (its tests scan the engine's stderr for sanitizer reports) and kill -9
+# recovery.
+E2E_ASAN := test_engine.FileSourceExactness test_engine.BadFlags test_api \
+            test_redis.RedisExactness.test_kill_9_at_random_moments
+e2e-asan:
+	$(MAKE) VARIANT=asan all
+	OP_BIN=$(CURDIR)/build/asan/bin tests/run_e2e.sh $(E2E_ASAN)
 
 clean:
 	rm -rf build bin
