@@ -29,7 +29,7 @@ struct op_worker {
     int stop; /* __atomic: set by any thread, read once per batch */
 
     /* Worker thread only: */
-    op_parser_t parser;
+    op_parser_t parsers[2]; /* alternate, so a parsed order's scratch outlives the next parse */
     op_intern_cache_t cache;
     op_shard_t *active;
     uint64_t epoch;
@@ -44,7 +44,8 @@ int op_worker_create(op_worker_t **out, const op_worker_conf_t *conf)
     if (!w)
         return -ENOMEM;
     w->conf = *conf;
-    op_parse_init(&w->parser, conf->tz_offset_s);
+    op_parse_init(&w->parsers[0], conf->tz_offset_s);
+    op_parse_init(&w->parsers[1], conf->tz_offset_s);
     op_intern_cache_init(&w->cache, conf->dict);
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
         w->part_max[p] = INT64_MIN;
@@ -96,53 +97,84 @@ static inline void tally_add(op_tally_t *t, int64_t qty, int64_t amount)
     t->amount += amount;
 }
 
-static void add_record(op_worker_t *w, const op_record_t *r)
+/* One record between parsing and adding: the batch is processed one record
+ * behind, so that the user table slot of record i is being fetched from
+ * memory (prefetch) while record i-1 is added. */
+typedef struct parsed {
+    const op_record_t *r;
+    op_order_t o;
+    int rc;
+    uint64_t user_hash;
+} parsed_t;
+
+static inline void parse_record(op_worker_t *w, op_parser_t *ps, const op_record_t *r,
+                                parsed_t *out)
+{
+    out->r = r;
+    out->rc = op_parse_order(ps, r->buf, r->len, &out->o);
+    if (out->rc == 0) {
+        out->user_hash = op_hash_bytes(out->o.user.ptr, out->o.user.len);
+        op_users_prefetch(&w->active->users, out->user_hash);
+    }
+}
+
+/* Adds a parsed record, in record order (lateness and offsets depend on it). */
+static void add_record(op_worker_t *w, const parsed_t *pd)
 {
     op_shard_t *s = w->active;
+    const op_record_t *r = pd->r;
+    const op_order_t *o = &pd->o;
     int32_t p = r->partition;
     op_shard_part_t *sp = &s->parts[p];
     s->touched[p >> 6] |= 1ULL << (p & 63);
     sp->next_offset = r->offset + 1;
     sp->records++;
 
-    op_order_t o;
-    int rc = op_parse_order(&w->parser, r->buf, r->len, &o);
-    if (rc < 0) {
-        reject(w, s, -rc, r);
+    if (pd->rc < 0) {
+        reject(w, s, -pd->rc, r);
         return;
     }
-    uint64_t user_hash = op_hash_bytes(o.user.ptr, o.user.len);
-    op_users_prefetch(&s->users, user_hash);
-    int32_t g = op_intern_cache_id(&w->cache, OP_DIM_GENDER, o.gender.ptr, o.gender.len);
-    int32_t c = op_intern_cache_id(&w->cache, OP_DIM_CATEGORY, o.category.ptr, o.category.len);
-    int32_t b = op_intern_cache_id(&w->cache, OP_DIM_BRAND, o.brand.ptr, o.brand.len);
+    int32_t g = op_intern_cache_id(&w->cache, OP_DIM_GENDER, o->gender.ptr, o->gender.len);
+    int32_t c = op_intern_cache_id(&w->cache, OP_DIM_CATEGORY, o->category.ptr, o->category.len);
+    int32_t b = op_intern_cache_id(&w->cache, OP_DIM_BRAND, o->brand.ptr, o->brand.len);
     if (g < 0 || c < 0 || b < 0) {
         reject(w, s, OP_BAD_TOO_MANY_NAMES, r);
         return;
     }
 
     int64_t *pmax = &w->part_max[p];
-    int late = *pmax != INT64_MIN && o.event_ms < *pmax - w->conf.lateness_ms;
-    if (o.event_ms > *pmax)
-        *pmax = o.event_ms;
+    int late = *pmax != INT64_MIN && o->event_ms < *pmax - w->conf.lateness_ms;
+    if (o->event_ms > *pmax)
+        *pmax = o->event_ms;
     sp->max_event_ms = *pmax;
 
-    tally_add(&s->totals, o.num, o.amount);
-    tally_add(op_ktable_upsert(&s->brands, (uint32_t)b), o.num, o.amount);
-    tally_add(op_ktable_upsert(&s->genders, (uint32_t)g), o.num, o.amount);
-    uint32_t e =
-        op_users_upsert(&s->users, o.user.ptr, o.user.len, op_hash_bytes(o.user.ptr, o.user.len));
-    s->users.ent[e].amount += o.amount;
+    tally_add(&s->totals, o->num, o->amount);
+    tally_add(op_ktable_upsert(&s->brands, (uint32_t)b), o->num, o->amount);
+    tally_add(op_ktable_upsert(&s->genders, (uint32_t)g), o->num, o->amount);
+    uint32_t e = op_users_upsert(&s->users, o->user.ptr, o->user.len, pd->user_hash);
+    s->users.ent[e].amount += o->amount;
     s->users.ent[e].orders++;
 
     s->late += late;
     if (late && w->conf.late_drop)
         return;
-    uint64_t minute = (uint64_t)(o.event_ms / OP_MINUTE_MS);
-    uint64_t slot = (uint64_t)(o.event_ms / OP_SLOT_MS);
-    tally_add(op_ktable_upsert(&s->minutes, minute), o.num, o.amount);
-    tally_add(op_ktable_upsert(&s->catmin, op_ktable_pair(minute, (uint32_t)c)), o.num, o.amount);
-    tally_add(op_ktable_upsert(&s->gslots, op_ktable_pair(slot, (uint32_t)g)), o.num, o.amount);
+    uint64_t minute = (uint64_t)(o->event_ms / OP_MINUTE_MS);
+    uint64_t slot = (uint64_t)(o->event_ms / OP_SLOT_MS);
+    tally_add(op_ktable_upsert(&s->minutes, minute), o->num, o->amount);
+    tally_add(op_ktable_upsert(&s->catmin, op_ktable_pair(minute, (uint32_t)c)), o->num, o->amount);
+    tally_add(op_ktable_upsert(&s->gslots, op_ktable_pair(slot, (uint32_t)g)), o->num, o->amount);
+}
+
+static void add_batch(op_worker_t *w, const op_batch_t *batch)
+{
+    parsed_t pd[2];
+    for (size_t i = 0; i < batch->n; i++) {
+        parse_record(w, &w->parsers[i & 1], &batch->recs[i], &pd[i & 1]);
+        if (i)
+            add_record(w, &pd[(i - 1) & 1]);
+    }
+    if (batch->n)
+        add_record(w, &pd[(batch->n - 1) & 1]);
 }
 
 static void pin(int cpu)
@@ -178,8 +210,7 @@ static void *worker_main(void *arg)
         }
         if (n <= 0)
             continue;
-        for (size_t i = 0; i < batch.n; i++)
-            add_record(w, &batch.recs[i]);
+        add_batch(w, &batch);
         op_input_release(w->conf.input, &batch);
     }
     rcu_unregister_thread();
