@@ -16,6 +16,7 @@
  * Out of memory: put returns -ENOMEM.
  */
 #include "engine/deadletter.h"
+#include "engine/kafkaconf.h"
 #include "engine/rdkafka_tsan.h"
 
 #include <errno.h>
@@ -197,7 +198,8 @@ static int kafka_put(op_deadletter_t *dl, const char *reason, const char *buf, s
     }
 }
 
-static int kafka_open(op_deadletter_t *dl, const char *brokers, char *err, size_t errlen)
+static int kafka_open(op_deadletter_t *dl, const char *brokers, const char *kafka_config, char *err,
+                      size_t errlen)
 {
     char errstr[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -215,6 +217,11 @@ static int kafka_open(op_deadletter_t *dl, const char *brokers, char *err, size_
             return set_err(err, errlen, -EINVAL, "dead letter: kafka %s: %s", settings[i][0],
                            errstr);
         }
+    }
+    int rc = op_kafkaconf_apply(kc, kafka_config, err, errlen);
+    if (rc < 0) {
+        rd_kafka_conf_destroy(kc);
+        return rc;
     }
     rd_kafka_conf_set_opaque(kc, dl);
     rd_kafka_conf_set_dr_msg_cb(kc, dr_msg_cb);
@@ -234,7 +241,7 @@ static int kafka_open(op_deadletter_t *dl, const char *brokers, char *err, size_
     if (e)
         return set_err(err, errlen, -EIO, "dead letter: topic %s on %s: %s", dl->topic, brokers,
                        rd_kafka_err2str(e));
-    int rc = 0;
+    rc = 0;
     if (md->topic_cnt == 1 && md->topics[0].err &&
         md->topics[0].err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE) /* being auto-created */
         rc = set_err(err, errlen, -ENOENT, "dead letter: topic %s on %s: %s", dl->topic, brokers,
@@ -245,8 +252,8 @@ static int kafka_open(op_deadletter_t *dl, const char *brokers, char *err, size_
 
 /* --- public --------------------------------------------------------------- */
 
-int op_deadletter_open(op_deadletter_t **out, const char *target, const char *brokers, char *err,
-                       size_t errlen)
+int op_deadletter_open(op_deadletter_t **out, const char *target, const char *brokers,
+                       const char *kafka_config, char *err, size_t errlen)
 {
     int rc;
     *out = NULL;
@@ -274,7 +281,7 @@ int op_deadletter_open(op_deadletter_t **out, const char *target, const char *br
             rc = set_err(err, errlen, -ENOMEM, "dead letter: out of memory");
             goto fail;
         }
-        if ((rc = kafka_open(dl, brokers, err, errlen)) < 0)
+        if ((rc = kafka_open(dl, brokers, kafka_config, err, errlen)) < 0)
             goto fail;
     } else {
         dl->path = strdup(target);

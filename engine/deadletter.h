@@ -18,10 +18,11 @@ typedef struct op_deadletter op_deadletter_t;
 /* target: "FILE" (appended, one JSON object per line:
  * {"reason":"utf8","partition":3,"offset":42,"record_b64":"..."}) or
  * "kafka:TOPIC" (the record's bytes as the value, the reason, partition and
- * offset as message headers), produced with brokers. Returns 0 or a negative
- * error code with a message in err. */
-int op_deadletter_open(op_deadletter_t **out, const char *target, const char *brokers, char *err,
-                       size_t errlen);
+ * offset as message headers), produced with brokers and the extra
+ * librdkafka properties of kafka_config (--kafka-config, may be NULL).
+ * Returns 0 or a negative error code with a message in err. */
+int op_deadletter_open(op_deadletter_t **out, const char *target, const char *brokers,
+                       const char *kafka_config, char *err, size_t errlen);
 
 /* Copies one rejected record. Returns 0 or a negative error code (the caller
  * counts the failure; the record is still counted as bad). */

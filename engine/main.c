@@ -365,8 +365,8 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         fprintf(stderr, PROG ": %s\n", err);
         goto fail;
     }
-    if (ec->dead_letter &&
-        op_deadletter_open(&dl, ec->dead_letter, ec->src.brokers, err, sizeof(err)) < 0) {
+    if (ec->dead_letter && op_deadletter_open(&dl, ec->dead_letter, ec->src.brokers,
+                                              ec->src.kafka_config, err, sizeof(err)) < 0) {
         fprintf(stderr, PROG ": --dead-letter: %s\n", err);
         goto fail;
     }

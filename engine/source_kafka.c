@@ -30,6 +30,7 @@
  * Out of memory: open returns -ENOMEM; the hot path (next/release) never
  * allocates; the rebalance callback logs and takes no partitions.
  */
+#include "engine/kafkaconf.h"
 #include "engine/source_internal.h"
 #include "engine/rdkafka_tsan.h"
 
@@ -466,31 +467,6 @@ static int set_conf(rd_kafka_conf_t *kc, const char *name, const char *value, ch
     return 0;
 }
 
-/* --kafka-config "name=value,name=value": any librdkafka property, applied
- * after (so over) the defaults above — security settings, timeouts... */
-static int apply_user_config(rd_kafka_conf_t *kc, const char *list, char *err, size_t errlen)
-{
-    if (!list || !*list)
-        return 0;
-    char *copy = strdup(list), *save = NULL;
-    if (!copy)
-        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
-    int rc = 0;
-    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
-         item = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(item, '=');
-        if (!eq || eq == item) {
-            rc = op_source_error(err, errlen, -EINVAL,
-                                 "--kafka-config: expected name=value, got '%s'", item);
-            break;
-        }
-        *eq = 0;
-        rc = set_conf(kc, item, eq + 1, err, errlen);
-    }
-    free(copy);
-    return rc;
-}
-
 static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char *err, size_t errlen)
 {
     /* queued.min.messages counts a worker's whole queue (forwarded queues
@@ -521,7 +497,7 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
             return rc;
         }
     }
-    int rc = apply_user_config(kc, conf->kafka_config, err, errlen);
+    int rc = op_kafkaconf_apply(kc, conf->kafka_config, err, errlen);
     if (rc < 0) {
         rd_kafka_conf_destroy(kc);
         return rc;

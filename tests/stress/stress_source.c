@@ -234,7 +234,8 @@ static void *put_main(void *arg)
 static void dead_letters(const char *target)
 {
     char err[256];
-    REQUIRE(op_deadletter_open(&dl, target, broker.bootstrap, err, sizeof(err)) == 0, "%s", err);
+    REQUIRE(op_deadletter_open(&dl, target, broker.bootstrap, NULL, err, sizeof(err)) == 0, "%s",
+            err);
     pthread_t th[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&th[i], NULL, put_main, (void *)(intptr_t)i);

@@ -161,7 +161,7 @@ Test(deadletter_file, records_round_trip_byte_exactly)
 {
     op_deadletter_t *dl;
     char err[256];
-    cr_assert_eq(op_deadletter_open(&dl, path, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(op_deadletter_open(&dl, path, NULL, NULL, err, sizeof(err)), 0, "%s", err);
     for (size_t i = 0; i < NSAMPLES; i++)
         cr_assert_eq(op_deadletter_put(dl, samples[i].reason, samples[i].buf, samples[i].len,
                                        (int32_t)i, 1000 + (int64_t)i * 7),
@@ -204,7 +204,7 @@ Test(deadletter_file, appends_to_an_existing_file)
     fclose(f);
     op_deadletter_t *dl;
     char err[256];
-    cr_assert_eq(op_deadletter_open(&dl, path, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(op_deadletter_open(&dl, path, NULL, NULL, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(op_deadletter_put(dl, "depth", "[[[", 3, 0, 0), 0);
     op_deadletter_close(dl);
     size_t n;
@@ -242,7 +242,7 @@ Test(deadletter_file, concurrent_puts_give_complete_lines)
 {
     op_deadletter_t *dl;
     char err[256];
-    cr_assert_eq(op_deadletter_open(&dl, path, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(op_deadletter_open(&dl, path, NULL, NULL, err, sizeof(err)), 0, "%s", err);
     pthread_t th[THREADS];
     struct putter args[THREADS];
     for (int t = 0; t < THREADS; t++) {
@@ -277,16 +277,23 @@ Test(deadletter_file, unwritable_path)
 {
     op_deadletter_t *dl = (op_deadletter_t *)1;
     char err[256] = "";
-    cr_assert_eq(op_deadletter_open(&dl, "/nonexistent-dir/dead.jsonl", NULL, err, sizeof(err)),
-                 -ENOENT);
+    cr_assert_eq(
+        op_deadletter_open(&dl, "/nonexistent-dir/dead.jsonl", NULL, NULL, err, sizeof(err)),
+        -ENOENT);
     cr_assert_null(dl);
     cr_assert_str_eq(err, "cannot open dead-letter file /nonexistent-dir/dead.jsonl: "
                           "No such file or directory");
-    cr_assert_lt(op_deadletter_open(&dl, "/tmp", NULL, err, sizeof(err)), 0);
+    cr_assert_lt(op_deadletter_open(&dl, "/tmp", NULL, NULL, err, sizeof(err)), 0);
     cr_assert(strstr(err, "/tmp") != NULL, "%s", err);
-    cr_assert_eq(op_deadletter_open(&dl, "kafka:", "127.0.0.1:9092", err, sizeof(err)), -EINVAL);
-    cr_assert_eq(op_deadletter_open(&dl, "kafka:dlq", NULL, err, sizeof(err)), -EINVAL);
+    cr_assert_eq(op_deadletter_open(&dl, "kafka:", "127.0.0.1:9092", NULL, err, sizeof(err)),
+                 -EINVAL);
+    cr_assert_eq(op_deadletter_open(&dl, "kafka:dlq", NULL, NULL, err, sizeof(err)), -EINVAL);
     cr_assert(strstr(err, "brokers") != NULL, "%s", err);
+    /* --kafka-config reaches the dead-letter producer too. */
+    cr_assert_eq(op_deadletter_open(&dl, "kafka:dlq", "127.0.0.1:9092", "no.such.property=1", err,
+                                    sizeof(err)),
+                 -EINVAL);
+    cr_assert(strstr(err, "no.such.property") != NULL, "%s", err);
 }
 
 /* --- Kafka target ---------------------------------------------------------- */
@@ -322,8 +329,8 @@ Test(deadletter_kafka, records_and_headers_round_trip)
 
     op_deadletter_t *dl;
     char err[256];
-    cr_assert_eq(op_deadletter_open(&dl, "kafka:dlq", broker.bootstrap, err, sizeof(err)), 0, "%s",
-                 err);
+    cr_assert_eq(op_deadletter_open(&dl, "kafka:dlq", broker.bootstrap, NULL, err, sizeof(err)), 0,
+                 "%s", err);
     for (size_t i = 0; i < NSAMPLES; i++)
         cr_assert_eq(op_deadletter_put(dl, samples[i].reason, samples[i].buf, samples[i].len,
                                        (int32_t)i, 5000000000LL + (int64_t)i),

@@ -1,0 +1,34 @@
+/* kafkaconf.c — applies --kafka-config to a librdkafka configuration. */
+#include "engine/kafkaconf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/conf.h"
+
+int op_kafkaconf_apply(rd_kafka_conf_t *kc, const char *list, char *err, size_t errlen)
+{
+    if (!list || !*list)
+        return 0;
+    char *copy = strdup(list), *save = NULL;
+    if (!copy) {
+        op_conf_error(err, errlen, "--kafka-config: out of memory");
+        return -ENOMEM;
+    }
+    int rc = 0;
+    for (char *item = strtok_r(copy, ",", &save); item && rc == 0;
+         item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item) {
+            rc = op_conf_error(err, errlen, "--kafka-config: expected name=value, got '%s'", item);
+            break;
+        }
+        *eq = 0;
+        char errstr[256];
+        if (rd_kafka_conf_set(kc, item, eq + 1, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+            rc = op_conf_error(err, errlen, "--kafka-config: %s=%s: %s", item, eq + 1, errstr);
+    }
+    free(copy);
+    return rc;
+}
