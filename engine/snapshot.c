@@ -390,6 +390,7 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->bad_records = st->bad_total;
     s->late_records = st->late;
     s->users = st->users.count;
+    s->dead_letter_errors = st->dead_letter_errors;
     s->lag = meta->lag;
     memcpy(s->bad, st->bad, sizeof(s->bad));
     snprintf(s->etag, sizeof(s->etag), "\"%llu-%lld\"", (unsigned long long)meta->tick,

@@ -89,7 +89,8 @@ typedef struct op_snapshot {
     int64_t as_of_ms;
     int64_t watermark_ms;
     int64_t orders, bad_records, late_records, lag;
-    int64_t users; /* distinct users seen */
+    int64_t users;              /* distinct users seen */
+    int64_t dead_letter_errors; /* rejected records the dead-letter target did not take */
     int64_t bad[OP_BAD_REASON_COUNT];
     char etag[32];                 /* "\"<tick>-<as_of>\"" */
     op_jarray_t res[OP_RES_COUNT]; /* non-array resources have n == 0 */

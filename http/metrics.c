@@ -97,6 +97,9 @@ h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v
     }
     scalar(&t, "orderpulse_late_records_total", "counter",
            "Orders older than the watermark when they arrived.", s->late_records);
+    scalar(&t, "orderpulse_dead_letter_errors_total", "counter",
+           "Rejected records that could not be written to the dead-letter target.",
+           s->dead_letter_errors);
     scalar(&t, "orderpulse_lag", "gauge", "Consumer lag: records not yet read, over partitions.",
            s->lag);
     scalar(&t, "orderpulse_tick", "counter", "Ticks (snapshots) published.", (int64_t)s->tick);

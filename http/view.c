@@ -75,6 +75,7 @@ op_http_view_t *op_http_view_create(const op_snapshot_t *s)
     v->orders = s->orders;
     v->bad_records = s->bad_records;
     v->late_records = s->late_records;
+    v->dead_letter_errors = s->dead_letter_errors;
     v->lag = s->lag;
     v->users = s->users;
     memcpy(v->bad, s->bad, sizeof(v->bad));
