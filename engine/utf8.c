@@ -185,15 +185,18 @@ __attribute__((target("avx2"))) static int valid_avx2(const char *buf, size_t le
     return _mm256_testz_si256(err, err);
 }
 
+/* -1 until the first call decides; every access is atomic (relaxed: all
+ * threads compute the same value, so the race to store it is benign). */
 static int have_avx2 = -1;
 
 int op_utf8_valid(const char *buf, size_t len)
 {
-    if (have_avx2 < 0)
-        __atomic_store_n(&have_avx2, __builtin_cpu_supports("avx2") ? 1 : 0, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&have_avx2, __ATOMIC_RELAXED))
-        return valid_avx2(buf, len);
-    return op_utf8_valid_scalar(buf, len);
+    int avx2 = __atomic_load_n(&have_avx2, __ATOMIC_RELAXED);
+    if (avx2 < 0) {
+        avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
+        __atomic_store_n(&have_avx2, avx2, __ATOMIC_RELAXED);
+    }
+    return avx2 ? valid_avx2(buf, len) : op_utf8_valid_scalar(buf, len);
 }
 
 #else
