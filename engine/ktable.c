@@ -98,10 +98,7 @@ void op_ktable_add(op_ktable_t *dst, const op_ktable_t *src)
     for (uint32_t i = 0; i < src->cap; i++) {
         if (!src->keys[i])
             continue;
-        op_tally_t *d = op_ktable_upsert(dst, src->keys[i] - 1);
-        d->orders += src->vals[i].orders;
-        d->quantity += src->vals[i].quantity;
-        d->amount += src->vals[i].amount;
+        op_tally_add(op_ktable_upsert(dst, src->keys[i] - 1), &src->vals[i]);
     }
 }
 

@@ -43,6 +43,13 @@ static inline uint32_t op_ktable_pair_dim(uint64_t key)
     return (uint32_t)(key & ((1u << OP_KTABLE_DIM_BITS) - 1));
 }
 
+static inline void op_tally_add(op_tally_t *dst, const op_tally_t *src)
+{
+    dst->orders += src->orders;
+    dst->quantity += src->quantity;
+    dst->amount += src->amount;
+}
+
 void op_ktable_init(op_ktable_t *t);
 void op_ktable_dispose(op_ktable_t *t);
 

@@ -349,10 +349,7 @@ static void sync_answer(op_merger_t *m, uint64_t served, int result)
 
 static int pending_empty(const op_shard_t *p)
 {
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
-        if (p->touched[w])
-            return 0;
-    return 1;
+    return op_shard_next_touched(p, 0) < 0;
 }
 
 /* The pending deltas are in Redis: they become part of the state. */
@@ -360,11 +357,8 @@ static void commit_pending(op_merger_t *m)
 {
     op_shard_t *p = m->pending;
     op_state_merge(&m->st, p, op_now_mono_ms());
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
-        for (uint64_t bits = p->touched[w]; bits; bits &= bits - 1) {
-            int q = w * 64 + __builtin_ctzll(bits);
-            __atomic_store_n(&m->committed[q], p->parts[q].next_offset, __ATOMIC_RELEASE);
-        }
+    for (int32_t q = op_shard_next_touched(p, 0); q >= 0; q = op_shard_next_touched(p, q + 1))
+        __atomic_store_n(&m->committed[q], p->parts[q].next_offset, __ATOMIC_RELEASE);
     op_shard_clear(p);
     __atomic_store_n(&m->paused[0], 0, __ATOMIC_RELEASE);
 }
@@ -378,11 +372,9 @@ static int flush_already_committed(op_merger_t *m)
     int yes = now &&
               op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, now, err, sizeof(err)) == 0;
     const op_shard_t *p = m->pending;
-    for (int w = 0; yes && w < OP_SOURCE_MAX_PARTITIONS / 64; w++)
-        for (uint64_t bits = p->touched[w]; yes && bits; bits &= bits - 1) {
-            int q = w * 64 + __builtin_ctzll(bits);
-            yes = now[q] == p->parts[q].next_offset;
-        }
+    for (int32_t q = op_shard_next_touched(p, 0); yes && q >= 0;
+         q = op_shard_next_touched(p, q + 1))
+        yes = now[q] == p->parts[q].next_offset;
     free(now);
     return yes;
 }

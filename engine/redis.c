@@ -370,46 +370,37 @@ static int check_fence(op_redis_t *r, const op_shard_t *d, const int64_t *expect
 {
     char key[KEYLEN];
     cmd_t c;
-    long n = 0;
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = d->touched[w]; bits; bits &= bits - 1) {
-            int32_t p = w * 64 + __builtin_ctzll(bits);
-            int klen = offset_key(r, p, key);
-            cmd_begin(&c, "WATCH");
-            cmd_str(&c, key, (size_t)klen);
-            if (cmd_append(r, &c) < 0)
-                return redis_error(r, err, errlen, "WATCH");
-            cmd_begin(&c, "GET");
-            cmd_str(&c, key, (size_t)klen);
-            if (cmd_append(r, &c) < 0)
-                return redis_error(r, err, errlen, "GET");
-            n++;
-        }
+    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
+        int klen = offset_key(r, p, key);
+        cmd_begin(&c, "WATCH");
+        cmd_str(&c, key, (size_t)klen);
+        if (cmd_append(r, &c) < 0)
+            return redis_error(r, err, errlen, "WATCH");
+        cmd_begin(&c, "GET");
+        cmd_str(&c, key, (size_t)klen);
+        if (cmd_append(r, &c) < 0)
+            return redis_error(r, err, errlen, "GET");
     }
     int fenced = 0;
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = d->touched[w]; bits; bits &= bits - 1) {
-            int32_t p = w * 64 + __builtin_ctzll(bits);
-            redisReply *watch = NULL, *get = NULL;
-            if (redisGetReply(r->c, (void **)&watch) != REDIS_OK ||
-                redisGetReply(r->c, (void **)&get) != REDIS_OK) {
-                freeReplyObject(watch);
-                return redis_error(r, err, errlen, "WATCH/GET");
-            }
-            int64_t have = get->type == REDIS_REPLY_NIL ? -1 : reply_i64(get);
-            if (have != expected[p]) {
-                if (!fenced)
-                    op_conf_error(err, errlen,
-                                  "partition %d: Redis holds offset %" PRId64
-                                  ", this process expected %" PRId64,
-                                  (int)p, have, expected[p]);
-                fenced = 1;
-            }
+    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
+        redisReply *watch = NULL, *get = NULL;
+        if (redisGetReply(r->c, (void **)&watch) != REDIS_OK ||
+            redisGetReply(r->c, (void **)&get) != REDIS_OK) {
             freeReplyObject(watch);
-            freeReplyObject(get);
+            return redis_error(r, err, errlen, "WATCH/GET");
         }
+        int64_t have = get->type == REDIS_REPLY_NIL ? -1 : reply_i64(get);
+        if (have != expected[p]) {
+            if (!fenced)
+                op_conf_error(err, errlen,
+                              "partition %d: Redis holds offset %" PRId64
+                              ", this process expected %" PRId64,
+                              (int)p, have, expected[p]);
+            fenced = 1;
+        }
+        freeReplyObject(watch);
+        freeReplyObject(get);
     }
-    (void)n;
     return fenced;
 }
 
@@ -440,14 +431,11 @@ int op_redis_flush(op_redis_t *r, const op_shard_t *d, op_intern_t *dict, const 
     flush_users(&f, &d->users);
     flush_windows(&f, d, dict);
     char key[KEYLEN];
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = d->touched[w]; bits; bits &= bits - 1) {
-            int32_t p = w * 64 + __builtin_ctzll(bits);
-            cmd_begin(&c, "SET");
-            cmd_str(&c, key, (size_t)offset_key(r, p, key));
-            cmd_i64(&c, d->parts[p].next_offset);
-            put(&f, &c);
-        }
+    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
+        cmd_begin(&c, "SET");
+        cmd_str(&c, key, (size_t)offset_key(r, p, key));
+        cmd_i64(&c, d->parts[p].next_offset);
+        put(&f, &c);
     }
     cmd_begin(&c, "EXEC");
     put(&f, &c);

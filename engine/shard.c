@@ -50,21 +50,15 @@ void op_shard_clear(op_shard_t *s)
     memset(s->bad, 0, sizeof(s->bad));
     s->late = 0;
     s->dead_letter_errors = 0;
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = s->touched[w]; bits; bits &= bits - 1) {
-            int p = w * 64 + __builtin_ctzll(bits);
-            s->parts[p].records = 0;
-        }
-        s->touched[w] = 0;
-    }
+    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1))
+        s->parts[p].records = 0;
+    memset(s->touched, 0, sizeof(s->touched));
     s->last = 0;
 }
 
 void op_shard_add(op_shard_t *dst, const op_shard_t *src)
 {
-    dst->totals.orders += src->totals.orders;
-    dst->totals.quantity += src->totals.quantity;
-    dst->totals.amount += src->totals.amount;
+    op_tally_add(&dst->totals, &src->totals);
     op_ktable_add(&dst->minutes, &src->minutes);
     op_ktable_add(&dst->catmin, &src->catmin);
     op_ktable_add(&dst->brands, &src->brands);
@@ -81,15 +75,11 @@ void op_shard_add(op_shard_t *dst, const op_shard_t *src)
         dst->bad[r] += src->bad[r];
     dst->late += src->late;
     dst->dead_letter_errors += src->dead_letter_errors;
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = src->touched[w]; bits; bits &= bits - 1) {
-            int p = w * 64 + __builtin_ctzll(bits);
-            int had = op_shard_touched(dst, p);
-            int64_t records = had ? dst->parts[p].records : 0;
-            dst->parts[p] = src->parts[p];
-            dst->parts[p].records += records;
-        }
-        dst->touched[w] |= src->touched[w];
+    for (int32_t p = op_shard_next_touched(src, 0); p >= 0; p = op_shard_next_touched(src, p + 1)) {
+        int64_t records = op_shard_touched(dst, p) ? dst->parts[p].records : 0;
+        dst->parts[p] = src->parts[p];
+        dst->parts[p].records += records;
+        dst->touched[p >> 6] |= 1ULL << (p & 63);
     }
 }
 

@@ -80,4 +80,18 @@ static inline int op_shard_touched(const op_shard_t *s, int32_t p)
     return (s->touched[p >> 6] >> (p & 63)) & 1;
 }
 
+/* The first partition >= from that the shard touched, or -1. Iterate with
+ *   for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) */
+static inline int32_t op_shard_next_touched(const op_shard_t *s, int32_t from)
+{
+    for (int32_t w = from >> 6; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
+        uint64_t bits = s->touched[w];
+        if (w == from >> 6)
+            bits &= ~0ULL << (from & 63);
+        if (bits)
+            return w * 64 + __builtin_ctzll(bits);
+    }
+    return -1;
+}
+
 #endif

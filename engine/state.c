@@ -135,9 +135,7 @@ static void merge_users(op_state_t *st, const op_users_t *delta)
 
 void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
 {
-    st->totals.orders += s->totals.orders;
-    st->totals.quantity += s->totals.quantity;
-    st->totals.amount += s->totals.amount;
+    op_tally_add(&st->totals, &s->totals);
     op_ktable_add(&st->minutes, &s->minutes);
     op_ktable_add(&st->catmin, &s->catmin);
     op_ktable_add(&st->brands, &s->brands);
@@ -150,21 +148,18 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
     }
     st->late += s->late;
     st->dead_letter_errors += s->dead_letter_errors;
-    for (int w = 0; w < OP_SOURCE_MAX_PARTITIONS / 64; w++) {
-        for (uint64_t bits = s->touched[w]; bits; bits &= bits - 1) {
-            int p = w * 64 + __builtin_ctzll(bits);
-            const op_shard_part_t *sp = &s->parts[p];
-            op_state_part_t *gp = &st->parts[p];
-            if (sp->max_event_ms > gp->max_event_ms)
-                gp->max_event_ms = sp->max_event_ms;
-            if (sp->max_event_ms > st->max_event_ms)
-                st->max_event_ms = sp->max_event_ms;
-            gp->next_offset = sp->next_offset;
-            if (sp->records)
-                gp->last_active_ms = now_ms;
-            if (p + 1 > st->nparts_seen)
-                st->nparts_seen = p + 1;
-        }
+    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) {
+        const op_shard_part_t *sp = &s->parts[p];
+        op_state_part_t *gp = &st->parts[p];
+        if (sp->max_event_ms > gp->max_event_ms)
+            gp->max_event_ms = sp->max_event_ms;
+        if (sp->max_event_ms > st->max_event_ms)
+            st->max_event_ms = sp->max_event_ms;
+        gp->next_offset = sp->next_offset;
+        if (sp->records)
+            gp->last_active_ms = now_ms;
+        if (p + 1 > st->nparts_seen)
+            st->nparts_seen = p + 1;
     }
 }
 
