@@ -53,7 +53,7 @@ LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 LIBS    := $(PKG_LIBS) $(MALLOC) -lm -pthread
 
 # --- sources ----------------------------------------------------------------
-LIB_SRC  := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(wildcard http/*.c))
+LIB_SRC  := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(wildcard engine/io/*.c) $(wildcard http/*.c))
 SIM_SRC  := $(sort $(filter-out sim/main.c sim/devbroker.c,$(wildcard sim/*.c)))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
@@ -166,7 +166,7 @@ check-format:
 	@tools/check-format.sh
 
 format:
-	clang-format -i $(wildcard engine/*.[ch] sim/*.[ch] http/*.[ch] tests/*/*.[ch] bench/*.[ch])
+	clang-format -i $(wildcard engine/*.[ch] engine/io/*.[ch] sim/*.[ch] http/*.[ch] tests/*/*.[ch] bench/*.[ch])
 
 test: deps
 	$(MAKE) check-format

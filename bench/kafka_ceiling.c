@@ -7,7 +7,7 @@
  * rd_kafka_consume_batch_queue (1024 messages a call, the engine's batch,
  * with the engine worker's 50 ms timeout) until every partition is done.
  * Nothing is parsed: messages and payload bytes are counted, that is all.
- * The consumer properties are those of engine/source_kafka.c
+ * The consumer properties are those of engine/io/source_kafka.c
  * (make_consumer), so the difference from `orderpulse --once` is the work
  * done per message.
  *
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     const char *topic = argc > 2 ? argv[2] : "orders";
     long long expected = argc > 3 ? atoll(argv[3]) : -1;
 
-    /* engine/source_kafka.c make_consumer(), property for property. */
+    /* engine/io/source_kafka.c make_consumer(), property for property. */
     const char *settings[][2] = {
         {"bootstrap.servers", brokers},
         {"group.id", "orderpulse-bench-ceiling"},

@@ -15,7 +15,7 @@
 #include "bench/lines.h"
 #include "engine/hash.h"
 #include "engine/intern.h"
-#include "engine/redis.h"
+#include "engine/io/redis.h"
 #include "engine/shard.h"
 
 int main(int argc, char **argv)

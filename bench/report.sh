@@ -122,7 +122,7 @@ engine (\`--once --workers 2 --redis none\`, a fresh consumer group per run) and
 assigned from the beginning into one queue, \`rd_kafka_consume_batch_queue\` of 1 024
 with the engine's 50 ms timeout, messages and bytes counted, done when every
 partition reaches the end offset seen at start or reports EOF; the consumer
-properties of \`engine/source_kafka.c\`). Best of $(val kafka_e2e runs) each. Both check they
+properties of \`engine/io/source_kafka.c\`). Best of $(val kafka_e2e runs) each. Both check they
 read every order and that the broker still held the start of every partition.
 
 Freshness (\`bench/freshness_bench.sh\`, \`bench/freshness.py\`): the engine consumes

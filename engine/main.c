@@ -17,11 +17,11 @@
 #include <urcu.h>
 
 #include "engine/conf.h"
-#include "engine/deadletter.h"
+#include "engine/io/deadletter.h"
 #include "engine/intern.h"
 #include "engine/merger.h"
 #include "engine/parse.h"
-#include "engine/redis.h"
+#include "engine/io/redis.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
 #include "engine/util.h"

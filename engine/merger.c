@@ -18,7 +18,7 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 
-#include "engine/redis.h"
+#include "engine/io/redis.h"
 #include "engine/util.h"
 
 #define COLLECT_POLL_US 200

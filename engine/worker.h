@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#include "engine/deadletter.h"
+#include "engine/io/deadletter.h"
 #include "engine/intern.h"
 #include "engine/merger.h"
 #include "engine/parse.h"

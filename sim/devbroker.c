@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "engine/conf.h"
-#include "engine/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
+#include "engine/io/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
 
 #define PROG       "orderpulse-devbroker"
 #define ENV_PREFIX "ORDERPULSE_DEVBROKER_"

@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
+#include "engine/io/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
 #include "sim/rng.h"
 
 #define FILE_BUF       (8u << 20)

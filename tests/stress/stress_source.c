@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine/deadletter.h"
+#include "engine/io/deadletter.h"
 #include "engine/source.h"
 #include "tests/unit/devbroker.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/deadletter.h"
+#include "engine/io/deadletter.h"
 #include "tests/unit/devbroker.h"
 
 static char path[64];

@@ -8,7 +8,7 @@
 
 #include "engine/hash.h"
 #include "engine/intern.h"
-#include "engine/redis.h"
+#include "engine/io/redis.h"
 #include "engine/shard.h"
 #include "engine/state.h"
 #include "tests/unit/redisserver.h"

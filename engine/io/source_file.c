@@ -14,7 +14,7 @@
  *
  * Out of memory: open returns -ENOMEM; next/release never allocate.
  */
-#include "engine/source_internal.h"
+#include "engine/io/source_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* kafkaconf.c — applies --kafka-config to a librdkafka configuration. */
-#include "engine/kafkaconf.h"
+#include "engine/io/kafkaconf.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -30,9 +30,9 @@
  * Out of memory: open returns -ENOMEM; the hot path (next/release) never
  * allocates; the rebalance callback logs and takes no partitions.
  */
-#include "engine/kafkaconf.h"
-#include "engine/source_internal.h"
-#include "engine/rdkafka_tsan.h"
+#include "engine/io/kafkaconf.h"
+#include "engine/io/source_internal.h"
+#include "engine/io/rdkafka_tsan.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>

@@ -4,7 +4,7 @@
  * forwards each call through its ops table. The implementations live in
  * source_file.c and source_kafka.c.
  */
-#include "engine/source_internal.h"
+#include "engine/io/source_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -8,7 +8,7 @@
  * (The GET replies are needed before deciding, so a flush is two round
  * trips: WATCH+GETs, then MULTI..EXEC.)
  */
-#include "engine/redis.h"
+#include "engine/io/redis.h"
 
 #include <errno.h>
 #include <hiredis.h>

@@ -15,9 +15,9 @@
  * Bad records are rare: this path allocates per record and takes a lock.
  * Out of memory: put returns -ENOMEM.
  */
-#include "engine/deadletter.h"
-#include "engine/kafkaconf.h"
-#include "engine/rdkafka_tsan.h"
+#include "engine/io/deadletter.h"
+#include "engine/io/kafkaconf.h"
+#include "engine/io/rdkafka_tsan.h"
 
 #include <errno.h>
 #include <fcntl.h>
