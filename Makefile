@@ -83,6 +83,9 @@ $(B)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The Redis functions are linked into redis.o (.incbin).
+$(B)/engine/io/redis.o: engine/io/redis.lua
+
 $(LIBOP): $(LIB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@ && ar rcs $@ $^

@@ -1,8 +1,13 @@
-/* main.c — the orderpulse engine: flags, threads, signals.
+/* main.c — the orderpulse engine: flags, threads, signals, rewinds.
  *
  * Reads the options (conf.h), opens the source, starts one pinned worker per
- * core and the merger, and waits: for the input to end (--once, which then
- * prints the final snapshot document on stdout) or for SIGINT/SIGTERM.
+ * core, the merger and (with Redis) the sink, and waits: for the input to
+ * end (--once, which then prints the final snapshot document on stdout), for
+ * SIGINT/SIGTERM, or for Redis to disagree with this process (a partition
+ * taken over while its records were pending here, a failover that lost
+ * commits): then the whole pipeline -- source, workers, merger, sink -- is
+ * torn down and started again from what Redis holds (a rewind). The HTTP
+ * server and the published snapshot outlive rewinds.
  * Every error before the threads start is one line on stderr and exit 2.
  */
 #include <errno.h>
@@ -16,12 +21,15 @@
 #include <unistd.h>
 #include <urcu.h>
 
+#include "engine/claims.h"
 #include "engine/conf.h"
 #include "engine/io/deadletter.h"
 #include "engine/intern.h"
 #include "engine/merger.h"
 #include "engine/parse.h"
+#include "engine/io/kafkaconf.h"
 #include "engine/io/redis.h"
+#include "engine/io/redis_sink.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
 #include "engine/util.h"
@@ -59,8 +67,12 @@ static const op_conf_spec_t options[] = {
     {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
      "Redis holding the exactly-once cumulative state and offsets (none: memory only)"},
     {"redis-password", OP_CONF_VALUE, "PASSWORD", NULL, "Redis AUTH password"},
-    {"view", OP_CONF_VALUE, "local|redis", "local",
-     "local: snapshots of this process's state; redis: of the global state in Redis (scale-out)"},
+    {"view", OP_CONF_VALUE, "local|redis", NULL,
+     "obsolete: with --redis every engine serves the global state (it folds the other engines' "
+     "commits)"},
+    {"redis-timeout", OP_CONF_VALUE, "DURATION", "2s", "Redis connect and command timeout"},
+    {"redis-max-lag", OP_CONF_VALUE, "DURATION", "30s",
+     "/readyz fails once the oldest tick not yet in Redis is older than this"},
     {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
     {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
      "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
@@ -98,13 +110,19 @@ static int online_cpus(void)
 static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
 {
     const char *spec = op_conf_get(c, "redis");
+    const char *view = op_conf_get(c, "view");
+    if (view && strcmp(view, "local") != 0 && strcmp(view, "redis") != 0)
+        return op_conf_error(err, errlen, "--view: expected local or redis, got '%s'", view);
     if (strcmp(spec, "none") == 0) {
-        if (strcmp(op_conf_get(c, "view"), "local") != 0)
+        if (view && strcmp(view, "redis") == 0)
             return op_conf_error(err, errlen, "--view redis needs --redis HOST:PORT");
         return 0;
     }
+    if (view)
+        fprintf(stderr, PROG ": --view is obsolete: with --redis every engine serves the global "
+                             "state\n");
     const char *colon = strrchr(spec, ':');
-    int64_t port = 6379;
+    int64_t port = 6379, v;
     size_t hostlen = colon ? (size_t)(colon - spec) : strlen(spec);
     if (colon && op_conf_parse_i64("--redis port", colon + 1, 1, 65535, &port, err, errlen) < 0)
         return -EINVAL;
@@ -116,11 +134,12 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     ec->redis.port = (int)port;
     ec->redis.password = op_conf_get(c, "redis-password");
     ec->redis.prefix = op_conf_get(c, "redis-prefix");
-    ec->redis.topic = ec->src.topic;
-    ec->redis.retention_ms = ec->merger.retention_ms;
-    static const char *const views[] = {"local", "redis", NULL};
-    if (op_conf_parse_choice("--view", op_conf_get(c, "view"), views, &ec->merger.view_redis, err,
-                             errlen) < 0)
+    if (op_conf_parse_duration_ms("--redis-timeout", op_conf_get(c, "redis-timeout"), 10, 600000,
+                                  &v, err, errlen) < 0)
+        return -EINVAL;
+    ec->redis.timeout_ms = (int)v;
+    if (op_conf_parse_duration_ms("--redis-max-lag", op_conf_get(c, "redis-max-lag"), 100,
+                                  86400000LL, &ec->merger.redis_max_lag_ms, err, errlen) < 0)
         return -EINVAL;
     if (op_conf_parse_i64("--pending-max-users", op_conf_get(c, "pending-max-users"), 1000,
                           INT64_MAX, &ec->merger.pending_max_users, err, errlen) < 0)
@@ -178,6 +197,8 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     ec->src.topic = op_conf_get(c, "topic");
     ec->src.group = op_conf_get(c, "group");
     ec->src.kafka_config = op_conf_get(c, "kafka-config");
+    if (op_kafkaconf_check(ec->src.kafka_config, err, errlen) < 0)
+        return -EINVAL;
     ec->src.once = op_conf_flag(c, "once");
     ec->src.batch_max = 1024;
     ec->src.nworkers = online_cpus();
@@ -215,6 +236,386 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     return read_http_conf(c, ec, err, errlen);
 }
 
+
+/* --- claims: where each partition resumes (Redis, never Kafka) -------------- */
+
+/* What the claim hook needs. The connection is the claimer's own: the Kafka
+ * poll thread's, or main's while the source opens. */
+typedef struct claimer {
+    op_redis_t *conn;
+    const char *writer, *source;
+    op_claims_t *claims;
+    op_merger_t *merger;
+    int rewind; /* __atomic: a claim found pending records someone else may have read */
+    int fatal;  /* __atomic: Redis's state is gone, replaced or damaged */
+    char why[512];
+    int64_t last_log_ms;
+} claimer_t;
+
+/* source.h start_offset: claims partition p in Redis; *offset is where it
+ * resumes: what Redis holds, or after what this process still has pending of
+ * it (never read twice). Negative when Redis cannot be asked now. */
+static int claim_partition(void *opaque, int32_t p, int64_t *offset)
+{
+    claimer_t *cl = opaque;
+    char field[256], err[512];
+    op_redis_sink_field(cl->source, p, field, sizeof(field));
+    const char *fields[] = {field};
+    op_redis_part_t part;
+    int rc = op_redis_claim(cl->conn, cl->writer, 1, fields, &part, err, sizeof(err));
+    if (rc == OP_REDIS_ESTATE) {
+        snprintf(cl->why, sizeof(cl->why), "%s", err);
+        __atomic_store_n(&cl->fatal, 1, __ATOMIC_RELEASE);
+        return rc;
+    }
+    op_claims_t *c = cl->claims;
+    if (rc < 0) {
+        int64_t now = op_now_mono_ms();
+        int64_t had = op_claims_get(&c->epoch[p]);
+        if (had) {
+            /* Ours before this rebalance: go on from where this process is,
+             * under the epoch it holds. If someone else claimed p meanwhile,
+             * the next commit's fence refuses it and this process rewinds. */
+            int64_t from = op_claims_get(&c->consumed[p]);
+            if (from < op_claims_get(&c->committed[p]))
+                from = op_claims_get(&c->committed[p]);
+            *offset = from < 0 ? RD_KAFKA_OFFSET_BEGINNING : from;
+            if (now - cl->last_log_ms >= 5000) {
+                fprintf(stderr, PROG ": claiming %s: %s; going on from this engine's own position\n",
+                        field, err);
+                cl->last_log_ms = now;
+            }
+            return 0;
+        }
+        if (now - cl->last_log_ms >= 5000) {
+            fprintf(stderr, PROG ": claiming %s: %s; the partition waits\n", field, err);
+            cl->last_log_ms = now;
+        }
+        return -EIO;
+    }
+    int64_t had = op_claims_get(&c->epoch[p]);
+    int64_t consumed = op_claims_get(&c->consumed[p]), committed = op_claims_get(&c->committed[p]);
+    if (had && part.epoch != had && consumed > committed) {
+        /* Another process owned p meanwhile: what is pending here of p may be
+         * counted there too. Start over from Redis. */
+        snprintf(cl->why, sizeof(cl->why),
+                 "partition %d was owned by another engine while its records up to %lld were "
+                 "pending here",
+                 (int)p, (long long)consumed);
+        __atomic_store_n(&cl->rewind, 1, __ATOMIC_RELEASE);
+        return -EAGAIN;
+    }
+    op_claims_set(&c->epoch[p], part.epoch);
+    op_claims_set(&c->committed[p], part.next_offset);
+    int64_t resume = part.next_offset;
+    if (had && part.epoch == had && consumed > resume)
+        resume = consumed; /* still ours: continue after what is pending */
+    else
+        op_claims_reset_lateness(c, p, part.max_event_ms);
+    *offset = resume < 0 ? RD_KAFKA_OFFSET_BEGINNING : resume;
+    return 0;
+}
+
+/* Before partitions are given up: hold the workers and wait until everything
+ * they consumed is in Redis, so that the next owner (maybe this process
+ * again) resumes exactly after it. If Redis does not take it in time, it
+ * stays pending and the fences decide. */
+static void on_revoke(void *opaque)
+{
+    claimer_t *cl = opaque;
+    if (!op_merger_running(cl->merger))
+        return; /* shutting down: what was not committed is simply read again */
+    op_merger_set_rebalancing(cl->merger, 1);
+    int rc = op_merger_sync(cl->merger, 30000);
+    if (rc < 0)
+        fprintf(stderr, PROG ": rebalance: not everything read is in Redis yet (%s); it stays "
+                        "pending\n",
+                strerror(-rc));
+}
+
+static void on_assigned(void *opaque)
+{
+    op_merger_set_rebalancing(((claimer_t *)opaque)->merger, 0);
+}
+
+/* --- one run of the pipeline --------------------------------------------------- */
+
+/* What outlives a rewind. Owner: main. */
+typedef struct engine {
+    engine_conf_t *ec;
+    op_intern_t *dict;
+    op_snapshot_pub_t pub;
+    op_http_t *http_live; /* __atomic: read by the merger's publish hook */
+    op_merger_t *merger;  /* __atomic: the current run's, for /readyz */
+    uint64_t rewinds;
+    pthread_t main_thread;
+    int64_t final_at_ms; /* __atomic: when the final snapshot was published */
+    int64_t started_ms;
+} engine_t;
+
+/* The merger's publish hook: wakes the HTTP threads once the server runs. */
+static void notify_http(void *arg)
+{
+    engine_t *e = arg;
+    op_http_t *http = __atomic_load_n(&e->http_live, __ATOMIC_ACQUIRE);
+    if (http)
+        op_http_notify(http);
+}
+
+/* /readyz beside "a snapshot exists": a merger runs and (with Redis) Redis
+ * takes the commits without falling too far behind. */
+static int engine_ready(void *arg)
+{
+    engine_t *e = arg;
+    op_merger_t *m = __atomic_load_n(&e->merger, __ATOMIC_ACQUIRE);
+    return m && op_merger_running(m) && op_merger_redis_ok(m);
+}
+
+/* The merger's final snapshot wakes the main thread out of sigtimedwait. */
+static void wake_main(void *arg)
+{
+    engine_t *e = arg;
+    __atomic_store_n(&e->final_at_ms, op_now_mono_ms(), __ATOMIC_RELEASE);
+    pthread_kill(e->main_thread, SIGUSR1);
+}
+
+/* The sink's events ring the merger. */
+static void wake_merger(void *arg)
+{
+    op_merger_t *m = __atomic_load_n((op_merger_t **)arg, __ATOMIC_ACQUIRE);
+    if (m)
+        op_merger_wake(m);
+}
+
+static void new_writer_id(char *out, size_t len)
+{
+    unsigned char raw[8] = {0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(raw, 1, sizeof(raw), f) != sizeof(raw)) {
+        int64_t t = op_now_wall_ms() ^ ((int64_t)getpid() << 20);
+        memcpy(raw, &t, sizeof(raw));
+    }
+    if (f)
+        fclose(f);
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(raw) && n + 3 <= len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%02x", raw[i]);
+}
+
+#define RUN_DONE   0 /* --once finished, or a signal */
+#define RUN_REWIND 1
+#define RUN_FAILED 2 /* message printed; *status set */
+
+/* Waits for a signal, the end (--once), or a reason to rewind. */
+static int wait_run(engine_t *e, op_merger_t *merger, claimer_t *cl, sigset_t *signals)
+{
+    for (;;) {
+        struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
+        int sig = sigtimedwait(signals, NULL, &poll);
+        if (sig == SIGINT || sig == SIGTERM)
+            return RUN_DONE;
+        if (sig == SIGUSR1 && e->ec->src.once)
+            return RUN_DONE;
+        if (cl && __atomic_load_n(&cl->fatal, __ATOMIC_ACQUIRE)) {
+            fprintf(stderr, PROG ": stopping: %s\n", cl->why);
+            return RUN_FAILED;
+        }
+        if (cl && __atomic_load_n(&cl->rewind, __ATOMIC_ACQUIRE)) {
+            fprintf(stderr, PROG ": rewinding: %s\n", cl->why);
+            return RUN_REWIND;
+        }
+        if (!op_merger_running(merger)) {
+            int v = op_merger_verdict(merger);
+            if (v == OP_MERGER_REWIND)
+                return RUN_REWIND;
+            if (v == OP_MERGER_FATAL)
+                return RUN_FAILED;
+            return RUN_DONE; /* once: done */
+        }
+    }
+}
+
+/* One run: Redis state, source, workers, merger, sink; then the teardown.
+ * Returns RUN_DONE, RUN_REWIND or RUN_FAILED (with *status). */
+static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
+{
+    engine_conf_t *ec = e->ec;
+    char err[OP_SOURCE_ERRLEN + 512];
+    int n = ec->src.nworkers, verdict = RUN_FAILED;
+    op_source_t *src = NULL;
+    op_deadletter_t *dl = NULL;
+    op_merger_t *merger = NULL, *merger_live = NULL;
+    op_redis_sink_t *sink = NULL;
+    op_redis_t *claim_conn = NULL;
+    op_worker_t *workers[MAX_WORKERS] = {0};
+    op_claims_t *claims = NULL;
+    claimer_t cl = {0};
+    char writer[32], source_id[200];
+    op_source_conf_t srcconf = ec->src;
+    op_merger_conf_t mconf = ec->merger;
+    *status = 1;
+
+    mconf.dict = e->dict;
+    mconf.pub = &e->pub;
+    mconf.on_final = wake_main;
+    mconf.on_final_arg = e;
+    mconf.on_publish = notify_http;
+    mconf.on_publish_arg = e;
+    mconf.rewinds = e->rewinds;
+    if (ec->redis.host) {
+        claims = malloc(sizeof(*claims));
+        if (!claims) {
+            fprintf(stderr, PROG ": out of memory\n");
+            goto teardown;
+        }
+        op_claims_init(claims);
+        new_writer_id(writer, sizeof(writer));
+        if (ec->src.file) {
+            if (op_source_file_fingerprint(ec->src.file, source_id, sizeof(source_id), err,
+                                           sizeof(err)) < 0) {
+                fprintf(stderr, PROG ": %s\n", err);
+                *status = 2;
+                goto teardown;
+            }
+        } else {
+            snprintf(source_id, sizeof(source_id), "kafka:%s", ec->src.topic);
+        }
+        op_redis_sink_conf_t sc = {
+            .redis = ec->redis,
+            .writer = writer,
+            .source = source_id,
+            .dict = e->dict,
+            .claims = claims,
+            .retention_ms = ec->merger.retention_ms,
+            .tail_ms = ec->merger.tick_ms > 1000 ? ec->merger.tick_ms : 1000,
+            .wake = wake_merger,
+            .wake_arg = &merger_live,
+        };
+        /* The first run fails fast (a wrong address or password is one line);
+         * a rewind waits for Redis to come back. */
+        for (int attempt = 0;; attempt++) {
+            int rc = op_redis_sink_create(&sink, &sc, err, sizeof(err));
+            if (rc == 0)
+                break;
+            if (first || rc == OP_REDIS_ESTATE || rc == -EACCES) {
+                fprintf(stderr, PROG ": %s\n", err);
+                goto teardown;
+            }
+            if (attempt % 10 == 0)
+                fprintf(stderr, PROG ": rewinding: waiting for Redis: %s\n", err);
+            struct timespec pause = {.tv_sec = 1, .tv_nsec = 0};
+            if (sigtimedwait(signals, NULL, &pause) > 0) {
+                verdict = RUN_DONE;
+                *status = 0;
+                goto teardown;
+            }
+        }
+        mconf.sink = sink;
+    }
+    if (op_merger_create(&merger, &mconf) < 0) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto teardown;
+    }
+    if (sink) {
+        /* The dashboard starts from the whole history, every engine's. */
+        if (op_redis_sink_load(sink, op_merger_state(merger), err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": loading the state from Redis: %s\n", err);
+            goto teardown;
+        }
+        if (op_redis_create(&claim_conn, &ec->redis) < 0) {
+            fprintf(stderr, PROG ": out of memory\n");
+            goto teardown;
+        }
+        op_redis_set_generation(claim_conn, op_redis_sink_generation(sink));
+        cl = (claimer_t){.conn = claim_conn, .writer = writer, .source = source_id,
+                         .claims = claims, .merger = merger};
+        srcconf.start_offset = claim_partition;
+        srcconf.on_revoke = on_revoke;
+        srcconf.on_assigned = on_assigned;
+        srcconf.start_opaque = &cl;
+        if (ec->src.file && op_redis_file_chunks(claim_conn, source_id, n, &srcconf.chunks, err,
+                                                 sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto teardown;
+        }
+    }
+    if (op_source_open(&src, &srcconf, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        *status = first ? 1 : 1;
+        goto teardown;
+    }
+    if (ec->dead_letter && op_deadletter_open(&dl, ec->dead_letter, ec->src.brokers,
+                                              ec->src.kafka_config, err, sizeof(err)) < 0) {
+        fprintf(stderr, PROG ": --dead-letter: %s\n", err);
+        goto teardown;
+    }
+    op_merger_set_source(merger, src);
+    int ncpu = online_cpus();
+    for (int i = 0; i < n; i++) {
+        op_worker_conf_t wc = {
+            .id = i,
+            .cpu = i % ncpu,
+            .input = op_source_input(src, i),
+            .merger = merger,
+            .claims = claims,
+            .dict = e->dict,
+            .dead_letters = dl,
+            .lateness_ms = ec->lateness_ms,
+            .late_drop = ec->late_drop,
+            .tz_offset_s = ec->tz_offset_s,
+        };
+        if (op_worker_create(&workers[i], &wc) < 0 || op_worker_start(workers[i]) < 0) {
+            fprintf(stderr, PROG ": cannot start worker %d\n", i);
+            goto teardown;
+        }
+    }
+    __atomic_store_n(&merger_live, merger, __ATOMIC_RELEASE);
+    if (op_merger_start(merger) < 0 || (sink && op_redis_sink_start(sink) < 0)) {
+        fprintf(stderr, PROG ": cannot start the merger\n");
+        goto teardown;
+    }
+    __atomic_store_n(&e->merger, merger, __ATOMIC_RELEASE);
+    verdict = wait_run(e, merger, sink ? &cl : NULL, signals);
+    if (verdict == RUN_FAILED && __atomic_load_n(&cl.fatal, __ATOMIC_ACQUIRE)) {
+        *status = 3;
+    } else if (verdict == RUN_FAILED) {
+        char why[512] = "";
+        if (sink)
+            op_redis_sink_reason(sink, why, sizeof(why));
+        fprintf(stderr, PROG ": stopping: %s\n", why[0] ? why : "the merger stopped");
+        *status = 3;
+    } else {
+        *status = 0;
+    }
+
+teardown:
+    __atomic_store_n(&e->merger, NULL, __ATOMIC_RELEASE);
+    if (merger)
+        op_merger_stop(merger);
+    for (int i = 0; i < n; i++)
+        if (workers[i])
+            op_worker_stop(workers[i]);
+    for (int i = 0; i < n; i++)
+        if (workers[i])
+            op_worker_join(workers[i]);
+    if (merger)
+        op_merger_join(merger);
+    if (sink)
+        op_redis_sink_stop(sink);
+    __atomic_store_n(&merger_live, NULL, __ATOMIC_RELEASE);
+    /* The source closes before the merger goes: its rebalance hooks (the
+     * consumer's close revokes) still reach the merger, which no longer runs. */
+    op_source_close(src);
+    for (int i = 0; i < n; i++)
+        op_worker_destroy(workers[i]);
+    op_merger_destroy(merger);
+    op_deadletter_close(dl);
+    op_redis_sink_destroy(sink);
+    op_redis_destroy(claim_conn);
+    free(claims);
+    return verdict;
+}
+
 /* Anonymous resident memory in KiB (the heap, not the mapped input file),
  * for the once summary: what the benchmarks compare per user. */
 static long rss_anon_kib(void)
@@ -230,248 +631,75 @@ static long rss_anon_kib(void)
     return kib;
 }
 
-/* What the Kafka source's rebalance hooks need (they run on its poll
- * thread): a Redis connection of their own and the merger. */
-typedef struct rebalance_ctx {
-    op_redis_t *redis;
-    op_merger_t *merger;
-} rebalance_ctx_t;
-
-/* Where a partition resumes: the next offset Redis holds for it (source.h
- * start_offset; called at each assignment). The merger's next flush of the
- * partition is fenced on that same offset. */
-static int redis_start_offset(void *opaque, int32_t partition, int64_t *offset)
+/* --once: the final snapshot on stdout and a summary line on stderr. */
+static int print_final(engine_t *e)
 {
-    rebalance_ctx_t *rb = opaque;
-    char err[256];
-    int64_t offs[OP_SOURCE_MAX_PARTITIONS];
-    if (partition < 0 || partition >= OP_SOURCE_MAX_PARTITIONS)
-        return -EINVAL;
-    if (op_redis_offsets(rb->redis, partition + 1, offs, err, sizeof(err)) < 0) {
-        fprintf(stderr, PROG ": reading offsets from Redis: %s\n", err);
-        return -EIO;
+    int rc = 0;
+    const op_snapshot_t *s = op_snapshot_acquire(&e->pub);
+    if (s && s->res[OP_RES_SNAPSHOT].len && __atomic_load_n(&e->final_at_ms, __ATOMIC_ACQUIRE)) {
+        /* Up to the final snapshot, not to the end of the shutdown. */
+        int64_t end_ms = __atomic_load_n(&e->final_at_ms, __ATOMIC_ACQUIRE);
+        double secs = (double)(end_ms - e->started_ms) / 1000.0;
+        int64_t records = s->orders + s->bad_records;
+        fprintf(stderr,
+                PROG ": once: %lld records (%lld orders, %lld bad, %lld late) in %.3f s, "
+                     "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB\n",
+                (long long)records, (long long)s->orders, (long long)s->bad_records,
+                (long long)s->late_records, secs, secs > 0 ? records / secs : 0.0,
+                e->ec->src.nworkers, (long long)s->users, rss_anon_kib());
+        fwrite(s->res[OP_RES_SNAPSHOT].buf, 1, s->res[OP_RES_SNAPSHOT].len, stdout);
+    } else {
+        fprintf(stderr, PROG ": stopped before the input was complete\n");
+        rc = 1;
     }
-    op_merger_set_committed(rb->merger, partition, offs[partition]);
-    /* No offset in Redis: nothing of this partition was ever counted, so
-     * read it from its beginning (not from Kafka's committed offset, which
-     * may be ahead of what reached Redis). */
-    *offset = offs[partition] < 0 ? RD_KAFKA_OFFSET_BEGINNING : offs[partition];
-    return 0;
-}
-
-/* Before partitions are given up: hold the workers and flush everything
- * they consumed, so the next owner (maybe this process again) resumes from
- * Redis exactly after it. If that flush cannot happen, the deltas stay
- * pending and the fence decides at the next flush. */
-static void redis_on_revoke(void *opaque)
-{
-    rebalance_ctx_t *rb = opaque;
-    if (!op_merger_running(rb->merger))
-        return; /* shutting down: what was not flushed is simply read again */
-    op_merger_set_rebalancing(rb->merger, 1);
-    int rc = op_merger_sync(rb->merger, 30000);
-    if (rc < 0)
-        fprintf(stderr, PROG ": rebalance: could not flush before giving partitions up (%s)\n",
-                strerror(-rc));
-}
-
-static void redis_on_assigned(void *opaque)
-{
-    op_merger_set_rebalancing(((rebalance_ctx_t *)opaque)->merger, 0);
-}
-
-/* The merger's publish hook: wakes the HTTP threads once the server runs. */
-static void notify_http(void *arg)
-{
-    op_http_t *http = __atomic_load_n((op_http_t **)arg, __ATOMIC_ACQUIRE);
-    if (http)
-        op_http_notify(http);
-}
-
-/* /readyz beside "a snapshot exists": the merger still runs, was not
- * fenced, and (with Redis) its last flush reached Redis. */
-static int engine_ready(void *arg)
-{
-    return op_merger_running(arg) && !op_merger_fenced(arg) && op_merger_redis_ok(arg);
-}
-
-/* The merger's final snapshot wakes the main thread out of sigtimedwait. */
-typedef struct final_signal {
-    pthread_t main_thread;
-    int64_t at_ms; /* __atomic: when the final snapshot was published (monotonic) */
-} final_signal_t;
-
-static void wake_main(void *arg)
-{
-    final_signal_t *f = arg;
-    __atomic_store_n(&f->at_ms, op_now_mono_ms(), __ATOMIC_RELEASE);
-    pthread_kill(f->main_thread, SIGUSR1);
+    op_snapshot_release(s);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, PROG ": cannot write the snapshot: %s\n", strerror(errno));
+        rc = 1;
+    }
+    return rc;
 }
 
 static int run(engine_conf_t *ec, sigset_t *signals)
 {
-    char err[OP_SOURCE_ERRLEN];
-    int n = ec->src.nworkers, rc = 1;
-    op_intern_t *dict = NULL;
-    op_source_t *src = NULL;
-    op_deadletter_t *dl = NULL;
-    op_merger_t *merger = NULL;
-    op_redis_t *redis = NULL;
-    op_redis_t *offsets_conn = NULL;
-    rebalance_ctx_t rebalance = {0};
-    op_worker_t *workers[MAX_WORKERS] = {0};
-    op_http_t *http = NULL, *http_live = NULL; /* http_live: read by the merger (__atomic) */
-
-    if (op_intern_create(&dict) < 0) {
+    engine_t e = {.ec = ec, .main_thread = pthread_self(), .started_ms = op_now_mono_ms()};
+    int status = 1;
+    if (op_intern_create(&e.dict) < 0) {
         fprintf(stderr, PROG ": out of memory\n");
-        goto fail;
+        return 1;
     }
-    final_signal_t final = {.main_thread = pthread_self()};
-    ec->merger.dict = dict;
-    ec->merger.on_final = wake_main;
-    ec->merger.on_final_arg = &final;
-    ec->merger.on_publish = notify_http;
-    ec->merger.on_publish_arg = &http_live;
-    if (ec->redis.host) {
-        if (op_redis_connect(&redis, &ec->redis, err, sizeof(err)) < 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            goto fail;
-        }
-        ec->merger.redis = redis;
-        if (op_merger_create(&merger, &ec->merger) < 0) {
-            fprintf(stderr, PROG ": out of memory\n");
-            goto fail;
-        }
-        /* Redis, not Kafka's committed offsets, says where each partition
-         * resumes; and the dashboard starts from the full history. */
-        if (op_merger_load(merger, err, sizeof(err)) < 0) {
-            fprintf(stderr, PROG ": loading the state from Redis: %s\n", err);
-            goto fail;
-        }
-        /* Assignments later in the run ask Redis again, on a connection of
-         * their own (the callback runs on the source's poll thread). */
-        if (op_redis_connect(&offsets_conn, &ec->redis, err, sizeof(err)) < 0) {
-            fprintf(stderr, PROG ": %s\n", err);
-            goto fail;
-        }
-        rebalance.redis = offsets_conn;
-        rebalance.merger = merger;
-        ec->src.start_offset = redis_start_offset;
-        ec->src.on_revoke = redis_on_revoke;
-        ec->src.on_assigned = redis_on_assigned;
-        ec->src.start_opaque = &rebalance;
-    }
-    if (op_source_open(&src, &ec->src, err, sizeof(err)) < 0) {
-        fprintf(stderr, PROG ": %s\n", err);
-        goto fail;
-    }
-    if (ec->dead_letter && op_deadletter_open(&dl, ec->dead_letter, ec->src.brokers,
-                                              ec->src.kafka_config, err, sizeof(err)) < 0) {
-        fprintf(stderr, PROG ": --dead-letter: %s\n", err);
-        goto fail;
-    }
-    if (!merger && op_merger_create(&merger, &ec->merger) < 0) {
-        fprintf(stderr, PROG ": out of memory\n");
-        goto fail;
-    }
-    op_merger_set_source(merger, src);
-    int ncpu = online_cpus();
-    int64_t started_ms = op_now_mono_ms();
-    for (int i = 0; i < n; i++) {
-        op_worker_conf_t wc = {
-            .id = i,
-            .cpu = i % ncpu,
-            .input = op_source_input(src, i),
-            .merger = merger,
-            .dict = dict,
-            .dead_letters = dl,
-            .lateness_ms = ec->lateness_ms,
-            .late_drop = ec->late_drop,
-            .tz_offset_s = ec->tz_offset_s,
-        };
-        if (op_worker_create(&workers[i], &wc) < 0 || op_worker_start(workers[i]) < 0) {
-            fprintf(stderr, PROG ": cannot start worker %d\n", i);
-            goto stop;
-        }
-    }
-    if (op_merger_start(merger) < 0) {
-        fprintf(stderr, PROG ": cannot start the merger\n");
-        goto stop;
-    }
+    op_http_t *http = NULL;
     if (ec->http.listen) {
         char herr[OP_HTTP_ERRLEN];
-        ec->http.pub = op_merger_pub(merger);
+        ec->http.pub = &e.pub;
         ec->http.ready = engine_ready;
-        ec->http.ready_arg = merger;
+        ec->http.ready_arg = &e;
         if (op_http_start(&http, &ec->http, herr, sizeof(herr)) < 0) {
             fprintf(stderr, PROG ": %s\n", herr);
-            rc = 2;
-            goto stop;
+            status = 2;
+            goto out;
         }
-        __atomic_store_n(&http_live, http, __ATOMIC_RELEASE);
+        __atomic_store_n(&e.http_live, http, __ATOMIC_RELEASE);
         fprintf(stderr, PROG ": http: listening on %s (%d thread%s%s)\n", op_http_address(http),
                 ec->http.threads, ec->http.threads == 1 ? "" : "s",
                 ec->http.tls_cert ? ", TLS" : "");
     }
-
-    /* Wait for a signal; in once mode also for the merger's final tick. */
-    for (;;) {
-        struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
-        int sig = sigtimedwait(signals, NULL, &poll);
-        if (sig == SIGINT || sig == SIGTERM || (sig == SIGUSR1 && ec->src.once))
+    for (int first = 1;; first = 0) {
+        int v = run_once(&e, signals, first, &status);
+        if (v != RUN_REWIND)
             break;
-        if (!op_merger_running(merger)) /* once: done; otherwise: fenced */
-            break;
+        e.rewinds++;
+        fprintf(stderr, PROG ": rewinding: reloading the state from Redis (rewind %llu)\n",
+                (unsigned long long)e.rewinds);
     }
-    rc = op_merger_fenced(merger) ? 3 : 0;
-stop:
-    if (merger)
-        op_merger_stop(merger);
-    for (int i = 0; i < n; i++)
-        if (workers[i])
-            op_worker_stop(workers[i]);
-    for (int i = 0; i < n; i++)
-        if (workers[i])
-            op_worker_join(workers[i]);
-    if (merger)
-        op_merger_join(merger);
-    /* The merger no longer publishes: nothing calls notify_http now. */
-    __atomic_store_n(&http_live, NULL, __ATOMIC_RELEASE);
+    if (status == 0 && ec->src.once)
+        status = print_final(&e);
+out:
+    __atomic_store_n(&e.http_live, NULL, __ATOMIC_RELEASE);
     op_http_stop(http);
-    if (rc == 0 && ec->src.once) {
-        const op_snapshot_t *s = op_snapshot_acquire(op_merger_pub(merger));
-        if (s && s->res[OP_RES_SNAPSHOT].len) {
-            /* Up to the final snapshot, not to the end of the shutdown. */
-            int64_t end_ms = __atomic_load_n(&final.at_ms, __ATOMIC_ACQUIRE);
-            double secs = (double)((end_ms ? end_ms : op_now_mono_ms()) - started_ms) / 1000.0;
-            int64_t records = s->orders + s->bad_records;
-            fprintf(stderr,
-                    PROG ": once: %lld records (%lld orders, %lld bad, %lld late) in %.3f s, "
-                         "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB\n",
-                    (long long)records, (long long)s->orders, (long long)s->bad_records,
-                    (long long)s->late_records, secs, secs > 0 ? records / secs : 0.0, n,
-                    (long long)s->users, rss_anon_kib());
-            fwrite(s->res[OP_RES_SNAPSHOT].buf, 1, s->res[OP_RES_SNAPSHOT].len, stdout);
-        } else {
-            fprintf(stderr, PROG ": stopped before the input was complete\n");
-            rc = 1;
-        }
-        op_snapshot_release(s);
-        if (fflush(stdout) != 0) {
-            fprintf(stderr, PROG ": cannot write the snapshot: %s\n", strerror(errno));
-            rc = 1;
-        }
-    }
-    for (int i = 0; i < n; i++)
-        op_worker_destroy(workers[i]);
-fail:
-    op_merger_destroy(merger);
-    op_deadletter_close(dl);
-    op_source_close(src);
-    op_redis_close(offsets_conn);
-    op_redis_close(redis);
-    op_intern_destroy(dict);
-    return rc;
+    op_snapshot_pub_dispose(&e.pub);
+    op_intern_destroy(e.dict);
+    return status;
 }
 
 int main(int argc, char **argv)

@@ -18,10 +18,11 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 
-#include "engine/io/redis.h"
+#include "engine/io/redis_sink.h"
 #include "engine/util.h"
 
 #define COLLECT_POLL_US 200
+#define SYNC_GRACE_MS   1000
 
 typedef struct merger_queue {
     struct cds_wfcq_head head;
@@ -48,25 +49,24 @@ struct op_merger {
     /* __atomic, workers read once per batch: [0] backpressure (merger
      * writes), [1] a rebalance in progress (the source's poll thread). */
     int paused[2];
-    /* Sync requests (op_merger_sync), under bell_mu: */
+    /* Under bell_mu: sync requests (op_merger_sync) and the reasons to tick
+     * before the deadline. */
     uint64_t sync_requested, sync_served;
+    uint64_t sync_tick; /* the tick that serves the newest request */
     int sync_result;
+    int final_rung; /* a worker handed over its final shard */
     pthread_cond_t synced;
-    int fenced;   /* __atomic: merger writes, main reads */
-    int redis_ok; /* __atomic: the last flush reached Redis (merger writes, /readyz reads) */
+    int verdict;  /* __atomic: OP_MERGER_REWIND / _FATAL (merger writes, main reads) */
+    int redis_ok; /* __atomic: for /readyz (merger writes) */
 
     /* Merger thread only: */
-    op_shard_t *pending; /* with Redis: merged shards not yet committed */
-    int64_t *committed;  /* with Redis: next offset per partition as Redis holds it */
-    int64_t *expected;   /* flush_pending's copy of committed[] */
-    int64_t last_error_log_ms;
     int64_t last_flush_ms;
     op_state_t st;
-    op_intern_cache_t view_cache; /* --view redis: names read back from Redis */
-    op_snapshot_pub_t pub;
+    op_snapshot_pub_t own_pub;
+    op_snapshot_pub_t *pub; /* conf.pub, or own_pub */
     int64_t merge_ns;       /* time spent merging shards since the last publish */
     op_hist_t tick_hist;    /* merge + render time per tick, for /metrics */
-    op_hist_t flush_hist;   /* time of each Redis flush, for /metrics */
+    op_hist_t flush_hist;   /* unused since the sink has its own thread; kept for /metrics */
     uint64_t *handed_epoch; /* per worker: epoch of its last shard */
     int *done;              /* per worker: its final shard was merged */
     int ndone;
@@ -103,6 +103,7 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     if (!m)
         return -ENOMEM;
     m->conf = *conf;
+    m->pub = conf->pub ? conf->pub : &m->own_pub;
     m->redis_ok = 1;
     queue_init(&m->full);
     m->spare = calloc((size_t)conf->nworkers, sizeof(*m->spare));
@@ -122,18 +123,6 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     pthread_cond_init(&m->bell, NULL);
     pthread_cond_init(&m->synced, NULL);
     op_state_init(&m->st, conf->dict);
-    op_intern_cache_init(&m->view_cache, conf->dict);
-    if (conf->redis) {
-        m->pending = op_shard_create(-1);
-        m->committed = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->committed));
-        m->expected = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*m->expected));
-        if (!m->committed || !m->expected) {
-            op_merger_destroy(m);
-            return -ENOMEM;
-        }
-        for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
-            m->committed[p] = -1;
-    }
     *out = m;
     return 0;
 }
@@ -142,7 +131,7 @@ void op_merger_destroy(op_merger_t *m)
 {
     if (!m)
         return;
-    op_snapshot_pub_dispose(&m->pub);
+    op_snapshot_pub_dispose(&m->own_pub);
     op_shard_t *s;
     while ((s = queue_take(&m->full)))
         op_shard_destroy(s);
@@ -153,10 +142,6 @@ void op_merger_destroy(op_merger_t *m)
     }
     cds_wfcq_destroy(&m->full.head, &m->full.tail);
     op_state_dispose(&m->st);
-    op_intern_cache_dispose(&m->view_cache);
-    op_shard_destroy(m->pending);
-    free(m->committed);
-    free(m->expected);
     pthread_mutex_destroy(&m->bell_mu);
     pthread_cond_destroy(&m->bell);
     pthread_cond_destroy(&m->synced);
@@ -169,7 +154,7 @@ void op_merger_destroy(op_merger_t *m)
 
 op_snapshot_pub_t *op_merger_pub(op_merger_t *m)
 {
-    return &m->pub;
+    return m->pub;
 }
 
 op_shard_t *op_merger_first_shard(op_merger_t *m, int worker)
@@ -203,8 +188,17 @@ void op_merger_hand_over(op_merger_t *m, op_shard_t *s)
 {
     int last = s->last;
     queue_put(&m->full, s);
-    if (last)
+    if (last) {
+        pthread_mutex_lock(&m->bell_mu);
+        m->final_rung = 1;
+        pthread_mutex_unlock(&m->bell_mu);
         ring(m);
+    }
+}
+
+void op_merger_wake(op_merger_t *m)
+{
+    ring(m);
 }
 
 void op_merger_stop(op_merger_t *m)
@@ -239,13 +233,12 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static void merge_one(op_merger_t *m, op_shard_t *s)
+static void merge_one(op_merger_t *m, op_shard_t *s, uint64_t tick)
 {
     int64_t t0 = mono_ns();
-    if (m->pending)
-        op_shard_add(m->pending, s);
-    else
-        op_state_merge(&m->st, s, op_now_mono_ms());
+    op_state_merge(&m->st, s, op_now_mono_ms());
+    if (m->conf.sink)
+        op_redis_sink_add_shard(m->conf.sink, s, tick);
     m->merge_ns += mono_ns() - t0;
     m->handed_epoch[s->worker] = s->epoch;
     if (s->last) {
@@ -264,7 +257,7 @@ static void collect(op_merger_t *m, uint64_t epoch)
     for (;;) {
         op_shard_t *s;
         while ((s = queue_take(&m->full)))
-            merge_one(m, s);
+            merge_one(m, s, epoch);
         int missing = 0;
         for (int i = 0; i < m->conf.nworkers; i++)
             missing += !m->done[i] && m->handed_epoch[i] < epoch;
@@ -274,17 +267,11 @@ static void collect(op_merger_t *m, uint64_t epoch)
     }
 }
 
-/* --- Redis --------------------------------------------------------------------- */
+/* --- Redis and rebalances ---------------------------------------------------------- */
 
-int op_merger_load(op_merger_t *m, char *err, size_t errlen)
+op_state_t *op_merger_state(op_merger_t *m)
 {
-    op_intern_cache_t cache;
-    op_intern_cache_init(&cache, m->conf.dict);
-    int rc = op_redis_load(m->conf.redis, &m->st, &cache, 0, err, errlen);
-    op_intern_cache_dispose(&cache);
-    if (rc < 0)
-        return rc;
-    return op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, m->committed, err, errlen);
+    return &m->st;
 }
 
 void op_merger_set_source(op_merger_t *m, op_source_t *src)
@@ -294,12 +281,12 @@ void op_merger_set_source(op_merger_t *m, op_source_t *src)
 
 int op_merger_redis_ok(op_merger_t *m)
 {
-    return !m->conf.redis || __atomic_load_n(&m->redis_ok, __ATOMIC_ACQUIRE);
+    return !m->conf.sink || __atomic_load_n(&m->redis_ok, __ATOMIC_ACQUIRE);
 }
 
-int op_merger_fenced(op_merger_t *m)
+int op_merger_verdict(op_merger_t *m)
 {
-    return __atomic_load_n(&m->fenced, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&m->verdict, __ATOMIC_ACQUIRE);
 }
 
 const int *op_merger_paused_ptr(op_merger_t *m)
@@ -312,116 +299,74 @@ void op_merger_set_rebalancing(op_merger_t *m, int on)
     __atomic_store_n(&m->paused[1], on, __ATOMIC_RELEASE);
 }
 
-void op_merger_set_committed(op_merger_t *m, int32_t p, int64_t offset)
-{
-    if (m->committed && p >= 0 && p < OP_SOURCE_MAX_PARTITIONS)
-        __atomic_store_n(&m->committed[p], offset, __ATOMIC_RELEASE);
-}
-
 int op_merger_sync(op_merger_t *m, int timeout_ms)
 {
-    int64_t deadline = op_now_wall_ms() + timeout_ms;
-    struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+    int64_t start = op_now_mono_ms();
     pthread_mutex_lock(&m->bell_mu);
     uint64_t mine = ++m->sync_requested;
     m->bell_rung = 1;
     pthread_cond_signal(&m->bell);
-    int rc = 0;
-    while (m->sync_served < mine && !stopping(m) && rc == 0)
-        rc = pthread_cond_timedwait(&m->synced, &m->bell_mu, &ts);
-    int result = m->sync_served >= mine ? m->sync_result : -ETIMEDOUT;
+    int rc = -ETIMEDOUT;
+    for (;;) {
+        if (m->sync_served >= mine) {
+            rc = m->sync_result;
+            break;
+        }
+        int64_t waited = op_now_mono_ms() - start;
+        if (stopping(m) || waited >= timeout_ms)
+            break;
+        /* With Redis failing there is no point in waiting long: what is
+         * pending stays pending, and the fences decide at the next commit. */
+        if (waited >= SYNC_GRACE_MS && !op_merger_redis_ok(m)) {
+            rc = -EIO;
+            break;
+        }
+        int64_t deadline = op_now_wall_ms() + 100;
+        struct timespec ts = {.tv_sec = deadline / 1000, .tv_nsec = (deadline % 1000) * 1000000};
+        pthread_cond_timedwait(&m->synced, &m->bell_mu, &ts);
+    }
     pthread_mutex_unlock(&m->bell_mu);
-    return result;
+    return rc;
 }
 
-/* Called by the merger after a tick's flush: answers the sync requests
- * made before the tick began. */
-static void sync_answer(op_merger_t *m, uint64_t served, int result)
+/* Merger thread, after a tick: a sync request is served once the tick that
+ * took its records is in Redis (or right away without Redis). */
+static void sync_check(op_merger_t *m, uint64_t tick)
 {
     pthread_mutex_lock(&m->bell_mu);
-    if (served > m->sync_served) {
-        m->sync_served = served;
-        m->sync_result = result;
-        pthread_cond_broadcast(&m->synced);
+    if (m->sync_requested > m->sync_served) {
+        if (!m->sync_tick)
+            m->sync_tick = tick; /* this tick collected what the request wants */
+        if (!m->conf.sink || op_redis_sink_committed_through(m->conf.sink, m->sync_tick)) {
+            m->sync_served = m->sync_requested;
+            m->sync_result = 0;
+            m->sync_tick = 0;
+            pthread_cond_broadcast(&m->synced);
+        }
     }
     pthread_mutex_unlock(&m->bell_mu);
 }
 
-static int pending_empty(const op_shard_t *p)
+/* Books the sink's events; submits the next package when the sink is free.
+ * Returns 0, or stops the merger when Redis asks for a rewind or a stop. */
+static int sink_step(op_merger_t *m, uint64_t tick)
 {
-    return op_shard_next_touched(p, 0) < 0;
-}
-
-/* The pending deltas are in Redis: they become part of the state. */
-static void commit_pending(op_merger_t *m)
-{
-    op_shard_t *p = m->pending;
-    op_state_merge(&m->st, p, op_now_mono_ms());
-    for (int32_t q = op_shard_next_touched(p, 0); q >= 0; q = op_shard_next_touched(p, q + 1))
-        __atomic_store_n(&m->committed[q], p->parts[q].next_offset, __ATOMIC_RELEASE);
-    op_shard_clear(p);
-    __atomic_store_n(&m->paused[0], 0, __ATOMIC_RELEASE);
-}
-
-/* After a rejected flush: was it rejected because an earlier attempt did
- * commit, and only its reply was lost? Then Redis holds our new offsets. */
-static int flush_already_committed(op_merger_t *m)
-{
-    char err[256];
-    int64_t *now = malloc(OP_SOURCE_MAX_PARTITIONS * sizeof(*now));
-    int yes = now &&
-              op_redis_offsets(m->conf.redis, OP_SOURCE_MAX_PARTITIONS, now, err, sizeof(err)) == 0;
-    const op_shard_t *p = m->pending;
-    for (int32_t q = op_shard_next_touched(p, 0); yes && q >= 0;
-         q = op_shard_next_touched(p, q + 1))
-        yes = now[q] == p->parts[q].next_offset;
-    free(now);
-    return yes;
-}
-
-static void flush_pending(op_merger_t *m)
-{
-    /* The poll thread updates committed[] at assignments: a copy, so the
-     * flush sees one consistent set of fences. */
-    int64_t *expected = m->expected;
-    for (int q = 0; q < OP_SOURCE_MAX_PARTITIONS; q++)
-        expected[q] = __atomic_load_n(&m->committed[q], __ATOMIC_ACQUIRE);
-    if (pending_empty(m->pending))
-        return;
-    char err[512];
-    int64_t t0 = op_now_mono_ms();
-    int64_t f0 = mono_ns();
-    int rc = op_redis_flush(m->conf.redis, m->pending, m->conf.dict, expected, err, sizeof(err));
-    op_hist_observe(&m->flush_hist, (uint64_t)(mono_ns() - f0) / 1000);
-    m->last_flush_ms = op_now_mono_ms() - t0;
-    __atomic_store_n(&m->redis_ok, rc >= 0, __ATOMIC_RELEASE);
-    if (rc == 0) {
-        commit_pending(m);
-        return;
-    }
-    if (rc == OP_REDIS_FENCED) {
-        if (flush_already_committed(m)) {
-            commit_pending(m);
-            return;
-        }
-        fprintf(stderr,
-                "orderpulse: redis rejected a flush (%s): the partitions belong to another "
-                "process now; stopping so that a restart resumes from Redis\n",
-                err);
-        __atomic_store_n(&m->fenced, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
-        return;
-    }
-    /* Redis unreachable: keep the deltas, retry next tick; past the bound,
-     * make the workers wait rather than grow without limit. */
     int64_t now = op_now_mono_ms();
-    if (now - m->last_error_log_ms >= 5000) {
-        fprintf(stderr, "orderpulse: %s; keeping %u pending users, retrying every tick\n", err,
-                m->pending->users.count);
-        m->last_error_log_ms = now;
+    op_redis_sink_need_t need = op_redis_sink_tick(m->conf.sink, &m->st, tick, now);
+    if (need != OP_REDIS_SINK_RUN) {
+        __atomic_store_n(&m->verdict, need == OP_REDIS_SINK_REWIND ? OP_MERGER_REWIND : OP_MERGER_FATAL,
+                         __ATOMIC_RELEASE);
+        __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
+        return -1;
     }
-    if (m->conf.pending_max_users > 0 && m->pending->users.count >= m->conf.pending_max_users)
-        __atomic_store_n(&m->paused[0], 1, __ATOMIC_RELEASE);
+    op_redis_sink_lag_t lag;
+    op_redis_sink_lag(m->conf.sink, now, &lag);
+    int paused = m->conf.pending_max_users > 0 && lag.records >= m->conf.pending_max_users;
+    __atomic_store_n(&m->paused[0], paused, __ATOMIC_RELEASE);
+    int64_t max_lag = m->conf.redis_max_lag_ms > 0 ? m->conf.redis_max_lag_ms : 30000;
+    __atomic_store_n(&m->redis_ok, lag.ok && !paused && lag.oldest_ms <= max_lag,
+                     __ATOMIC_RELEASE);
+    return 0;
 }
 
 static void write_snapshot_file(const char *path, const op_snapshot_t *s)
@@ -438,32 +383,6 @@ static void write_snapshot_file(const char *path, const op_snapshot_t *s)
         rename(tmp, path);
 }
 
-/* --view redis: the global figures as Redis holds them, with this process's
- * event-time view (watermark) on top. NULL if Redis cannot be read: the
- * caller then shows the local state rather than nothing. */
-static op_snapshot_t *render_redis_view(op_merger_t *m, const op_snapshot_meta_t *meta)
-{
-    char err[512];
-    op_state_t v;
-    op_state_init(&v, m->conf.dict);
-    int rc = op_redis_load(m->conf.redis, &v, &m->view_cache, OP_STATE_TOPK, err, sizeof(err));
-    op_snapshot_t *s = NULL;
-    if (rc == 0) {
-        v.watermark_ms = m->st.watermark_ms;
-        v.max_event_ms = m->st.max_event_ms;
-        op_state_evict(&v, m->conf.retention_ms);
-        s = op_snapshot_render(&v, meta);
-    } else {
-        int64_t now = op_now_mono_ms();
-        if (now - m->last_error_log_ms >= 5000) {
-            fprintf(stderr, "orderpulse: --view redis: %s; showing the local state\n", err);
-            m->last_error_log_ms = now;
-        }
-    }
-    op_state_dispose(&v);
-    return s;
-}
-
 static void publish(op_merger_t *m, uint64_t tick, int at_end)
 {
     int64_t t0 = mono_ns();
@@ -476,18 +395,42 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
     };
-    op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
-    if (!s)
-        s = op_snapshot_render(&m->st, &meta);
+    if (m->conf.sink) {
+        op_redis_sink_lag_t lag;
+        op_redis_sink_lag(m->conf.sink, now, &lag);
+        meta.redis = (op_snapshot_redis_t){.on = 1,
+                                           .ok = lag.ok,
+                                           .behind_ticks = lag.ticks,
+                                           .behind_records = lag.records,
+                                           .behind_ms = lag.oldest_ms,
+                                           .commits = lag.commits,
+                                           .rewinds = m->conf.rewinds};
+        op_redis_sink_commit_hist(m->conf.sink, &m->flush_hist);
+    }
+    op_snapshot_t *s = op_snapshot_render(&m->st, &meta);
     op_hist_observe(&m->tick_hist, (uint64_t)(m->merge_ns + mono_ns() - t0) / 1000);
     m->merge_ns = 0;
     s->tick_hist = m->tick_hist;
     s->flush_hist = m->flush_hist;
     if (m->conf.snapshot_file)
         write_snapshot_file(m->conf.snapshot_file, s);
-    op_snapshot_publish(&m->pub, s);
+    op_snapshot_publish(m->pub, s);
     if (m->conf.on_publish)
         m->conf.on_publish(m->conf.on_publish_arg);
+}
+
+/* Sleeps until the tick is due or something else wakes the merger; returns 1
+ * when a tick must run now (deadline, a sync request, a worker's final shard,
+ * or every worker done and waiting for Redis), 0 when only the sink's events
+ * need booking. */
+static int tick_due(op_merger_t *m, int64_t deadline_ms)
+{
+    wait_tick(m, deadline_ms);
+    pthread_mutex_lock(&m->bell_mu);
+    int due = m->final_rung || m->sync_requested > m->sync_served;
+    m->final_rung = 0;
+    pthread_mutex_unlock(&m->bell_mu);
+    return due || op_now_mono_ms() >= deadline_ms || m->ndone == m->conf.nworkers;
 }
 
 static void *merger_main(void *arg)
@@ -495,30 +438,37 @@ static void *merger_main(void *arg)
     op_merger_t *m = arg;
     rcu_register_thread();
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
+    uint64_t epoch = 0;
     while (!stopping(m)) {
-        wait_tick(m, next);
+        int due = tick_due(m, next);
         if (stopping(m))
             break;
-        pthread_mutex_lock(&m->bell_mu);
-        uint64_t serving = m->sync_requested;
-        pthread_mutex_unlock(&m->bell_mu);
-        uint64_t epoch = __atomic_add_fetch(&m->epoch, 1, __ATOMIC_ACQ_REL);
+        if (!due) {
+            if (m->conf.sink && sink_step(m, epoch) < 0)
+                break;
+            sync_check(m, epoch);
+            continue;
+        }
+        epoch = __atomic_add_fetch(&m->epoch, 1, __ATOMIC_ACQ_REL);
         collect(m, epoch);
-        if (m->pending)
-            flush_pending(m);
-        sync_answer(m, serving, !m->pending || pending_empty(m->pending) ? 0 : -EIO);
         if (stopping(m))
             break;
-        /* With Redis, the input is only finished once its deltas are in. */
+        int64_t now = op_now_mono_ms();
+        op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, 0);
+        op_state_evict(&m->st, m->conf.retention_ms);
+        if (m->conf.sink && sink_step(m, epoch) < 0)
+            break;
+        sync_check(m, epoch);
+        /* With Redis, the input is only finished once it is all in Redis. */
         int at_end = m->conf.once && m->ndone == m->conf.nworkers &&
-                     (!m->pending || pending_empty(m->pending));
+                     (!m->conf.sink || op_redis_sink_drained(m->conf.sink));
         publish(m, epoch, at_end);
         if (at_end) {
             if (m->conf.on_final)
                 m->conf.on_final(m->conf.on_final_arg);
             break;
         }
-        int64_t now = op_now_mono_ms();
+        now = op_now_mono_ms();
         next += m->conf.tick_ms;
         if (next <= now)
             next = now + m->conf.tick_ms;

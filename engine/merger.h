@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "engine/intern.h"
+#include "engine/state.h"
 #include "engine/shard.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
@@ -41,6 +42,9 @@ typedef struct op_merger_conf {
     op_source_t *src;  /* for the lag; may be NULL */
     op_intern_t *dict; /* dimension names */
     const char *snapshot_file; /* if set, each published document is also written here */
+    /* Where snapshots are published; NULL: the merger's own. Main passes its
+     * own so that the HTTP server keeps serving across a rewind. */
+    op_snapshot_pub_t *pub;
     /* Once mode: called on the merger thread right after the final snapshot
      * is published (main uses it to wake up at once). May be NULL. */
     void (*on_final)(void *arg);
@@ -49,15 +53,13 @@ typedef struct op_merger_conf {
      * (the HTTP server wakes its threads with it). Must not block. May be NULL. */
     void (*on_publish)(void *arg);
     void *on_publish_arg;
-    /* Exactly-once state in Redis, or NULL (--redis none). With Redis, a
-     * tick's deltas reach the state (and the snapshots) only once they are
-     * committed there; until then they wait in a pending shard. */
-    struct op_redis *redis;
-    int64_t pending_max_users; /* past this many users pending, workers pause */
-    /* --view redis: render each snapshot from the cumulative figures and
-     * top users read back from Redis (every process of a scaled-out group
-     * then serves the global view), not from this process's own state. */
-    int view_redis;
+    /* The Redis sink (engine/io/redis_sink.h), or NULL (--redis none). Every
+     * tick's shards go into the state -- and so into the snapshots -- at once;
+     * the sink commits them to Redis in the background. */
+    struct op_redis_sink *sink;
+    int64_t pending_max_users; /* past this many user records not yet in Redis, workers pause */
+    int64_t redis_max_lag_ms;  /* /readyz fails once Redis is this far behind */
+    uint64_t rewinds;          /* reloads from Redis before this merger (for stats) */
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;
@@ -76,6 +78,9 @@ int op_merger_running(op_merger_t *m);
 /* Asks the merger thread to stop at its next wake-up. Any thread, also a
  * signal-handling thread. */
 void op_merger_stop(op_merger_t *m);
+/* Wakes the merger before its next tick to book the Redis sink's events.
+ * Any thread. */
+void op_merger_wake(op_merger_t *m);
 void op_merger_destroy(op_merger_t *m);
 
 /* --- rebalances (any thread; used by the Kafka source's poll thread) ---------- */
@@ -85,32 +90,30 @@ void op_merger_destroy(op_merger_t *m);
  * of the new assignment. */
 void op_merger_set_rebalancing(op_merger_t *m, int on);
 
-/* Runs a tick now and waits until its flush is done: every record the
- * workers consumed before the call is then in Redis. Returns 0, or
- * -ETIMEDOUT / -EIO (the flush failed; the deltas stay pending). */
+/* Runs a tick now and waits until everything the workers consumed before the
+ * call is committed to Redis. Returns 0, or -ETIMEDOUT (Redis did not take
+ * it in time: it stays pending, and the partitions' fences decide later). */
 int op_merger_sync(op_merger_t *m, int timeout_ms);
-
-/* The offset Redis holds for partition p, as read at its assignment: the
- * fence the merger's next flush of p expects. */
-void op_merger_set_committed(op_merger_t *m, int32_t p, int64_t offset);
 
 /* The source, for the lag in snapshots (may be set after create, before
  * start: with Redis the merger exists before the source is opened). */
 void op_merger_set_source(op_merger_t *m, op_source_t *src);
 
-/* With Redis: loads the cumulative state and the partitions' offsets (the
- * fences of the first flushes) before the merger starts. Main thread,
- * registered with RCU. */
-int op_merger_load(op_merger_t *m, char *err, size_t errlen);
+/* With Redis: the state the merger starts from (loaded by main from Redis
+ * before start). Main thread. */
+op_state_t *op_merger_state(op_merger_t *m);
 
-/* 0 while the last flush could not reach Redis (deltas are pending). Any
- * thread (for /readyz). 1 without Redis. */
+/* Why the merger stopped by itself: 0 (it did not, or the input ended),
+ * OP_MERGER_REWIND (Redis and this process disagree: main reloads from Redis
+ * and starts over) or OP_MERGER_FATAL (the state in Redis is gone or
+ * replaced). Any thread. */
+#define OP_MERGER_REWIND 1
+#define OP_MERGER_FATAL  2
+int op_merger_verdict(op_merger_t *m);
+
+/* /readyz: 1 unless Redis is unreachable, refuses commits, or is further
+ * behind than redis_max_lag_ms. Any thread. */
 int op_merger_redis_ok(op_merger_t *m);
-
-/* Set when the merger stopped for good because Redis rejected a flush: the
- * partitions belong to another process now (a rebalance, or this process
- * was a zombie). The process must exit; a restart resumes from Redis. */
-int op_merger_fenced(op_merger_t *m);
 
 /* The snapshots it publishes. */
 op_snapshot_pub_t *op_merger_pub(op_merger_t *m);

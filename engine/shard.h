@@ -38,6 +38,7 @@ typedef struct op_shard_part {
     int64_t max_event_ms; /* largest event time seen so far (cumulative, not per tick) */
     int64_t next_offset;  /* offset after the last record consumed */
     int64_t records;      /* records consumed this tick (good and bad) */
+    int64_t lost;         /* records the broker no longer had (skipped by an offset reset) */
 } op_shard_part_t;
 
 typedef struct op_shard {

@@ -303,7 +303,7 @@ static op_jarray_t render_gender_slots(const op_state_t *st)
     return arr_end(&w);
 }
 
-static op_jarray_t render_stats(const op_state_t *st, int64_t lag)
+static op_jarray_t render_stats(const op_state_t *st, int64_t lag, const op_snapshot_redis_t *rd)
 {
     op_jbuf_t b;
     op_jbuf_init(&b);
@@ -328,6 +328,23 @@ static op_jarray_t render_stats(const op_state_t *st, int64_t lag)
     }
     op_jbuf_lit(&b, "},\"dead_letter_errors\":");
     op_jbuf_i64(&b, st->dead_letter_errors);
+    if (rd->on) {
+        op_jbuf_lit(&b, ",\"redis\":{\"ok\":");
+        op_jbuf_lit(&b, rd->ok ? "true" : "false");
+        op_jbuf_lit(&b, ",\"behind_ticks\":");
+        op_jbuf_i64(&b, rd->behind_ticks);
+        op_jbuf_lit(&b, ",\"behind_users\":");
+        op_jbuf_i64(&b, rd->behind_records);
+        op_jbuf_lit(&b, ",\"behind_seconds\":");
+        op_jbuf_i64(&b, rd->behind_ms / 1000);
+        op_jbuf_lit(&b, ".");
+        char ms[8];
+        snprintf(ms, sizeof(ms), "%03d", (int)(rd->behind_ms % 1000));
+        op_jbuf_raw(&b, ms, 3);
+        op_jbuf_lit(&b, ",\"rewinds\":");
+        op_jbuf_i64(&b, (int64_t)rd->rewinds);
+        op_jbuf_lit(&b, "}");
+    }
     op_jbuf_lit(&b, "}");
     return plain(&b);
 }
@@ -404,7 +421,8 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->res[OP_RES_TOP_USERS] = render_top_users(st);
     s->res[OP_RES_GENDER] = render_gender(st);
     s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st);
-    s->res[OP_RES_STATS] = render_stats(st, meta->lag);
+    s->redis = meta->redis;
+    s->res[OP_RES_STATS] = render_stats(st, meta->lag, &meta->redis);
     s->res[OP_RES_SNAPSHOT] = render_document(s);
     return s;
 }

@@ -83,6 +83,16 @@ static inline void op_hist_observe(op_hist_t *h, uint64_t us)
     h->sum_us += us;
 }
 
+/* How far Redis is behind the published state (all zero without Redis). */
+typedef struct op_snapshot_redis {
+    int on, ok;             /* ok: the last attempt to write reached Redis and was accepted */
+    int64_t behind_ticks;   /* ticks merged but not yet committed */
+    int64_t behind_records; /* user records not yet committed */
+    int64_t behind_ms;      /* age of the oldest uncommitted delta */
+    uint64_t commits;       /* commits of this process */
+    uint64_t rewinds;       /* reloads from Redis since the process started */
+} op_snapshot_redis_t;
+
 typedef struct op_snapshot {
     struct rcu_head rcu;
     uint64_t tick;
@@ -95,7 +105,8 @@ typedef struct op_snapshot {
     char etag[32];                 /* "\"<tick>-<as_of>\"" */
     op_jarray_t res[OP_RES_COUNT]; /* non-array resources have n == 0 */
     op_hist_t tick_hist;           /* merge + render time per tick (set by the merger) */
-    op_hist_t flush_hist;          /* Redis flush time (set by the merger; empty without Redis) */
+    op_hist_t flush_hist;          /* Redis commit time (set by the merger; empty without Redis) */
+    op_snapshot_redis_t redis;
     uint64_t tsan_readers_done;    /* see the memory-ordering note above */
 } op_snapshot_t;
 
@@ -105,6 +116,7 @@ typedef struct op_snapshot_meta {
     int64_t as_of_ms;
     int64_t lag;
     int all_final; /* the input is exhausted: every window is final */
+    op_snapshot_redis_t redis;
 } op_snapshot_meta_t;
 
 /* Renders a snapshot of st. Called by the merger thread only. */

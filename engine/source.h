@@ -46,12 +46,18 @@ typedef struct op_source_conf {
     int once; /* stop at the end: end of file, or the end offsets seen at start */
     int nworkers;
     size_t batch_max; /* records per batch (default 1024) */
-    /* Optional (Kafka only; NULL = start from the group's committed offset,
-     * or the earliest one): where to start reading a partition, asked on
-     * every assignment, since Redis and not Kafka holds the truth (DESIGN
-     * §4). Returns 0 with *offset set, or a negative value for the default.
-     * Called from op_source_open (--once) or from the source's Kafka poll
-     * thread (rebalances), never from a worker; start_opaque is passed back. */
+    /* Optional: where to start reading a partition (a file chunk), asked at
+     * open (files, Kafka --once) and on every assignment, since Redis and not
+     * Kafka holds the truth (DESIGN §4): the claim of the partition. Returns
+     * 0 with *offset set (RD_KAFKA_OFFSET_BEGINNING = -2 for "from the
+     * start"), or a negative value when the partition cannot be claimed now
+     * (Redis unreachable): a file or --once source then fails to open, a
+     * group member holds the partition -- assigned but not consumed -- and
+     * asks again until the claim succeeds; it never falls back to Kafka's
+     * committed offset. Called from op_source_open or from the source's Kafka
+     * poll thread, never from a worker; start_opaque is passed back. NULL:
+     * files from their start, Kafka from the group's committed offset (or the
+     * earliest), for runs without Redis. */
     int (*start_offset)(void *start_opaque, int32_t partition, int64_t *offset);
     void *start_opaque;
     /* Optional (group mode), on the poll thread with start_opaque: called
@@ -62,6 +68,8 @@ typedef struct op_source_conf {
     void (*on_assigned)(void *start_opaque);
     /* Extra librdkafka properties, "name=value,name=value" (may be NULL). */
     const char *kafka_config;
+    /* File source: cut the file into this many chunks (0: one per worker). */
+    int chunks;
 } op_source_conf_t;
 
 /* Opens the source and creates nworkers inputs. Returns 0 or a negative
@@ -86,6 +94,11 @@ int op_input_next(op_input_t *in, op_batch_t *batch, int timeout_ms);
 
 /* Releases the records of a batch returned by op_input_next. */
 void op_input_release(op_input_t *in, op_batch_t *batch);
+
+/* The identity of a file for Redis: "file:<hash of its edges>-<size>".
+ * Returns 0 or a negative error code with a message. */
+int op_source_file_fingerprint(const char *path, char *out, size_t outlen, char *err,
+                               size_t errlen);
 
 /* Partition lag for /metrics and stats.lag: the sum over partitions this
  * process reads of (high watermark - next offset to read), or 0 for a file.

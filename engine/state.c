@@ -1,10 +1,23 @@
 /* state.c — the merger's cumulative aggregates and the exact top-K (see state.h). */
 #include "engine/state.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/hash.h"
+
+#define TABLE(id_, dim_, paired_, field)                                                           \
+    {(id_), (dim_), (paired_), #field, offsetof(op_shard_t, field), offsetof(op_state_t, field)}
+
+const op_table_desc_t op_tables[] = {
+    TABLE(1, -1, 0, minutes),
+    TABLE(2, OP_DIM_CATEGORY, 1, catmin),
+    TABLE(3, OP_DIM_BRAND, 0, brands),
+    TABLE(4, OP_DIM_GENDER, 0, genders),
+    TABLE(5, OP_DIM_GENDER, 1, gslots),
+};
+const int op_ntables = sizeof(op_tables) / sizeof(op_tables[0]);
 
 void op_state_init(op_state_t *st, op_intern_t *dict)
 {
@@ -156,6 +169,7 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
         if (sp->max_event_ms > st->max_event_ms)
             st->max_event_ms = sp->max_event_ms;
         gp->next_offset = sp->next_offset;
+        gp->lost += sp->lost;
         if (sp->records)
             gp->last_active_ms = now_ms;
         if (p + 1 > st->nparts_seen)

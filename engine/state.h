@@ -29,6 +29,7 @@ typedef struct op_state_part {
     int64_t max_event_ms;   /* INT64_MIN until the first record */
     int64_t next_offset;    /* -1 until the first record */
     int64_t last_active_ms; /* monotonic time the merger last saw records of it */
+    int64_t lost;           /* records the broker no longer had, skipped */
 } op_state_part_t;
 
 typedef struct op_state {
@@ -51,6 +52,32 @@ typedef struct op_state {
     int64_t watermark_ms; /* global event-time watermark, INT64_MIN until known */
     int64_t max_event_ms; /* over all partitions */
 } op_state_t;
+
+/* The tallies a shard and the state both keep (op_ktable_t members of the
+ * same name in op_shard_t and op_state_t), described once so that code which
+ * walks every table -- the Redis serialisation above all -- needs no list of
+ * its own. A key is a bucket number (minute, slot), a dimension id, or
+ * op_ktable_pair(bucket, dimension id). The id is part of the Redis format:
+ * never renumber one; a new table takes a new id. */
+typedef struct op_table_desc {
+    uint8_t id;
+    int8_t dim;     /* op_dim_t of the key's name part, or -1 (a plain bucket) */
+    uint8_t paired; /* key = op_ktable_pair(bucket, name id) */
+    const char *name;
+    size_t shard_off, state_off;
+} op_table_desc_t;
+
+extern const op_table_desc_t op_tables[];
+extern const int op_ntables;
+
+static inline op_ktable_t *op_table_in_shard(const op_table_desc_t *d, op_shard_t *s)
+{
+    return (op_ktable_t *)((char *)s + d->shard_off);
+}
+static inline const op_ktable_t *op_table_in_state(const op_table_desc_t *d, const op_state_t *st)
+{
+    return (const op_ktable_t *)((const char *)st + d->state_off);
+}
 
 void op_state_init(op_state_t *st, op_intern_t *dict);
 void op_state_dispose(op_state_t *st);

@@ -36,6 +36,7 @@ struct op_worker {
     const uint64_t *merger_epoch;
     const int *merger_paused;
     int64_t part_max[OP_SOURCE_MAX_PARTITIONS]; /* largest event time per partition */
+    uint64_t claim_gen[OP_SOURCE_MAX_PARTITIONS]; /* the claims.h gen part_max[p] comes from */
 };
 
 int op_worker_create(op_worker_t **out, const op_worker_conf_t *conf)
@@ -143,6 +144,13 @@ static void add_record(op_worker_t *w, const parsed_t *pd)
     }
 
     int64_t *pmax = &w->part_max[p];
+    if (w->conf.claims) { /* a new claim of p restarts its lateness where Redis has it */
+        uint64_t gen = __atomic_load_n(&w->conf.claims->gen[p], __ATOMIC_ACQUIRE);
+        if (gen != w->claim_gen[p]) {
+            w->claim_gen[p] = gen;
+            *pmax = __atomic_load_n(&w->conf.claims->reset_max[p], __ATOMIC_RELAXED);
+        }
+    }
     int late = *pmax != INT64_MIN && o->event_ms < *pmax - w->conf.lateness_ms;
     if (o->event_ms > *pmax)
         *pmax = o->event_ms;

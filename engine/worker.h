@@ -17,6 +17,7 @@
 
 #include "engine/io/deadletter.h"
 #include "engine/intern.h"
+#include "engine/claims.h"
 #include "engine/merger.h"
 #include "engine/parse.h"
 #include "engine/source.h"
@@ -26,6 +27,7 @@ typedef struct op_worker_conf {
     int cpu; /* pin to this CPU, or -1 */
     op_input_t *input;
     op_merger_t *merger;
+    op_claims_t *claims; /* with Redis: restarts a partition's lateness at each claim */
     op_intern_t *dict;
     op_deadletter_t *dead_letters; /* may be NULL */
     int64_t lateness_ms;

@@ -136,6 +136,23 @@ h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v
               "Merger time per tick: merging the shards and rendering the snapshot.",
               &s->tick_hist);
     histogram(&t, "orderpulse_flush_duration_seconds",
-              "Time of each Redis flush (no observations with --redis none).", &s->flush_hist);
+              "Time of each Redis commit (no observations with --redis none).", &s->flush_hist);
+    if (s->redis.on) {
+        scalar(&t, "orderpulse_redis_up", "gauge",
+               "1 while the last write reached Redis and was accepted.", s->redis.ok);
+        scalar(&t, "orderpulse_redis_behind_ticks", "gauge",
+               "Ticks published but not yet committed to Redis.", s->redis.behind_ticks);
+        scalar(&t, "orderpulse_redis_behind_users", "gauge",
+               "User records published but not yet committed to Redis.", s->redis.behind_records);
+        header(&t, "orderpulse_redis_behind_seconds", "gauge",
+               "Age of the oldest delta not yet committed to Redis.");
+        put(&t, "orderpulse_redis_behind_seconds %.3f\n", (double)s->redis.behind_ms / 1e3);
+        scalar(&t, "orderpulse_redis_commits_total", "counter", "Commits to Redis.",
+               (int64_t)s->redis.commits);
+        scalar(&t, "orderpulse_redis_rewinds_total", "counter",
+               "Reloads from Redis because Redis and this process disagreed (a failover that lost "
+               "writes, partitions taken over while their records were pending).",
+               (int64_t)s->redis.rewinds);
+    }
     return h2o_iovec_init(t.buf, t.len);
 }

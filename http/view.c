@@ -81,6 +81,7 @@ op_http_view_t *op_http_view_create(const op_snapshot_t *s)
     memcpy(v->bad, s->bad, sizeof(v->bad));
     v->tick_hist = s->tick_hist;
     v->flush_hist = s->flush_hist;
+    v->redis = s->redis;
     memcpy(bytes, s->etag, etag_len);
     v->etag = h2o_iovec_init(bytes, etag_len);
     bytes += etag_len;

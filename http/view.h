@@ -29,6 +29,7 @@ typedef struct op_http_view {
     int64_t orders, bad_records, late_records, lag, users, dead_letter_errors;
     int64_t bad[OP_BAD_REASON_COUNT];
     op_hist_t tick_hist, flush_hist;
+    op_snapshot_redis_t redis;
     h2o_iovec_t etag;              /* points into this block */
     op_jarray_t res[OP_RES_COUNT]; /* buf and off point into this block */
     /* Index in res[OP_RES_CATEGORIES] of the default ranking: the latest

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     char err[OP_CONF_ERRLEN + 256];
     int status = 2;
     op_sink_t *sink = NULL;
-    FILE *truth_file = NULL;
+    FILE *truth_file = NULL, *users_file = NULL;
     struct tally tally = {0};
     op_gen_t gen;
 
@@ -98,20 +98,25 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": %s\n", err);
         goto out;
     }
-    if (opt.truth) {
-        /* Opened now so that an unwritable path is a usage error, not a
-         * surprise after the run. */
-        truth_file = fopen(opt.truth, "w");
-        if (!truth_file) {
-            fprintf(stderr, PROG ": --truth: cannot open %s: %s\n", opt.truth, strerror(errno));
-            goto out;
-        }
+    /* Opened now so that an unwritable path is a usage error, not a
+     * surprise after the run. */
+    if (opt.truth && !(truth_file = fopen(opt.truth, "w"))) {
+        fprintf(stderr, PROG ": --truth: cannot open %s: %s\n", opt.truth, strerror(errno));
+        goto out;
+    }
+    if (opt.truth_users && !(users_file = fopen(opt.truth_users, "w"))) {
+        fprintf(stderr, PROG ": --truth-users: cannot open %s: %s\n", opt.truth_users,
+                strerror(errno));
+        goto out;
+    }
+    if (opt.truth || opt.truth_users) {
         if (op_truth_create(&tally.truth, &opt.gen) < 0) {
             fprintf(stderr, PROG ": --truth: out of memory for %llu users\n",
                     (unsigned long long)opt.gen.users);
             status = 1;
             goto out;
         }
+        op_truth_set_late_drop(tally.truth, opt.truth_late_drop);
     }
     if (opt.out) {
         rc = op_sink_open_file(&sink, opt.out, on_delivered, &tally, err, sizeof(err));
@@ -209,13 +214,20 @@ finish:
         status = 1;
     }
     double secs = (double)(clock_ns(CLOCK_MONOTONIC) - t0) / 1e9;
-    if (tally.truth) {
+    if (truth_file) {
         int64_t as_of = clock_ns(CLOCK_REALTIME) / 1000000;
         if (op_truth_write(tally.truth, truth_file, as_of) < 0 || fclose(truth_file) != 0) {
             fprintf(stderr, PROG ": --truth: writing %s failed\n", opt.truth);
             status = 1;
         }
         truth_file = NULL;
+    }
+    if (users_file) {
+        if (op_truth_write_users(tally.truth, users_file) < 0 || fclose(users_file) != 0) {
+            fprintf(stderr, PROG ": --truth-users: writing %s failed\n", opt.truth_users);
+            status = 1;
+        }
+        users_file = NULL;
     }
     fprintf(stderr,
             "sim: done sent=%llu delivered=%llu errors=%llu bad=%llu late=%llu elapsed=%.3fs "
@@ -229,6 +241,8 @@ out:
     op_sink_destroy(sink);
     if (truth_file)
         fclose(truth_file);
+    if (users_file)
+        fclose(users_file);
     op_truth_destroy(tally.truth);
     op_sim_options_dispose(&opt);
     return status;

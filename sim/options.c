@@ -37,6 +37,11 @@ static const op_conf_spec_t spec[] = {
     {"time-field", OP_CONF_VALUE, "series|string|both", "both",
      "event-time members: orderTimeSeries, orderTime or both"},
     {"truth", OP_CONF_VALUE, "FILE", NULL, "write the exact expected snapshot to FILE at the end"},
+    {"truth-users", OP_CONF_VALUE, "FILE", NULL,
+     "write every user's exact amount (cents) and orders to FILE at the end (name TAB cents TAB "
+     "orders)"},
+    {"truth-late", OP_CONF_VALUE, "apply|drop", "apply",
+     "whether the truth's windows count late orders (as the engine's --late)"},
     {"flush-timeout", OP_CONF_VALUE, "DURATION", "30s",
      "at the end, wait this long for Kafka deliveries"},
     {"quiet", OP_CONF_FLAG, NULL, NULL, "no progress line every second"},
@@ -125,6 +130,7 @@ static int load(op_sim_options_t *o, char *err, size_t errlen)
     o->topic = op_conf_get(c, "topic");
     o->compression = op_conf_get(c, "compression");
     o->truth = op_conf_get(c, "truth");
+    o->truth_users = op_conf_get(c, "truth-users");
     o->quiet = op_conf_flag(c, "quiet");
     if (!o->out == !o->brokers)
         return op_conf_error(err, errlen, "exactly one of --out and --brokers is required");
@@ -136,6 +142,12 @@ static int load(op_sim_options_t *o, char *err, size_t errlen)
         return op_conf_error(err, errlen, "--topic: empty");
     if (o->truth && !*o->truth)
         return op_conf_error(err, errlen, "--truth: empty file name");
+    if (o->truth_users && !*o->truth_users)
+        return op_conf_error(err, errlen, "--truth-users: empty file name");
+    static const char *const late_choices[] = {"apply", "drop", NULL};
+    if ((rc = op_conf_parse_choice("--truth-late", op_conf_get(c, "truth-late"), late_choices,
+                                   &o->truth_late_drop, err, errlen)) < 0)
+        return rc;
     if ((rc = op_conf_parse_choice("--key", op_conf_get(c, "key"), keys, &o->key_mode, err,
                                    errlen)) < 0)
         return rc;

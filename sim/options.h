@@ -26,6 +26,8 @@ typedef struct op_sim_options {
     const char *topic;
     const char *compression;
     const char *truth;   /* or NULL */
+    const char *truth_users; /* or NULL: every user's amount and orders */
+    int truth_late_drop;     /* the truth's windows leave late orders out */
     int key_mode;        /* enum op_sink_key */
     int64_t rate;        /* orders/s, 0 = as fast as possible */
     int64_t count;       /* -1 = unlimited */

@@ -58,6 +58,7 @@ struct op_truth {
     uint64_t gender_quantity[OP_GEN_MAX_GENDERS];
     int64_t gender_amount[OP_GEN_MAX_GENDERS];
     struct wtable minutes, slots;
+    int late_drop; /* late orders stay out of the windows */
 };
 
 static void *xcalloc(size_t n, size_t size)
@@ -196,6 +197,8 @@ void op_truth_add(op_truth_t *t, const op_gen_record_t *rec)
     t->brand_amount[rec->brand] += rec->amount;
     t->gender_quantity[rec->gender] += (uint64_t)rec->num;
     t->gender_amount[rec->gender] += rec->amount;
+    if (rec->late && t->late_drop)
+        return;
 
     struct minute *m = wtable_get(&t->minutes, floor_to(rec->event_ms, MINUTE_MS));
     m->orders++;
@@ -205,6 +208,24 @@ void op_truth_add(op_truth_t *t, const op_gen_record_t *rec)
     m->cat_amount[rec->category] += rec->amount;
     struct slot *s = wtable_get(&t->slots, floor_to(rec->event_ms, SLOT_MS));
     s->quantity[rec->gender] += (uint64_t)rec->num;
+}
+
+void op_truth_set_late_drop(op_truth_t *t, int drop)
+{
+    t->late_drop = drop;
+}
+
+int op_truth_write_users(const op_truth_t *t, FILE *f)
+{
+    char name[OP_CATALOG_USER_MAX + 1];
+    for (uint64_t u = 0; u < t->nusers; u++) {
+        if (!t->users[u].orders)
+            continue;
+        name[op_catalog_user_name(u, name)] = '\0';
+        fprintf(f, "%s\t%lld\t%llu\n", name, (long long)t->users[u].amount,
+                (unsigned long long)t->users[u].orders);
+    }
+    return fflush(f) == 0 && !ferror(f) ? 0 : -EIO;
 }
 
 uint64_t op_truth_good(const op_truth_t *t)

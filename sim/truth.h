@@ -35,6 +35,11 @@ typedef struct op_truth op_truth_t;
 int op_truth_create(op_truth_t **out, const op_gen_opts_t *o);
 void op_truth_destroy(op_truth_t *t);
 
+/* With drop (the engine's --late drop), late orders count in the totals,
+ * brands, genders and users but not in the windows (minutes, categories,
+ * gender slots). Default: apply. */
+void op_truth_set_late_drop(op_truth_t *t, int drop);
+
 /* Counts one delivered record: a good one in the metrics, a bad one in
  * stats.bad_records. */
 void op_truth_add(op_truth_t *t, const op_gen_record_t *rec);
@@ -42,6 +47,10 @@ void op_truth_add(op_truth_t *t, const op_gen_record_t *rec);
 /* Writes the document (one line of JSON and a newline) to f. Returns 0 or
  * -EIO. as_of is the wall-clock time in epoch ms. */
 int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of);
+
+/* Writes every user with at least one good order, one per line:
+ * name TAB amount-in-cents TAB orders. Returns 0 or -EIO. */
+int op_truth_write_users(const op_truth_t *t, FILE *f);
 
 /* Counters for the summary line and the tests. */
 uint64_t op_truth_good(const op_truth_t *t);

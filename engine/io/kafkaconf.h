@@ -15,4 +15,9 @@
  * -EINVAL / -ENOMEM with a one-line message in err naming the property. */
 int op_kafkaconf_apply(rd_kafka_conf_t *kc, const char *list, char *err, size_t errlen);
 
+/* Refuses the properties orderpulse sets itself and depends on (its offsets,
+ * its rebalance handling, its end-of-partition events) or that have a flag of
+ * their own: one line naming the property and why. Returns 0 or -EINVAL. */
+int op_kafkaconf_check(const char *list, char *err, size_t errlen);
+
 #endif

@@ -1,12 +1,10 @@
-/* redis.c — fenced, pipelined flush of a tick; offsets; state loading.
+/* redis.c — one Redis connection and the protocol's calls (see redis.h).
  *
- * Every command goes through hiredis's Argv API (binary-safe names, no
- * format parsing) and is pipelined: a flush appends WATCH, the offset GETs,
- * then MULTI, every HINCRBY/ZINCRBY/SET/PEXPIRE and EXEC, and reads all the
- * replies at the end. The fence is checked between the GETs and MULTI: if
- * an offset differs, the queued MULTI is DISCARDed instead of EXECed.
- * (The GET replies are needed before deciding, so a flush is two round
- * trips: WATCH+GETs, then MULTI..EXEC.)
+ * Every command goes through hiredis's Argv API (binary-safe, no format
+ * parsing). The protocol's logic lives in engine/io/redis.lua, linked into
+ * the binary below and loaded with FUNCTION LOAD REPLACE on every new
+ * connection, so that a Redis restarted without persistence, or a replica
+ * promoted after a failover, always runs the functions of this binary.
  */
 #include "engine/io/redis.h"
 
@@ -18,758 +16,712 @@
 #include <string.h>
 
 #include "engine/conf.h"
-#include "engine/hash.h"
 #include "engine/util.h"
 
-#define KEYLEN 512
+/* engine/io/redis.lua, NUL-terminated (the Makefile makes this object depend
+ * on the file). */
+__asm__(".section .rodata\n"
+        ".global op_redis_lua\n"
+        "op_redis_lua:\n"
+        ".incbin \"engine/io/redis.lua\"\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char op_redis_lua[];
+
+#define KEYLEN      256
+#define STAGE_TTL   "3600000" /* ms a staged blob lives without its commit */
+#define FETCH_BATCH 16        /* GETs in flight while fetching blobs */
 
 struct op_redis {
     op_redis_conf_t conf;
+    char host[256];
     char prefix[64];
-    char topic[256];
+    char meta[KEYLEN];
+    char gen[64];
     redisContext *c;
 };
 
-/* --- one command at a time, built in place ------------------------------------ */
+/* --- argv lists ----------------------------------------------------------------- */
 
-#define MAX_ARGS 8
-
-typedef struct cmd {
-    const char *argv[MAX_ARGS];
-    size_t len[MAX_ARGS];
-    int argc;
-    char num[MAX_ARGS][24];
-} cmd_t;
-
-static void cmd_begin(cmd_t *c, const char *name)
+void op_redis_argv_init(op_redis_argv_t *a)
 {
-    c->argc = 0;
-    c->argv[c->argc] = name;
-    c->len[c->argc++] = strlen(name);
+    memset(a, 0, sizeof(*a));
 }
 
-static void cmd_str(cmd_t *c, const char *s, size_t len)
+void op_redis_argv_clear(op_redis_argv_t *a)
 {
-    c->argv[c->argc] = s;
-    c->len[c->argc++] = len;
+    for (size_t i = 0; i < a->n; i++)
+        free(a->v[i]);
+    a->n = 0;
 }
 
-static void cmd_i64(cmd_t *c, int64_t v)
+void op_redis_argv_dispose(op_redis_argv_t *a)
 {
-    int n = snprintf(c->num[c->argc], sizeof(c->num[0]), "%" PRId64, v);
-    cmd_str(c, c->num[c->argc], (size_t)n);
+    op_redis_argv_clear(a);
+    free(a->v);
+    free(a->len);
+    memset(a, 0, sizeof(*a));
 }
 
-static int cmd_append(op_redis_t *r, cmd_t *c)
+void op_redis_argv_add(op_redis_argv_t *a, const char *s, size_t len)
 {
-    return redisAppendCommandArgv(r->c, c->argc, c->argv, c->len) == REDIS_OK ? 0 : -EIO;
-}
-
-/* --- connection ------------------------------------------------------------------ */
-
-static int redis_error(op_redis_t *r, char *err, size_t errlen, const char *what)
-{
-    op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->conf.host, r->conf.port, what,
-                  r->c && r->c->err ? r->c->errstr : "no connection");
-    if (r->c) {
-        redisFree(r->c);
-        r->c = NULL;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->v = op_xrealloc(a->v, a->cap * sizeof(*a->v));
+        a->len = op_xrealloc(a->len, a->cap * sizeof(*a->len));
     }
-    return -ECONNRESET;
+    char *copy = op_xmalloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = 0;
+    a->v[a->n] = copy;
+    a->len[a->n++] = len;
 }
 
-static redisReply *call(op_redis_t *r, cmd_t *c)
+void op_redis_argv_str(op_redis_argv_t *a, const char *s)
 {
-    return redisCommandArgv(r->c, c->argc, c->argv, c->len);
+    op_redis_argv_add(a, s, strlen(s));
 }
 
-static int ensure_connected(op_redis_t *r, char *err, size_t errlen)
+void op_redis_argv_i64(op_redis_argv_t *a, int64_t v)
 {
-    if (r->c)
-        return 0;
-    struct timeval tv = {.tv_sec = r->conf.timeout_ms / 1000,
-                         .tv_usec = (r->conf.timeout_ms % 1000) * 1000};
-    r->c = redisConnectWithTimeout(r->conf.host, r->conf.port, tv);
-    if (!r->c || r->c->err)
-        return redis_error(r, err, errlen, "connect");
-    redisSetTimeout(r->c, tv);
-    cmd_t c;
-    if (r->conf.password) {
-        cmd_begin(&c, "AUTH");
-        cmd_str(&c, r->conf.password, strlen(r->conf.password));
-        redisReply *rep = call(r, &c);
-        int ok = rep && rep->type == REDIS_REPLY_STATUS;
-        if (rep && rep->type == REDIS_REPLY_ERROR)
-            op_conf_error(err, errlen, "redis %s:%d: AUTH: %s", r->conf.host, r->conf.port,
-                          rep->str);
-        freeReplyObject(rep);
-        if (!ok) {
-            redisFree(r->c);
-            r->c = NULL;
-            return -EACCES;
-        }
-    }
-    char key[KEYLEN];
-    int n = snprintf(key, sizeof(key), "%s:schema", r->prefix);
-    cmd_begin(&c, "SET");
-    cmd_str(&c, key, (size_t)n);
-    cmd_str(&c, "1", 1);
-    redisReply *rep = call(r, &c);
-    int ok = rep && rep->type == REDIS_REPLY_STATUS;
-    if (rep && rep->type == REDIS_REPLY_ERROR)
-        op_conf_error(err, errlen, "redis %s:%d: %s", r->conf.host, r->conf.port, rep->str);
-    freeReplyObject(rep);
-    if (!ok) {
-        if (!rep)
-            return redis_error(r, err, errlen, "SET schema");
-        redisFree(r->c);
-        r->c = NULL;
-        return -EIO;
-    }
-    return 0;
+    char num[24];
+    op_redis_argv_add(a, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
 }
 
-int op_redis_connect(op_redis_t **out, const op_redis_conf_t *conf, char *err, size_t errlen)
+/* --- connection ------------------------------------------------------------------- */
+
+int op_redis_create(op_redis_t **out, const op_redis_conf_t *conf)
 {
     op_redis_t *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->conf = *conf;
+    snprintf(r->host, sizeof(r->host), "%s", conf->host ? conf->host : "127.0.0.1");
     snprintf(r->prefix, sizeof(r->prefix), "%s", conf->prefix ? conf->prefix : "{op}");
-    snprintf(r->topic, sizeof(r->topic), "%s", conf->topic ? conf->topic : "orders");
+    snprintf(r->meta, sizeof(r->meta), "%s:meta", r->prefix);
+    r->conf.host = r->host;
     r->conf.prefix = r->prefix;
-    r->conf.topic = r->topic;
     if (r->conf.timeout_ms <= 0)
         r->conf.timeout_ms = 2000;
-    int rc = ensure_connected(r, err, errlen);
-    if (rc < 0) {
-        free(r);
-        return rc;
-    }
     *out = r;
     return 0;
 }
 
-void op_redis_close(op_redis_t *r)
+static void drop(op_redis_t *r)
+{
+    if (r->c) {
+        redisFree(r->c);
+        r->c = NULL;
+    }
+}
+
+void op_redis_destroy(op_redis_t *r)
 {
     if (!r)
         return;
-    if (r->c)
-        redisFree(r->c);
+    drop(r);
     free(r);
 }
 
-static int offset_key(const op_redis_t *r, int32_t p, char *key)
+const char *op_redis_generation(const op_redis_t *r)
 {
-    return snprintf(key, KEYLEN, "%s:offset:%s:%d", r->prefix, r->topic, (int)p);
+    return r->gen;
 }
 
-static int64_t reply_i64(const redisReply *rep)
+void op_redis_set_generation(op_redis_t *r, const char *gen)
 {
+    snprintf(r->gen, sizeof(r->gen), "%s", gen);
+}
+
+const char *op_redis_prefix(const op_redis_t *r)
+{
+    return r->prefix;
+}
+
+int op_redis_connected(const op_redis_t *r)
+{
+    return r->c != NULL;
+}
+
+/* The connection failed: one line naming the server and what was being done. */
+static int conn_error(op_redis_t *r, char *err, size_t errlen, const char *what)
+{
+    op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->host, r->conf.port, what,
+                  r->c && r->c->err ? r->c->errstr : "no connection");
+    drop(r);
+    return -ECONNRESET;
+}
+
+/* An error reply: classified, with Redis's own words. */
+static int reply_error(op_redis_t *r, const redisReply *rep, char *err, size_t errlen,
+                       const char *what)
+{
+    op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->host, r->conf.port, what, rep->str);
+    if (!strncmp(rep->str, "ORDERPULSE_NOSTATE", 18) || !strncmp(rep->str, "ORDERPULSE_LAYOUT", 17) ||
+        !strncmp(rep->str, "ORDERPULSE_GENERATION", 21) ||
+        !strncmp(rep->str, "ORDERPULSE_DAMAGED", 18))
+        return OP_REDIS_ESTATE;
+    if (!strncmp(rep->str, "ORDERPULSE_BLOB", 15))
+        return -ESTALE;
+    return OP_REDIS_EREPLY;
+}
+
+static redisReply *command(op_redis_t *r, int argc, const char **argv, const size_t *lens)
+{
+    return redisCommandArgv(r->c, argc, argv, lens);
+}
+
+static int load_functions(op_redis_t *r, char *err, size_t errlen)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", op_redis_lua};
+    size_t lens[] = {8, 4, 7, strlen(op_redis_lua)};
+    redisReply *rep = command(r, 4, argv, lens);
     if (!rep)
-        return -1;
-    if (rep->type == REDIS_REPLY_INTEGER)
-        return rep->integer;
-    if (rep->type == REDIS_REPLY_STRING)
-        return strtoll(rep->str, NULL, 10);
-    return -1;
-}
-
-int op_redis_offsets(op_redis_t *r, int32_t n, int64_t *offsets, char *err, size_t errlen)
-{
-    int rc = ensure_connected(r, err, errlen);
-    if (rc < 0)
-        return rc;
-    char key[KEYLEN];
-    cmd_t c;
-    for (int32_t p = 0; p < n; p++) {
-        cmd_begin(&c, "GET");
-        cmd_str(&c, key, (size_t)offset_key(r, p, key));
-        if (cmd_append(r, &c) < 0)
-            return redis_error(r, err, errlen, "GET offset");
-    }
-    for (int32_t p = 0; p < n; p++) {
-        redisReply *rep = NULL;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-            return redis_error(r, err, errlen, "GET offset");
-        offsets[p] = rep->type == REDIS_REPLY_NIL ? -1 : reply_i64(rep);
-        freeReplyObject(rep);
-    }
-    return 0;
-}
-
-/* --- flush ----------------------------------------------------------------------- */
-
-typedef struct flush {
-    op_redis_t *r;
-    long queued; /* commands appended after MULTI */
-    int failed;
-} flush_t;
-
-static void put(flush_t *f, cmd_t *c)
-{
-    if (!f->failed && cmd_append(f->r, c) < 0)
-        f->failed = 1;
-    f->queued++;
-}
-
-static void hincr(flush_t *f, const char *key, size_t keylen, const char *field, size_t flen,
-                  int64_t v)
-{
-    if (!v)
-        return;
-    cmd_t c;
-    cmd_begin(&c, "HINCRBY");
-    cmd_str(&c, key, keylen);
-    cmd_str(&c, field, flen);
-    cmd_i64(&c, v);
-    put(f, &c);
-}
-
-static void hincr_lit(flush_t *f, const char *key, const char *field, int64_t v)
-{
-    hincr(f, key, strlen(key), field, strlen(field), v);
-}
-
-static void expire(flush_t *f, const char *key, size_t keylen)
-{
-    cmd_t c;
-    cmd_begin(&c, "PEXPIRE");
-    cmd_str(&c, key, keylen);
-    cmd_i64(&c, f->r->conf.retention_ms);
-    put(f, &c);
-}
-
-/* Per-dimension tallies: P:<what>:q, :a, :o keyed by name. */
-static void flush_dim(flush_t *f, const op_ktable_t *t, op_intern_t *dict, op_dim_t dim,
-                      const char *what)
-{
-    char kq[KEYLEN], ka[KEYLEN], ko[KEYLEN];
-    snprintf(kq, sizeof(kq), "%s:%s:q", f->r->prefix, what);
-    snprintf(ka, sizeof(ka), "%s:%s:a", f->r->prefix, what);
-    snprintf(ko, sizeof(ko), "%s:%s:o", f->r->prefix, what);
-    for (uint32_t i = 0; i < t->cap; i++) {
-        if (!op_ktable_used(t, i))
-            continue;
-        size_t len;
-        const char *name = op_intern_name(dict, dim, (uint32_t)op_ktable_key(t, i), &len);
-        if (!name)
-            continue;
-        hincr(f, kq, strlen(kq), name, len, t->vals[i].quantity);
-        hincr(f, ka, strlen(ka), name, len, t->vals[i].amount);
-        hincr(f, ko, strlen(ko), name, len, t->vals[i].orders);
-    }
-}
-
-static void flush_users(flush_t *f, const op_users_t *u)
-{
-    char kz[KEYLEN], ko[KEYLEN];
-    snprintf(kz, sizeof(kz), "%s:users", f->r->prefix);
-    snprintf(ko, sizeof(ko), "%s:user:o", f->r->prefix);
-    for (uint32_t e = 0; e < u->count; e++) {
-        size_t len;
-        const char *name = op_users_name(u, e, &len);
-        cmd_t c;
-        cmd_begin(&c, "ZINCRBY");
-        cmd_str(&c, kz, strlen(kz));
-        cmd_i64(&c, u->ent[e].amount);
-        cmd_str(&c, name, len);
-        put(f, &c);
-        hincr(f, ko, strlen(ko), name, len, u->ent[e].orders);
-    }
-}
-
-static void flush_windows(flush_t *f, const op_shard_t *d, op_intern_t *dict)
-{
-    char key[KEYLEN], field[OP_PARSE_MAX_NAME + 8];
-    for (uint32_t i = 0; i < d->minutes.cap; i++) {
-        if (!op_ktable_used(&d->minutes, i))
-            continue;
-        const op_tally_t *t = &d->minutes.vals[i];
-        int n = snprintf(key, sizeof(key), "%s:minute:%" PRId64, f->r->prefix,
-                         (int64_t)(op_ktable_key(&d->minutes, i) * OP_MINUTE_MS));
-        hincr_lit(f, key, "orders", t->orders);
-        hincr_lit(f, key, "quantity", t->quantity);
-        hincr_lit(f, key, "amount", t->amount);
-        expire(f, key, (size_t)n);
-    }
-    for (uint32_t i = 0; i < d->catmin.cap; i++) {
-        if (!op_ktable_used(&d->catmin, i))
-            continue;
-        uint64_t k = op_ktable_key(&d->catmin, i);
-        size_t len;
-        const char *name = op_intern_name(dict, OP_DIM_CATEGORY, op_ktable_pair_dim(k), &len);
-        if (!name)
-            continue;
-        const op_tally_t *t = &d->catmin.vals[i];
-        int n = snprintf(key, sizeof(key), "%s:catmin:%" PRId64, f->r->prefix,
-                         (int64_t)(op_ktable_pair_bucket(k) * OP_MINUTE_MS));
-        memcpy(field, name, len);
-        field[len] = '\x1f';
-        static const char suffix[3] = {'q', 'a', 'o'};
-        const int64_t vals[3] = {t->quantity, t->amount, t->orders};
-        for (int s = 0; s < 3; s++) {
-            field[len + 1] = suffix[s];
-            hincr(f, key, (size_t)n, field, len + 2, vals[s]);
-        }
-        expire(f, key, (size_t)n);
-    }
-    for (uint32_t i = 0; i < d->gslots.cap; i++) {
-        if (!op_ktable_used(&d->gslots, i))
-            continue;
-        uint64_t k = op_ktable_key(&d->gslots, i);
-        size_t len;
-        const char *name = op_intern_name(dict, OP_DIM_GENDER, op_ktable_pair_dim(k), &len);
-        if (!name)
-            continue;
-        int n = snprintf(key, sizeof(key), "%s:slot:%" PRId64, f->r->prefix,
-                         (int64_t)(op_ktable_pair_bucket(k) * OP_SLOT_MS));
-        hincr(f, key, (size_t)n, name, len, d->gslots.vals[i].quantity);
-        expire(f, key, (size_t)n);
-    }
-}
-
-static void flush_counters(flush_t *f, const op_shard_t *d)
-{
-    char key[KEYLEN];
-    snprintf(key, sizeof(key), "%s:totals", f->r->prefix);
-    int64_t bad = 0;
-    for (int i = 0; i < OP_BAD_REASON_COUNT; i++)
-        bad += d->bad[i];
-    hincr_lit(f, key, "orders", d->totals.orders);
-    hincr_lit(f, key, "quantity", d->totals.quantity);
-    hincr_lit(f, key, "amount", d->totals.amount);
-    hincr_lit(f, key, "bad", bad);
-    hincr_lit(f, key, "late", d->late);
-    snprintf(key, sizeof(key), "%s:bad", f->r->prefix);
-    for (int i = 1; i < OP_BAD_REASON_COUNT; i++)
-        hincr_lit(f, key, op_shard_bad_reason_name(i), d->bad[i]);
-}
-
-/* Reads n replies; returns the last one (caller frees) or NULL on error. */
-static redisReply *drain(op_redis_t *r, long n, char *err, size_t errlen, int *queued_error)
-{
-    redisReply *rep = NULL;
-    for (long i = 0; i < n; i++) {
-        freeReplyObject(rep);
-        rep = NULL;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK) {
-            redis_error(r, err, errlen, "reading replies");
-            return NULL;
-        }
-        if (i + 1 < n && rep->type == REDIS_REPLY_ERROR && !*queued_error) {
-            *queued_error = 1;
-            op_conf_error(err, errlen, "redis: %s", rep->str);
-        }
-    }
-    return rep;
-}
-
-static int check_fence(op_redis_t *r, const op_shard_t *d, const int64_t *expected, char *err,
-                       size_t errlen)
-{
-    char key[KEYLEN];
-    cmd_t c;
-    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
-        int klen = offset_key(r, p, key);
-        cmd_begin(&c, "WATCH");
-        cmd_str(&c, key, (size_t)klen);
-        if (cmd_append(r, &c) < 0)
-            return redis_error(r, err, errlen, "WATCH");
-        cmd_begin(&c, "GET");
-        cmd_str(&c, key, (size_t)klen);
-        if (cmd_append(r, &c) < 0)
-            return redis_error(r, err, errlen, "GET");
-    }
-    int fenced = 0;
-    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
-        redisReply *watch = NULL, *get = NULL;
-        if (redisGetReply(r->c, (void **)&watch) != REDIS_OK ||
-            redisGetReply(r->c, (void **)&get) != REDIS_OK) {
-            freeReplyObject(watch);
-            return redis_error(r, err, errlen, "WATCH/GET");
-        }
-        int64_t have = get->type == REDIS_REPLY_NIL ? -1 : reply_i64(get);
-        if (have != expected[p]) {
-            if (!fenced)
-                op_conf_error(err, errlen,
-                              "partition %d: Redis holds offset %" PRId64
-                              ", this process expected %" PRId64,
-                              (int)p, have, expected[p]);
-            fenced = 1;
-        }
-        freeReplyObject(watch);
-        freeReplyObject(get);
-    }
-    return fenced;
-}
-
-int op_redis_flush(op_redis_t *r, const op_shard_t *d, op_intern_t *dict, const int64_t *expected,
-                   char *err, size_t errlen)
-{
-    int rc = ensure_connected(r, err, errlen);
-    if (rc < 0)
-        return rc;
-    rc = check_fence(r, d, expected, err, errlen);
-    if (rc < 0)
-        return rc;
-    if (rc == 1) {
-        redisReply *rep = redisCommand(r->c, "UNWATCH");
-        if (!rep)
-            return redis_error(r, err, errlen, "UNWATCH");
-        freeReplyObject(rep);
-        return OP_REDIS_FENCED;
-    }
-
-    flush_t f = {.r = r};
-    cmd_t c;
-    cmd_begin(&c, "MULTI");
-    put(&f, &c);
-    flush_counters(&f, d);
-    flush_dim(&f, &d->brands, dict, OP_DIM_BRAND, "brand");
-    flush_dim(&f, &d->genders, dict, OP_DIM_GENDER, "gender");
-    flush_users(&f, &d->users);
-    flush_windows(&f, d, dict);
-    char key[KEYLEN];
-    for (int32_t p = op_shard_next_touched(d, 0); p >= 0; p = op_shard_next_touched(d, p + 1)) {
-        cmd_begin(&c, "SET");
-        cmd_str(&c, key, (size_t)offset_key(r, p, key));
-        cmd_i64(&c, d->parts[p].next_offset);
-        put(&f, &c);
-    }
-    cmd_begin(&c, "EXEC");
-    put(&f, &c);
-    if (f.failed)
-        return redis_error(r, err, errlen, "appending commands");
-
-    int queued_error = 0;
-    redisReply *exec = drain(r, f.queued, err, errlen, &queued_error);
-    if (!exec)
-        return -ECONNRESET;
-    if (exec->type == REDIS_REPLY_NIL) {
-        freeReplyObject(exec);
-        op_conf_error(err, errlen, "an offset key changed during the flush");
-        return OP_REDIS_FENCED;
-    }
-    if (exec->type != REDIS_REPLY_ARRAY) {
-        if (!queued_error)
-            op_conf_error(err, errlen, "redis: EXEC: %s",
-                          exec->type == REDIS_REPLY_ERROR ? exec->str : "unexpected reply");
-        freeReplyObject(exec);
-        return -EIO;
-    }
-    freeReplyObject(exec);
-    return 0;
-}
-
-/* --- loading ---------------------------------------------------------------------- */
-
-static redisReply *hgetall(op_redis_t *r, const char *key, char *err, size_t errlen)
-{
-    cmd_t c;
-    cmd_begin(&c, "HGETALL");
-    cmd_str(&c, key, strlen(key));
-    redisReply *rep = call(r, &c);
-    if (!rep) {
-        redis_error(r, err, errlen, "HGETALL");
-        return NULL;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        op_conf_error(err, errlen, "redis: HGETALL %s: %s", key,
-                      rep->type == REDIS_REPLY_ERROR ? rep->str : "not a hash");
-        freeReplyObject(rep);
-        return NULL;
-    }
-    return rep;
-}
-
-static int load_counters(op_redis_t *r, op_state_t *st, char *err, size_t errlen)
-{
-    char key[KEYLEN];
-    snprintf(key, sizeof(key), "%s:totals", r->prefix);
-    redisReply *h = hgetall(r, key, err, errlen);
-    if (!h)
-        return -EIO;
-    for (size_t i = 0; i + 1 < h->elements; i += 2) {
-        const char *f = h->element[i]->str;
-        int64_t v = reply_i64(h->element[i + 1]);
-        if (!strcmp(f, "orders"))
-            st->totals.orders = v;
-        else if (!strcmp(f, "quantity"))
-            st->totals.quantity = v;
-        else if (!strcmp(f, "amount"))
-            st->totals.amount = v;
-        else if (!strcmp(f, "late"))
-            st->late = v;
-        else if (!strcmp(f, "bad"))
-            st->bad_total = v;
-    }
-    freeReplyObject(h);
-    snprintf(key, sizeof(key), "%s:bad", r->prefix);
-    if (!(h = hgetall(r, key, err, errlen)))
-        return -EIO;
-    for (size_t i = 0; i + 1 < h->elements; i += 2)
-        for (int reason = 1; reason < OP_BAD_REASON_COUNT; reason++)
-            if (!strcmp(h->element[i]->str, op_shard_bad_reason_name(reason)))
-                st->bad[reason] = reply_i64(h->element[i + 1]);
-    freeReplyObject(h);
-    return 0;
-}
-
-static int load_dim(op_redis_t *r, op_ktable_t *t, op_intern_cache_t *cache, op_dim_t dim,
-                    const char *what, char *err, size_t errlen)
-{
-    static const char kinds[3] = {'q', 'a', 'o'};
-    for (int k = 0; k < 3; k++) {
-        char key[KEYLEN];
-        snprintf(key, sizeof(key), "%s:%s:%c", r->prefix, what, kinds[k]);
-        redisReply *h = hgetall(r, key, err, errlen);
-        if (!h)
-            return -EIO;
-        for (size_t i = 0; i + 1 < h->elements; i += 2) {
-            int32_t id = op_intern_cache_id(cache, dim, h->element[i]->str, h->element[i]->len);
-            if (id < 0)
-                continue;
-            op_tally_t *tl = op_ktable_upsert(t, (uint32_t)id);
-            int64_t v = reply_i64(h->element[i + 1]);
-            if (k == 0)
-                tl->quantity = v;
-            else if (k == 1)
-                tl->amount = v;
-            else
-                tl->orders = v;
-        }
-        freeReplyObject(h);
-    }
-    return 0;
-}
-
-static int load_users(op_redis_t *r, op_state_t *st, char *err, size_t errlen)
-{
-    char key[KEYLEN], ko[KEYLEN];
-    snprintf(key, sizeof(key), "%s:users", r->prefix);
-    snprintf(ko, sizeof(ko), "%s:user:o", r->prefix);
-    redisReply *orders = hgetall(r, ko, err, errlen);
-    if (!orders)
-        return -EIO;
-    /* Orders first, into a scratch table, so each user is offered to the
-     * top-K once with both figures. */
-    op_users_t tmp;
-    op_users_init(&tmp);
-    for (size_t i = 0; i + 1 < orders->elements; i += 2) {
-        const redisReply *n = orders->element[i];
-        if (n->len < 1 || n->len > OP_USERS_MAX_NAME)
-            continue;
-        uint32_t e = op_users_upsert(&tmp, n->str, n->len, op_hash_bytes(n->str, n->len));
-        tmp.ent[e].orders = (uint32_t)reply_i64(orders->element[i + 1]);
-    }
-    freeReplyObject(orders);
-    cmd_t c;
-    cmd_begin(&c, "ZRANGE");
-    cmd_str(&c, key, strlen(key));
-    cmd_str(&c, "0", 1);
-    cmd_str(&c, "-1", 2);
-    cmd_str(&c, "WITHSCORES", 10);
-    redisReply *z = call(r, &c);
-    if (!z || z->type != REDIS_REPLY_ARRAY) {
-        op_users_dispose(&tmp);
-        freeReplyObject(z);
-        return z ? -EIO : redis_error(r, err, errlen, "ZRANGE users");
-    }
-    for (size_t i = 0; i + 1 < z->elements; i += 2) {
-        const redisReply *n = z->element[i];
-        if (n->len < 1 || n->len > OP_USERS_MAX_NAME)
-            continue;
-        /* Scores are sums of integer cents: exact in a double below 2^53. */
-        int64_t cents = (int64_t)strtod(z->element[i + 1]->str, NULL);
-        uint32_t e = op_users_find(&tmp, n->str, n->len, op_hash_bytes(n->str, n->len));
-        op_state_add_user(st, n->str, n->len, cents,
-                          e == UINT32_MAX ? 0 : (int64_t)tmp.ent[e].orders);
-    }
-    freeReplyObject(z);
-    op_users_dispose(&tmp);
-    return 0;
-}
-
-/* Only the k best users (ZREVRANGE) with their order counts: what a
- * snapshot shows, without reading millions of users every tick. */
-static int load_top_users(op_redis_t *r, op_state_t *st, int k, char *err, size_t errlen)
-{
-    char key[KEYLEN], ko[KEYLEN];
-    snprintf(key, sizeof(key), "%s:users", r->prefix);
-    snprintf(ko, sizeof(ko), "%s:user:o", r->prefix);
-    cmd_t c;
-    cmd_begin(&c, "ZREVRANGE");
-    cmd_str(&c, key, strlen(key));
-    cmd_i64(&c, 0);
-    cmd_i64(&c, k - 1);
-    cmd_str(&c, "WITHSCORES", 10);
-    redisReply *z = call(r, &c);
-    if (!z || z->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(z);
-        return z ? -EIO : redis_error(r, err, errlen, "ZREVRANGE users");
-    }
-    for (size_t i = 0; i + 1 < z->elements; i += 2) {
-        cmd_begin(&c, "HGET");
-        cmd_str(&c, ko, strlen(ko));
-        cmd_str(&c, z->element[i]->str, z->element[i]->len);
-        if (cmd_append(r, &c) < 0) {
-            freeReplyObject(z);
-            return redis_error(r, err, errlen, "HGET user orders");
-        }
-    }
+        return conn_error(r, err, errlen, "FUNCTION LOAD");
     int rc = 0;
-    for (size_t i = 0; i + 1 < z->elements; i += 2) {
-        redisReply *o = NULL;
-        if (redisGetReply(r->c, (void **)&o) != REDIS_OK) {
-            rc = redis_error(r, err, errlen, "HGET user orders");
-            break;
-        }
-        const redisReply *n = z->element[i];
-        if (n->len >= 1 && n->len <= OP_USERS_MAX_NAME)
-            op_state_add_user(st, n->str, n->len, (int64_t)strtod(z->element[i + 1]->str, NULL),
-                              o->type == REDIS_REPLY_NIL ? 0 : reply_i64(o));
-        freeReplyObject(o);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        op_conf_error(err, errlen,
+                      "redis %s:%d: loading orderpulse's functions: %s (Redis 7 or later is "
+                      "needed)",
+                      r->host, r->conf.port, rep->str);
+        rc = OP_REDIS_EREPLY;
     }
-    freeReplyObject(z);
+    freeReplyObject(rep);
     return rc;
 }
 
-/* Calls fn for every key matching pattern (SCAN). */
-static int scan_keys(op_redis_t *r, const char *pattern,
-                     int (*fn)(op_redis_t *, const char *, size_t, op_state_t *,
-                               op_intern_cache_t *, char *, size_t),
-                     op_state_t *st, op_intern_cache_t *cache, char *err, size_t errlen)
+static int ensure(op_redis_t *r, char *err, size_t errlen)
 {
-    char cursor[32] = "0";
-    do {
-        cmd_t c;
-        cmd_begin(&c, "SCAN");
-        cmd_str(&c, cursor, strlen(cursor));
-        cmd_str(&c, "MATCH", 5);
-        cmd_str(&c, pattern, strlen(pattern));
-        cmd_str(&c, "COUNT", 5);
-        cmd_str(&c, "1000", 4);
-        redisReply *rep = call(r, &c);
-        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            freeReplyObject(rep);
-            return redis_error(r, err, errlen, "SCAN");
-        }
-        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-        const redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            int rc = fn(r, keys->element[i]->str, keys->element[i]->len, st, cache, err, errlen);
-            if (rc < 0) {
-                freeReplyObject(rep);
-                return rc;
-            }
-        }
+    if (r->c)
+        return 0;
+    struct timeval tv = {.tv_sec = r->conf.timeout_ms / 1000,
+                         .tv_usec = (r->conf.timeout_ms % 1000) * 1000};
+    r->c = redisConnectWithTimeout(r->host, r->conf.port, tv);
+    if (!r->c || r->c->err)
+        return conn_error(r, err, errlen, "connect");
+    redisSetTimeout(r->c, tv);
+    if (r->conf.password) {
+        const char *argv[] = {"AUTH", r->conf.password};
+        size_t lens[] = {4, strlen(r->conf.password)};
+        redisReply *rep = command(r, 2, argv, lens);
+        if (!rep)
+            return conn_error(r, err, errlen, "AUTH");
+        int ok = rep->type == REDIS_REPLY_STATUS;
+        if (!ok)
+            op_conf_error(err, errlen, "redis %s:%d: AUTH: %s", r->host, r->conf.port,
+                          rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
         freeReplyObject(rep);
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
-}
-
-/* The bucket number of a window key "P:kind:<ms>", or -1. */
-static int64_t key_bucket(const char *key, int64_t width_ms)
-{
-    const char *colon = strrchr(key, ':');
-    if (!colon)
-        return -1;
-    int64_t ms = strtoll(colon + 1, NULL, 10);
-    return ms >= 0 ? ms / width_ms : -1;
-}
-
-static int load_minute(op_redis_t *r, const char *key, size_t klen, op_state_t *st,
-                       op_intern_cache_t *cache, char *err, size_t errlen)
-{
-    (void)klen, (void)cache;
-    int64_t m = key_bucket(key, OP_MINUTE_MS);
-    redisReply *h = hgetall(r, key, err, errlen);
-    if (!h)
-        return -EIO;
-    if (m >= 0) {
-        op_tally_t *t = op_ktable_upsert(&st->minutes, (uint64_t)m);
-        for (size_t i = 0; i + 1 < h->elements; i += 2) {
-            int64_t v = reply_i64(h->element[i + 1]);
-            if (!strcmp(h->element[i]->str, "orders"))
-                t->orders = v;
-            else if (!strcmp(h->element[i]->str, "quantity"))
-                t->quantity = v;
-            else if (!strcmp(h->element[i]->str, "amount"))
-                t->amount = v;
+        if (!ok) {
+            drop(r);
+            return -EACCES;
         }
     }
-    freeReplyObject(h);
-    return 0;
+    int rc = load_functions(r, err, errlen);
+    if (rc < 0)
+        drop(r);
+    return rc;
 }
 
-static int load_catmin(op_redis_t *r, const char *key, size_t klen, op_state_t *st,
-                       op_intern_cache_t *cache, char *err, size_t errlen)
+/* Runs one command on a live connection. Returns the reply (caller frees), or
+ * NULL with rc set: a connection error, or an error reply. */
+static redisReply *call(op_redis_t *r, int argc, const char **argv, const size_t *lens, int *rc,
+                        char *err, size_t errlen, const char *what)
 {
-    (void)klen;
-    int64_t m = key_bucket(key, OP_MINUTE_MS);
-    redisReply *h = hgetall(r, key, err, errlen);
-    if (!h)
-        return -EIO;
-    for (size_t i = 0; m >= 0 && i + 1 < h->elements; i += 2) {
-        const redisReply *f = h->element[i];
-        if (f->len < 3 || f->str[f->len - 2] != '\x1f')
-            continue;
-        int32_t id = op_intern_cache_id(cache, OP_DIM_CATEGORY, f->str, f->len - 2);
-        if (id < 0)
-            continue;
-        op_tally_t *t = op_ktable_upsert(&st->catmin, op_ktable_pair((uint64_t)m, (uint32_t)id));
-        int64_t v = reply_i64(h->element[i + 1]);
-        char kind = f->str[f->len - 1];
-        if (kind == 'q')
-            t->quantity = v;
-        else if (kind == 'a')
-            t->amount = v;
-        else if (kind == 'o')
-            t->orders = v;
+    *rc = ensure(r, err, errlen);
+    if (*rc < 0)
+        return NULL;
+    redisReply *rep = command(r, argc, argv, lens);
+    if (!rep) {
+        *rc = conn_error(r, err, errlen, what);
+        return NULL;
     }
-    freeReplyObject(h);
-    return 0;
-}
-
-static int load_slot(op_redis_t *r, const char *key, size_t klen, op_state_t *st,
-                     op_intern_cache_t *cache, char *err, size_t errlen)
-{
-    (void)klen;
-    int64_t s = key_bucket(key, OP_SLOT_MS);
-    redisReply *h = hgetall(r, key, err, errlen);
-    if (!h)
-        return -EIO;
-    for (size_t i = 0; s >= 0 && i + 1 < h->elements; i += 2) {
-        const redisReply *f = h->element[i];
-        int32_t id = op_intern_cache_id(cache, OP_DIM_GENDER, f->str, f->len);
-        if (id >= 0)
-            op_ktable_upsert(&st->gslots, op_ktable_pair((uint64_t)s, (uint32_t)id))->quantity =
-                reply_i64(h->element[i + 1]);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        *rc = reply_error(r, rep, err, errlen, what);
+        freeReplyObject(rep);
+        return NULL;
     }
-    freeReplyObject(h);
+    return rep;
+}
+
+/* FCALL name 1 <meta> args... with the args of a. */
+static redisReply *fcall(op_redis_t *r, const char *name, const op_redis_argv_t *a, int *rc,
+                         char *err, size_t errlen)
+{
+    size_t argc = 4 + a->n;
+    const char **argv = op_xmalloc(argc * sizeof(*argv));
+    size_t *lens = op_xmalloc(argc * sizeof(*lens));
+    argv[0] = "FCALL";
+    argv[1] = name;
+    argv[2] = "1";
+    argv[3] = r->meta;
+    for (size_t i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < a->n; i++) {
+        argv[4 + i] = a->v[i];
+        lens[4 + i] = a->len[i];
+    }
+    redisReply *rep = call(r, (int)argc, argv, lens, rc, err, errlen, name);
+    free(argv);
+    free(lens);
+    return rep;
+}
+
+static int64_t i64_of(const redisReply *e)
+{
+    if (!e)
+        return 0;
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS)
+        return strtoll(e->str, NULL, 10);
     return 0;
 }
 
-int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, int top_users, char *err,
-                  size_t errlen)
+static int is_str(const redisReply *e, const char *s)
 {
-    int rc = ensure_connected(r, err, errlen);
+    return e && (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) &&
+           strcmp(e->str, s) == 0;
+}
+
+static int protocol_error(op_redis_t *r, char *err, size_t errlen, const char *what)
+{
+    op_conf_error(err, errlen, "redis %s:%d: %s: unexpected reply", r->host, r->conf.port, what);
+    return OP_REDIS_EREPLY;
+}
+
+/* --- opening the state ----------------------------------------------------------- */
+
+/* Keys of this prefix that exist without <prefix>:meta: their names. */
+static int leftovers(op_redis_t *r, char *found, size_t foundlen, char *err, size_t errlen)
+{
+    static const char *const names[] = {"log", "parts", "totals", "schema", "users", "minutes"};
+    found[0] = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char key[KEYLEN];
+        snprintf(key, sizeof(key), "%s:%s", r->prefix, names[i]);
+        const char *argv[] = {"EXISTS", key};
+        size_t lens[] = {6, strlen(key)};
+        int rc;
+        redisReply *rep = call(r, 2, argv, lens, &rc, err, errlen, "EXISTS");
+        if (!rep)
+            return rc;
+        if (rep->integer && !found[0])
+            snprintf(found, foundlen, "%s", key);
+        freeReplyObject(rep);
+    }
+    char pattern[KEYLEN];
+    snprintf(pattern, sizeof(pattern), "%s:offset:*", r->prefix);
+    const char *argv[] = {"SCAN", "0", "MATCH", pattern, "COUNT", "1000"};
+    size_t lens[] = {4, 1, 5, strlen(pattern), 5, 4};
+    int rc;
+    redisReply *rep = call(r, 6, argv, lens, &rc, err, errlen, "SCAN");
+    if (!rep)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 && rep->element[1]->elements &&
+        !found[0])
+        snprintf(found, foundlen, "%s", rep->element[1]->element[0]->str);
+    freeReplyObject(rep);
+    return 0;
+}
+
+int op_redis_open(op_redis_t *r, char *err, size_t errlen)
+{
+    int rc;
+    const char *argv[] = {"EXISTS", r->meta};
+    size_t lens[] = {6, strlen(r->meta)};
+    redisReply *rep = call(r, 2, argv, lens, &rc, err, errlen, "EXISTS");
+    if (!rep)
+        return rc;
+    int exists = rep->integer != 0;
+    freeReplyObject(rep);
+    if (!exists) {
+        char found[KEYLEN];
+        if ((rc = leftovers(r, found, sizeof(found), err, errlen)) < 0)
+            return rc;
+        if (found[0]) {
+            char v1[KEYLEN];
+            snprintf(v1, sizeof(v1), "%s:schema", r->prefix);
+            if (!strcmp(found, v1) || strstr(found, ":offset:"))
+                op_conf_error(err, errlen,
+                              "redis %s:%d: %s holds orderpulse's layout 1, which this engine "
+                              "no longer writes: run `orderpulse --redis-migrate` once (it "
+                              "converts the keys), or use another --redis-prefix",
+                              r->host, r->conf.port, r->prefix);
+            else
+                op_conf_error(err, errlen,
+                              "redis %s:%d: %s exists but %s does not: the state's log and "
+                              "offsets were evicted or deleted; starting from zero on top of "
+                              "what is left would count again (check maxmemory-policy: it must "
+                              "be noeviction)",
+                              r->host, r->conf.port, found, r->meta);
+            return OP_REDIS_ESTATE;
+        }
+    }
+    unsigned char raw[12];
+    char id[32];
+    FILE *u = fopen("/dev/urandom", "rb");
+    size_t got = u ? fread(raw, 1, sizeof(raw), u) : 0;
+    if (u)
+        fclose(u);
+    if (got != sizeof(raw)) {
+        op_conf_error(err, errlen, "cannot read /dev/urandom");
+        return -EIO;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(id + 2 * i, 3, "%02x", raw[i]);
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, id);
+    op_redis_argv_i64(&a, op_now_wall_ms());
+    rep = fcall(r, "op_init", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
+        return rc;
+    if (rep->type != REDIS_REPLY_STRING) {
+        freeReplyObject(rep);
+        return protocol_error(r, err, errlen, "op_init");
+    }
+    snprintf(r->gen, sizeof(r->gen), "%s", rep->str);
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* --- claims, staging, commits ----------------------------------------------------- */
+
+int op_redis_claim(op_redis_t *r, const char *writer, int n, const char *const *fields,
+                   op_redis_part_t *out, char *err, size_t errlen)
+{
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, r->gen);
+    op_redis_argv_str(&a, writer);
+    for (int i = 0; i < n; i++)
+        op_redis_argv_str(&a, fields[i]);
+    int rc;
+    redisReply *rep = fcall(r, "op_claim", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
+        return rc;
+    rc = 0;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != (size_t)n)
+        rc = protocol_error(r, err, errlen, "op_claim");
+    for (int i = 0; !rc && i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 4) {
+            rc = protocol_error(r, err, errlen, "op_claim");
+            break;
+        }
+        out[i] = (op_redis_part_t){.epoch = i64_of(e->element[0]),
+                                   .next_offset = i64_of(e->element[1]),
+                                   .max_event_ms = i64_of(e->element[2]),
+                                   .lost = i64_of(e->element[3])};
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+int op_redis_stage(op_redis_t *r, int n, const char *const *keys, const char *const *bufs,
+                   const size_t *lens, char *err, size_t errlen)
+{
+    int rc = ensure(r, err, errlen);
     if (rc < 0)
         return rc;
-    char pattern[KEYLEN];
-    if ((rc = load_counters(r, st, err, errlen)) < 0 ||
-        (rc = load_dim(r, &st->brands, cache, OP_DIM_BRAND, "brand", err, errlen)) < 0 ||
-        (rc = load_dim(r, &st->genders, cache, OP_DIM_GENDER, "gender", err, errlen)) < 0 ||
-        (rc = top_users > 0 ? load_top_users(r, st, top_users, err, errlen)
-                            : load_users(r, st, err, errlen)) < 0)
+    for (int i = 0; i < n; i++) {
+        const char *argv[] = {"SET", keys[i], bufs[i], "PX", STAGE_TTL};
+        size_t l[] = {3, strlen(keys[i]), lens[i], 2, strlen(STAGE_TTL)};
+        if (redisAppendCommandArgv(r->c, 5, argv, l) != REDIS_OK)
+            return conn_error(r, err, errlen, "SET blob");
+    }
+    rc = 0;
+    for (int i = 0; i < n; i++) {
+        redisReply *rep = NULL;
+        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+            return conn_error(r, err, errlen, "SET blob");
+        if (rep->type == REDIS_REPLY_ERROR && !rc)
+            rc = reply_error(r, rep, err, errlen, "SET blob");
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos, int nparts,
+                    const op_redis_commit_part_t *parts, int nblobs, const char *const *blobs,
+                    size_t bytes, const op_redis_argv_t *view, op_redis_commit_result_t *res,
+                    char *err, size_t errlen)
+{
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, r->gen);
+    op_redis_argv_str(&a, writer);
+    op_redis_argv_i64(&a, (int64_t)cseq);
+    op_redis_argv_i64(&a, expect_pos);
+    op_redis_argv_i64(&a, nparts);
+    for (int i = 0; i < nparts; i++) {
+        op_redis_argv_str(&a, parts[i].field);
+        op_redis_argv_i64(&a, parts[i].epoch);
+        op_redis_argv_i64(&a, parts[i].expect_next);
+        op_redis_argv_i64(&a, parts[i].next);
+        op_redis_argv_i64(&a, parts[i].max_event_ms);
+        op_redis_argv_i64(&a, parts[i].lost);
+    }
+    op_redis_argv_i64(&a, nblobs);
+    for (int i = 0; i < nblobs; i++)
+        op_redis_argv_str(&a, blobs[i]);
+    op_redis_argv_i64(&a, (int64_t)bytes);
+    for (size_t i = 0; view && i < view->n; i++)
+        op_redis_argv_add(&a, view->v[i], view->len[i]);
+    int rc;
+    redisReply *rep = fcall(r, "op_commit", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
         return rc;
-    snprintf(pattern, sizeof(pattern), "%s:minute:*", r->prefix);
-    if ((rc = scan_keys(r, pattern, load_minute, st, cache, err, errlen)) < 0)
+    memset(res, 0, sizeof(*res));
+    rc = 0;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        rc = protocol_error(r, err, errlen, "op_commit");
+    } else if (is_str(rep->element[0], "OK")) {
+        res->verdict = OP_REDIS_OK;
+        res->pos = i64_of(rep->element[1]);
+    } else if (is_str(rep->element[0], "BEHIND")) {
+        res->verdict = OP_REDIS_BEHIND;
+        res->pos = i64_of(rep->element[1]);
+    } else if (is_str(rep->element[0], "BACK")) {
+        res->verdict = OP_REDIS_BACK;
+        res->pos = i64_of(rep->element[1]);
+    } else if (is_str(rep->element[0], "FENCED") && rep->elements == 5) {
+        res->verdict = OP_REDIS_FENCED;
+        snprintf(res->fence_field, sizeof(res->fence_field), "%s", rep->element[1]->str);
+        snprintf(res->fence_owner, sizeof(res->fence_owner), "%s", rep->element[2]->str);
+        res->fence_epoch = i64_of(rep->element[3]);
+        res->fence_next = i64_of(rep->element[4]);
+    } else {
+        rc = protocol_error(r, err, errlen, "op_commit");
+    }
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* --- reading the log ------------------------------------------------------------- */
+
+static void entry_dispose(op_redis_entry_t *e)
+{
+    for (int i = 0; i < e->nblobs; i++)
+        free(e->blobs[i]);
+    free(e->blobs);
+}
+
+void op_redis_log_dispose(op_redis_log_t *log)
+{
+    for (int i = 0; i < log->n; i++)
+        entry_dispose(&log->entries[i]);
+    free(log->entries);
+    memset(log, 0, sizeof(*log));
+}
+
+/* "D <writer> <cseq> <bytes> <blob>..." */
+static int parse_entry(const char *s, op_redis_entry_t *e)
+{
+    memset(e, 0, sizeof(*e));
+    char *copy = strdup(s), *save = NULL;
+    if (!copy)
+        return -ENOMEM;
+    char *kind = strtok_r(copy, " ", &save), *writer = strtok_r(NULL, " ", &save);
+    char *cseq = strtok_r(NULL, " ", &save), *bytes = strtok_r(NULL, " ", &save);
+    int rc = 0;
+    if (!kind || !writer || !cseq || !bytes || (kind[0] != 'D' && kind[0] != 'S')) {
+        rc = -EINVAL;
+        goto out;
+    }
+    e->kind = kind[0];
+    snprintf(e->writer, sizeof(e->writer), "%s", writer);
+    e->cseq = strtoull(cseq, NULL, 10);
+    for (char *b; (b = strtok_r(NULL, " ", &save));) {
+        e->blobs = op_xrealloc(e->blobs, (size_t)(e->nblobs + 1) * sizeof(*e->blobs));
+        e->blobs[e->nblobs++] = strdup(b);
+    }
+out:
+    free(copy);
+    return rc;
+}
+
+int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *err, size_t errlen)
+{
+    memset(log, 0, sizeof(*log));
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, r->gen);
+    if (from < 0)
+        op_redis_argv_str(&a, "load");
+    else
+        op_redis_argv_i64(&a, from);
+    int rc;
+    redisReply *rep = fcall(r, "op_log", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
         return rc;
-    snprintf(pattern, sizeof(pattern), "%s:catmin:*", r->prefix);
-    if ((rc = scan_keys(r, pattern, load_catmin, st, cache, err, errlen)) < 0)
+    rc = 0;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
+        rc = protocol_error(r, err, errlen, "op_log");
+    } else if (is_str(rep->element[0], "RELOAD")) {
+        log->verdict = OP_REDIS_RELOAD;
+        log->base = i64_of(rep->element[1]);
+    } else if (is_str(rep->element[0], "BACK")) {
+        log->verdict = OP_REDIS_BACK;
+        log->end = i64_of(rep->element[1]);
+    } else if (is_str(rep->element[0], "LOG") && rep->elements >= 3) {
+        log->base = i64_of(rep->element[1]);
+        log->end = i64_of(rep->element[2]);
+        log->n = (int)(rep->elements - 3);
+        log->from = log->end - log->n;
+        log->entries = op_xcalloc((size_t)log->n + 1, sizeof(*log->entries));
+        for (int i = 0; i < log->n && !rc; i++)
+            if (parse_entry(rep->element[3 + i]->str, &log->entries[i]) < 0)
+                rc = protocol_error(r, err, errlen, "op_log entry");
+    } else {
+        rc = protocol_error(r, err, errlen, "op_log");
+    }
+    freeReplyObject(rep);
+    if (rc < 0)
+        op_redis_log_dispose(log);
+    return rc;
+}
+
+int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
+                   int (*fn)(void *arg, const char *buf, size_t len), void *arg, char *err,
+                   size_t errlen)
+{
+    int rc = ensure(r, err, errlen);
+    if (rc < 0)
         return rc;
-    snprintf(pattern, sizeof(pattern), "%s:slot:*", r->prefix);
-    return scan_keys(r, pattern, load_slot, st, cache, err, errlen);
+    for (int i = 0; i < n; i += FETCH_BATCH) {
+        int m = n - i < FETCH_BATCH ? n - i : FETCH_BATCH;
+        for (int k = 0; k < m; k++) {
+            const char *argv[] = {"GET", keys[i + k]};
+            size_t lens[] = {3, strlen(keys[i + k])};
+            if (redisAppendCommandArgv(r->c, 2, argv, lens) != REDIS_OK)
+                return conn_error(r, err, errlen, "GET blob");
+        }
+        rc = 0;
+        for (int k = 0; k < m; k++) {
+            redisReply *rep = NULL;
+            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
+                return conn_error(r, err, errlen, "GET blob");
+            if (!rc) {
+                if (rep->type == REDIS_REPLY_STRING)
+                    rc = fn(arg, rep->str, rep->len);
+                else if (rep->type == REDIS_REPLY_NIL) {
+                    op_conf_error(err, errlen, "redis: blob %s is gone (compacted?)",
+                                  keys[i + k]);
+                    rc = -ENOENT;
+                } else
+                    rc = reply_error(r, rep, err, errlen, "GET blob");
+            }
+            freeReplyObject(rep);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* --- compaction and garbage ------------------------------------------------------- */
+
+int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs,
+                     const char *const *blobs, size_t bytes, char *err, size_t errlen)
+{
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, r->gen);
+    op_redis_argv_str(&a, writer);
+    op_redis_argv_i64(&a, upto);
+    op_redis_argv_i64(&a, nblobs);
+    for (int i = 0; i < nblobs; i++)
+        op_redis_argv_str(&a, blobs[i]);
+    op_redis_argv_i64(&a, (int64_t)bytes);
+    int rc;
+    redisReply *rep = fcall(r, "op_compact", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
+        return rc;
+    rc = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && is_str(rep->element[0], "OK");
+    freeReplyObject(rep);
+    return rc;
+}
+
+int op_redis_collect_garbage(op_redis_t *r, int max, char *err, size_t errlen)
+{
+    char key[KEYLEN], count[16];
+    snprintf(key, sizeof(key), "%s:garbage", r->prefix);
+    snprintf(count, sizeof(count), "%d", max);
+    const char *argv[] = {"LPOP", key, count};
+    size_t lens[] = {4, strlen(key), strlen(count)};
+    int rc;
+    redisReply *rep = call(r, 3, argv, lens, &rc, err, errlen, "LPOP garbage");
+    if (!rep)
+        return rc;
+    int n = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements) {
+        size_t argc = rep->elements + 1;
+        const char **uargv = op_xmalloc(argc * sizeof(*uargv));
+        size_t *ulens = op_xmalloc(argc * sizeof(*ulens));
+        uargv[0] = "UNLINK";
+        ulens[0] = 6;
+        for (size_t i = 0; i < rep->elements; i++) {
+            uargv[i + 1] = rep->element[i]->str;
+            ulens[i + 1] = rep->element[i]->len;
+        }
+        redisReply *u = call(r, (int)argc, uargv, ulens, &rc, err, errlen, "UNLINK");
+        free(uargv);
+        free(ulens);
+        if (!u) {
+            freeReplyObject(rep);
+            return rc;
+        }
+        freeReplyObject(u);
+        n = (int)rep->elements;
+    }
+    freeReplyObject(rep);
+    return n;
+}
+
+int op_redis_meta(op_redis_t *r, int64_t *snap_bytes, int64_t *delta_bytes, char *err,
+                  size_t errlen)
+{
+    const char *argv[] = {"HMGET", r->meta, "snap_bytes", "delta_bytes"};
+    size_t lens[] = {5, strlen(r->meta), 10, 11};
+    int rc;
+    redisReply *rep = call(r, 4, argv, lens, &rc, err, errlen, "HMGET meta");
+    if (!rep)
+        return rc;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+        *snap_bytes = i64_of(rep->element[0]);
+        *delta_bytes = i64_of(rep->element[1]);
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+int op_redis_file_chunks(op_redis_t *r, const char *fp, int proposed, int *chunks, char *err,
+                         size_t errlen)
+{
+    char key[KEYLEN], num[16];
+    snprintf(key, sizeof(key), "%s:files", r->prefix);
+    snprintf(num, sizeof(num), "%d", proposed);
+    const char *set[] = {"HSETNX", key, fp, num};
+    size_t setl[] = {6, strlen(key), strlen(fp), strlen(num)};
+    int rc;
+    redisReply *rep = call(r, 4, set, setl, &rc, err, errlen, "HSETNX files");
+    if (!rep)
+        return rc;
+    freeReplyObject(rep);
+    const char *get[] = {"HGET", key, fp};
+    size_t getl[] = {4, strlen(key), strlen(fp)};
+    if (!(rep = call(r, 3, get, getl, &rc, err, errlen, "HGET files")))
+        return rc;
+    int64_t n = i64_of(rep);
+    freeReplyObject(rep);
+    if (n < 1 || n > 1024)
+        return protocol_error(r, err, errlen, "HGET files");
+    *chunks = (int)n;
+    return 0;
 }

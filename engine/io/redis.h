@@ -1,31 +1,23 @@
-/* redis.h — the exactly-once store of the cumulative state (DESIGN §4).
+/* redis.h — orderpulse's Redis client: one connection and the calls of the
+ * exactly-once protocol (layout 2, docs/REDIS.md).
  *
- * Each tick's deltas and the next offset of every partition they cover are
- * written in one pipelined WATCH … MULTI … EXEC, fenced by the per-partition
- * offset keys: the transaction commits only if every offset key still holds
- * the offset this process started the tick from. A process that lost a
- * partition (rebalance, or a zombie that was frozen past its session) thus
- * cannot apply stale deltas, and a restarted process resumes exactly at the
- * offsets Redis holds: nothing is lost or counted twice.
+ * The truth in Redis is a log of delta blobs (engine/io/delta.h) and one
+ * record per partition (owner, epoch, next offset, largest event time, lost
+ * records). The protocol's decisions are taken inside Redis, by the functions
+ * of engine/io/redis.lua, each of which is atomic and checks everything before
+ * it writes anything:
  *
- * Key schema (prefix configurable, default "{op}" — one hash tag, so the
- * transaction is legal on Redis Cluster); documented in docs/REDIS.md:
+ *   claim    at assignment: become the owner of partitions (a new epoch when
+ *            the owner changes), learn where they resume;
+ *   stage    SET each blob chunk under a fresh key (with a TTL until its commit);
+ *   commit   fence every partition (this writer, this epoch, this next offset),
+ *            require the log to be exactly where the writer read it, append the
+ *            entry, advance the partitions, write the readable view;
+ *   log      the entries from a position on (tailing other engines' commits);
+ *   compact  replace a prefix of the log by a snapshot.
  *
- *   P:schema                    "1"
- *   P:totals                    hash orders, quantity, amount (cents), bad, late
- *   P:bad                       hash reason -> count
- *   P:brand:q, P:brand:a        hash brand -> quantity / amount (cents)
- *   P:brand:o                   hash brand -> orders
- *   P:gender:q, P:gender:a      hash gender -> quantity / amount (cents)
- *   P:gender:o                  hash gender -> orders
- *   P:users                     sorted set user -> amount (cents)
- *   P:user:o                    hash user -> orders
- *   P:minute:<ms>               hash orders, quantity, amount      (TTL = retention)
- *   P:catmin:<ms>               hash <category>\x1fq|a|o -> value  (TTL = retention)
- *   P:slot:<ms>                 hash gender -> quantity            (TTL = retention)
- *   P:offset:<topic>:<p>        next offset of partition p
- *
- * Owner: one thread (the merger). Not thread-safe.
+ * Owner: one thread per op_redis_t (the sink thread, the Kafka poll thread and
+ * main each have their own connection). Not thread-safe.
  */
 #ifndef OP_REDIS_H
 #define OP_REDIS_H
@@ -33,48 +25,151 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/intern.h"
-#include "engine/shard.h"
-#include "engine/state.h"
-
-#define OP_REDIS_FENCED 1 /* op_redis_flush: the offsets moved; nothing was written */
+#define OP_REDIS_LAYOUT 2
 
 typedef struct op_redis_conf {
     const char *host;
     int port;
     const char *password; /* AUTH, or NULL */
     const char *prefix;   /* default "{op}" */
-    const char *topic;    /* names the offset keys */
-    int64_t retention_ms; /* TTL of the window keys */
-    int timeout_ms;       /* connect and command timeout */
+    int timeout_ms;       /* connect and command timeout (--redis-timeout) */
 } op_redis_conf_t;
 
 typedef struct op_redis op_redis_t;
 
-/* Connects (and authenticates). Returns 0 or a negative error code with a
- * message. The connection is re-established by the calls below when lost. */
-int op_redis_connect(op_redis_t **out, const op_redis_conf_t *conf, char *err, size_t errlen);
-void op_redis_close(op_redis_t *r);
+/* Error codes beyond errno values: Redis answered, with an error. */
+#define OP_REDIS_EREPLY (-1000) /* an error reply (WRONGTYPE, OOM, READONLY ...): retry later */
+#define OP_REDIS_ESTATE (-1001) /* the state is missing, replaced or of another layout: stop */
 
-/* The next offset Redis holds for partitions 0..n-1, or -1 where it holds
- * none. Returns 0 or a negative error code. */
-int op_redis_offsets(op_redis_t *r, int32_t n, int64_t *offsets, char *err, size_t errlen);
+/* Creates the client (no connection yet: every call connects when needed). */
+int op_redis_create(op_redis_t **out, const op_redis_conf_t *conf);
+void op_redis_destroy(op_redis_t *r);
 
-/* Writes one tick: the deltas in d (dimension names from dict) and, for each
- * partition touched in d, the new next offset d->parts[p].next_offset —
- * provided Redis still holds expected[p] for it (-1: no key yet). Returns 0
- * when committed, OP_REDIS_FENCED when the fence failed (nothing written),
- * or a negative error code (connection trouble; nothing or everything was
- * written — the caller retries with the same expected offsets, and the
- * fence makes the retry safe). */
-int op_redis_flush(op_redis_t *r, const op_shard_t *d, op_intern_t *dict, const int64_t *expected,
-                   char *err, size_t errlen);
+/* Connects if needed, loads the functions, and opens the state: creates it
+ * when Redis holds nothing of this prefix, else checks its layout. Refuses
+ * (OP_REDIS_ESTATE, with the reason) keys of this prefix without their state
+ * record: the log and offsets were evicted or deleted, and starting from zero
+ * on top of what survived would count again. Sets the state's generation id,
+ * which every later call checks. */
+int op_redis_open(op_redis_t *r, char *err, size_t errlen);
 
-/* Loads the cumulative state (totals, brands, genders, users, windows, bad
- * and late counts) into an empty st, interning names through cache. With
- * top_users > 0 only that many best users are read (--view redis: what a
- * snapshot shows, every tick), otherwise every user (start-up). */
-int op_redis_load(op_redis_t *r, op_state_t *st, op_intern_cache_t *cache, int top_users, char *err,
+/* The generation id of the opened state ("" before op_redis_open). */
+const char *op_redis_generation(const op_redis_t *r);
+/* Adopts a generation read by another connection (no round trip). */
+void op_redis_set_generation(op_redis_t *r, const char *gen);
+const char *op_redis_prefix(const op_redis_t *r);
+
+/* What Redis holds of one partition. */
+typedef struct op_redis_part {
+    int64_t epoch;
+    int64_t next_offset; /* -1: nothing of it was ever counted */
+    int64_t max_event_ms;
+    int64_t lost;
+} op_redis_part_t;
+
+/* Makes writer the owner of the n partition fields ("kafka:orders:3").
+ * Returns 0 and fills out[n], or a negative error code. */
+int op_redis_claim(op_redis_t *r, const char *writer, int n, const char *const *fields,
+                   op_redis_part_t *out, char *err, size_t errlen);
+
+/* Stages blobs: SET keys[i] to bufs[i] with a TTL (pipelined). */
+int op_redis_stage(op_redis_t *r, int n, const char *const *keys, const char *const *bufs,
+                   const size_t *lens, char *err, size_t errlen);
+
+/* One partition of a commit. */
+typedef struct op_redis_commit_part {
+    const char *field;
+    int64_t epoch, expect_next, next, max_event_ms, lost;
+} op_redis_commit_part_t;
+
+/* A flat list of strings (the view operations of a commit). */
+typedef struct op_redis_argv {
+    char **v;
+    size_t *len;
+    size_t n, cap;
+} op_redis_argv_t;
+
+void op_redis_argv_init(op_redis_argv_t *a);
+void op_redis_argv_dispose(op_redis_argv_t *a);
+void op_redis_argv_clear(op_redis_argv_t *a);
+void op_redis_argv_add(op_redis_argv_t *a, const char *s, size_t len);
+void op_redis_argv_str(op_redis_argv_t *a, const char *s);
+void op_redis_argv_i64(op_redis_argv_t *a, int64_t v);
+
+typedef enum op_redis_verdict {
+    OP_REDIS_OK = 0, /* committed at pos */
+    OP_REDIS_BEHIND, /* the log grew past expect_pos: read it, then commit again */
+    OP_REDIS_BACK,   /* the log is shorter than expect_pos: Redis lost commits */
+    OP_REDIS_FENCED, /* a partition belongs to someone else now (fence_* say which) */
+} op_redis_verdict_t;
+
+typedef struct op_redis_commit_result {
+    op_redis_verdict_t verdict;
+    int64_t pos; /* OK: the log's end after the commit; BEHIND/BACK: its end now */
+    char fence_field[128];
+    char fence_owner[64];
+    int64_t fence_epoch, fence_next;
+} op_redis_commit_result_t;
+
+/* Commits: see redis.lua op_commit. Returns 0 with *res, or a negative error
+ * code (connection trouble: nothing or everything was applied -- retrying
+ * with the same cseq is safe, the log tells which). */
+int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos, int nparts,
+                    const op_redis_commit_part_t *parts, int nblobs, const char *const *blobs,
+                    size_t bytes, const op_redis_argv_t *view, op_redis_commit_result_t *res,
+                    char *err, size_t errlen);
+
+/* One log entry. */
+typedef struct op_redis_entry {
+    char kind; /* 'D' delta, 'S' snapshot */
+    char writer[32];
+    uint64_t cseq;
+    int nblobs;
+    char **blobs;
+} op_redis_entry_t;
+
+typedef struct op_redis_log {
+    int verdict; /* 0: entries below; OP_REDIS_BACK; or 1 = RELOAD */
+    int64_t base, end;
+    int64_t from; /* the position of entries[0] */
+    op_redis_entry_t *entries;
+    int n;
+} op_redis_log_t;
+
+#define OP_REDIS_RELOAD 1
+
+/* The log from position from on (from < 0: all of it, for loading). Returns 0
+ * and fills *log (op_redis_log_dispose), or a negative error code. */
+int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *err, size_t errlen);
+void op_redis_log_dispose(op_redis_log_t *log);
+
+/* Calls fn for each blob's bytes, in order (pipelined GETs, a window at a
+ * time). A missing blob is -ENOENT (compacted away meanwhile: read again). */
+int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
+                   int (*fn)(void *arg, const char *buf, size_t len), void *arg, char *err,
+                   size_t errlen);
+
+/* Compaction: the snapshot blobs hold everything before position upto.
+ * Returns 1 when done, 0 when stale (the log moved: nothing done), or a
+ * negative error code. */
+int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs,
+                     const char *const *blobs, size_t bytes, char *err, size_t errlen);
+
+/* Deletes up to max blobs waiting in the garbage list. Returns how many, or
+ * a negative error code. */
+int op_redis_collect_garbage(op_redis_t *r, int max, char *err, size_t errlen);
+
+/* How many chunks the file source cuts the file fp ("file:...") into: the
+ * count the first run chose (proposed, if this is the first), so that every
+ * replay resumes the same chunks whatever its --workers. */
+int op_redis_file_chunks(op_redis_t *r, const char *fp, int proposed, int *chunks, char *err,
+                         size_t errlen);
+
+/* The state's meta record, for the sink's compaction policy. */
+int op_redis_meta(op_redis_t *r, int64_t *snap_bytes, int64_t *delta_bytes, char *err,
                   size_t errlen);
+
+/* 1 while the last call reached Redis. */
+int op_redis_connected(const op_redis_t *r);
 
 #endif

@@ -1,11 +1,14 @@
 /* source_file.c — records from a JSONL file, for replays and benchmarks.
  *
- * The file is mapped read-only and cut into one contiguous chunk per worker,
- * at line boundaries, so the workers read in parallel without sharing
- * anything; a chunk plays the part of a partition (its id is the worker's
- * index) and a line's byte offset plays the part of the Kafka offset. Lines
- * are handed out in place (zero-copy): the mapping lives until
- * op_source_close.
+ * The file is mapped read-only and cut into contiguous chunks at line
+ * boundaries -- one per worker, or conf->chunks of them (with Redis the
+ * count is fixed per file, so that a replay with another --workers resumes
+ * the same chunks) -- read in parallel without sharing anything: chunk i
+ * belongs to worker i % nworkers. A chunk plays the part of a partition (its
+ * id is its index) and a line's byte offset plays the part of the Kafka
+ * offset; conf->start_offset says where each chunk resumes (the first line
+ * starting at or after that offset). Lines are handed out in place
+ * (zero-copy): the mapping lives until op_source_close.
  *
  * A line is everything up to a '\n' (not included, nor a '\r' just before
  * it); an empty line is a record of length 0 (the parser counts it as bad),
@@ -16,23 +19,35 @@
  */
 #include "engine/io/source_internal.h"
 
+#include "engine/hash.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdalign.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* One worker's chunk. Owner: that worker (cur moves); the rest is set at
- * open. Cache-line aligned so that neighbouring workers do not share lines. */
+typedef struct file_chunk {
+    const char *cur; /* next line to hand out */
+    const char *end; /* end of the chunk: just after a '\n', or the end of the file */
+} file_chunk_t;
+
+/* One worker's chunks. Owner: that worker (cur moves, and which chunk it
+ * reads); the rest is set at open. Cache-line aligned so that neighbouring
+ * workers do not share lines. */
 typedef struct file_input {
     alignas(64) op_input_t base;
-    const char *cur; /* next line to hand out */
-    const char *end; /* end of this chunk: just after a '\n', or the end of the file */
+    const char *cur; /* next line to hand out in the current chunk */
+    const char *end; /* end of the current chunk */
     const char *map; /* start of the mapping, for offsets */
-    int32_t partition;
+    int32_t partition; /* the current chunk */
+    int32_t stride;    /* the next chunk of this worker is partition + stride */
+    file_chunk_t *chunks; /* every chunk of the file (shared, read-only) */
+    int32_t nchunks;
     size_t batch_max;
     op_record_t *recs; /* batch_max records, reused for every batch */
 } file_input_t;
@@ -44,6 +59,8 @@ typedef struct file_source {
     size_t size;
     int nworkers;
     file_input_t *inputs; /* nworkers, aligned */
+    file_chunk_t *chunks; /* nchunks */
+    int32_t nchunks;
 } file_source_t;
 
 static op_input_t *file_input(op_source_t *src, int i)
@@ -58,9 +75,14 @@ static int file_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
 {
     file_input_t *fi = (file_input_t *)in;
     (void)timeout_ms;
+    while (fi->cur == fi->end) { /* the next chunk of this worker, if any */
+        if (fi->partition + fi->stride >= fi->nchunks)
+            return OP_INPUT_EOF;
+        fi->partition += fi->stride;
+        fi->cur = fi->chunks[fi->partition].cur;
+        fi->end = fi->chunks[fi->partition].end;
+    }
     const char *cur = fi->cur, *end = fi->end;
-    if (cur == end)
-        return OP_INPUT_EOF;
     size_t n = 0;
     while (n < fi->batch_max && cur < end) {
         const char *nl = memchr(cur, '\n', (size_t)(end - cur));
@@ -102,6 +124,7 @@ static void file_close(op_source_t *src)
             free(fs->inputs[i].recs);
         free(fs->inputs);
     }
+    free(fs->chunks);
     if (fs->map)
         munmap(fs->map, fs->size);
     free(fs);
@@ -128,16 +151,25 @@ static size_t chunk_start(const char *map, size_t size, int i, int n, size_t pre
     return nl ? (size_t)(nl - map) + 1 : size;
 }
 
+/* The first line start at or after pos, before end (or end). */
+static size_t line_at_or_after(const char *map, size_t end, size_t pos)
+{
+    if (pos == 0 || map[pos - 1] == '\n')
+        return pos;
+    const char *nl = memchr(map + pos, '\n', end - pos);
+    return nl ? (size_t)(nl - map) + 1 : end;
+}
+
 int op_source_file_open(op_source_t **out, const op_source_conf_t *conf, char *err, size_t errlen)
 {
     int rc, fd = -1;
     int n = conf->nworkers;
     file_source_t *fs = NULL;
 
-    if (n > OP_SOURCE_MAX_PARTITIONS)
+    if (n > OP_SOURCE_MAX_PARTITIONS || conf->chunks > OP_SOURCE_MAX_PARTITIONS)
         return op_source_error(err, errlen, -EINVAL,
-                               "source: at most %d workers for a file source, got %d",
-                               OP_SOURCE_MAX_PARTITIONS, n);
+                               "source: at most %d workers or chunks for a file source",
+                               OP_SOURCE_MAX_PARTITIONS);
     fs = calloc(1, sizeof(*fs));
     if (!fs)
         return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
@@ -171,6 +203,33 @@ int op_source_file_open(op_source_t **out, const op_source_conf_t *conf, char *e
     close(fd);
     fd = -1;
 
+    /* The chunks, and where each resumes. */
+    int nc = conf->chunks > 0 ? conf->chunks : n;
+    fs->nchunks = nc;
+    fs->chunks = calloc((size_t)nc, sizeof(*fs->chunks));
+    if (!fs->chunks) {
+        rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+        goto fail;
+    }
+    size_t start = 0;
+    for (int c = 0; c < nc; c++) {
+        size_t stop = c + 1 < nc ? chunk_start(fs->map, fs->size, c + 1, nc, start) : fs->size;
+        size_t from = start;
+        int64_t off;
+        if (conf->start_offset) {
+            if ((rc = conf->start_offset(conf->start_opaque, c, &off)) < 0) {
+                op_source_error(err, errlen, rc, "source: %s: chunk %d: no start offset", conf->file,
+                                c);
+                goto fail;
+            }
+            if (off > (int64_t)from)
+                from = off >= (int64_t)stop ? stop : line_at_or_after(fs->map, stop, (size_t)off);
+        }
+        fs->chunks[c].cur = fs->map ? fs->map + from : NULL;
+        fs->chunks[c].end = fs->map ? fs->map + stop : NULL;
+        start = stop;
+    }
+
     size_t bytes = ((size_t)n * sizeof(file_input_t) + 63) & ~(size_t)63;
     fs->inputs = aligned_alloc(64, bytes);
     if (!fs->inputs) {
@@ -178,22 +237,24 @@ int op_source_file_open(op_source_t **out, const op_source_conf_t *conf, char *e
         goto fail;
     }
     memset(fs->inputs, 0, bytes);
-    size_t start = 0;
     for (int i = 0; i < n; i++) {
-        size_t stop = i + 1 < n ? chunk_start(fs->map, fs->size, i + 1, n, start) : fs->size;
         file_input_t *fi = &fs->inputs[i];
         fi->base.src = &fs->base;
         fi->map = fs->map;
-        fi->cur = fs->map ? fs->map + start : NULL;
-        fi->end = fs->map ? fs->map + stop : NULL;
+        fi->chunks = fs->chunks;
+        fi->nchunks = nc;
+        fi->stride = n;
         fi->partition = i;
+        fi->cur = i < nc ? fs->chunks[i].cur : NULL;
+        fi->end = i < nc ? fs->chunks[i].end : NULL;
+        if (i >= nc)
+            fi->partition = nc; /* no chunk: EOF at once */
         fi->batch_max = conf->batch_max;
         fi->recs = calloc(conf->batch_max, sizeof(op_record_t));
         if (!fi->recs) {
             rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
             goto fail;
         }
-        start = stop;
     }
     *out = &fs->base;
     return 0;
@@ -203,4 +264,37 @@ fail:
         close(fd);
     file_close(&fs->base);
     return rc;
+}
+
+int op_source_file_fingerprint(const char *path, char *out, size_t outlen, char *err, size_t errlen)
+{
+    /* Size, and the hash of the first and last 64 KiB: enough to tell files
+     * apart, cheap for files of any size. */
+    enum { EDGE = 65536 };
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return op_source_error(err, errlen, -e, "cannot open %s: %s", path, strerror(e));
+    }
+    char *buf = malloc(2 * EDGE);
+    if (!buf) {
+        close(fd);
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    }
+    size_t size = (size_t)st.st_size, head = size < EDGE ? size : EDGE;
+    size_t tail = size - head < EDGE ? size - head : EDGE;
+    ssize_t a = pread(fd, buf, head, 0);
+    ssize_t b = tail ? pread(fd, buf + head, tail, (off_t)(size - tail)) : 0;
+    close(fd);
+    if (a != (ssize_t)head || b != (ssize_t)tail) {
+        free(buf);
+        return op_source_error(err, errlen, -EIO, "cannot read %s", path);
+    }
+    uint64_t h = op_hash_bytes(buf, head + tail);
+    free(buf);
+    snprintf(out, outlen, "file:%016llx-%zu", (unsigned long long)h, size);
+    return 0;
 }

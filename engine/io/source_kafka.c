@@ -48,6 +48,7 @@
 #define META_TIMEOUT_MS 10000
 #define POLL_TIMEOUT_MS 100
 #define LOG_INTERVAL_MS 1000
+#define CLAIM_RETRY_MS  1000
 
 typedef struct kafka_source kafka_source_t;
 
@@ -106,6 +107,19 @@ struct kafka_source {
      * before its first message). */
     atomic_uchar owned[OP_SOURCE_MAX_PARTITIONS];
     _Atomic int64_t next[OP_SOURCE_MAX_PARTITIONS];
+
+    /* Claims (conf->start_offset) that failed at assignment: the partition is
+     * assigned (from its beginning, paused) but not consumed; the poll thread
+     * asks again every CLAIM_RETRY_MS, then seeks to the claimed offset and
+     * resumes. Workers drop every record of a held partition and every record
+     * below start[p] (fetched before the seek). held/start: poll thread
+     * writes, workers read (relaxed is enough: a stale read only drops a
+     * record that would have been dropped, or lets through one at or after
+     * the claimed start). nheld, next_claim_ms: poll thread only. */
+    atomic_uchar held[OP_SOURCE_MAX_PARTITIONS];
+    _Atomic int64_t start[OP_SOURCE_MAX_PARTITIONS];
+    int nheld;
+    int64_t next_claim_ms;
 
     pthread_t poller;
     int poller_started;
@@ -181,6 +195,73 @@ static void revoke_all(kafka_source_t *ks)
     for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         unforward_partition(ks, p);
         atomic_store_explicit(&ks->owned[p], 0, memory_order_relaxed);
+        atomic_store_explicit(&ks->held[p], 0, memory_order_relaxed);
+    }
+    ks->nheld = 0;
+}
+
+/* Pauses (on) or resumes one partition. */
+static void pause_one(kafka_source_t *ks, int32_t p, int on)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (!l)
+        return;
+    rd_kafka_topic_partition_list_add(l, ks->topic, p);
+    rd_kafka_resp_err_t e = on ? rd_kafka_pause_partitions(ks->rk, l)
+                               : rd_kafka_resume_partitions(ks->rk, l);
+    if (e)
+        log_limited(&ks->pol_log, "%s [%d]: %s", on ? "pause" : "resume", (int)p,
+                    rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Where partition p starts: its claim. A failed claim holds it (see held). */
+static int64_t claim_start(kafka_source_t *ks, int32_t p, int64_t dflt)
+{
+    int64_t off = dflt;
+    if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0) {
+        atomic_store_explicit(&ks->start[p], INT64_MAX, memory_order_relaxed);
+        atomic_store_explicit(&ks->held[p], 1, memory_order_relaxed);
+        ks->nheld++;
+        return RD_KAFKA_OFFSET_BEGINNING; /* below any claimed offset: fetched, then dropped */
+    }
+    atomic_store_explicit(&ks->start[p], off >= 0 ? off : 0, memory_order_relaxed);
+    atomic_store_explicit(&ks->held[p], 0, memory_order_relaxed);
+    return off;
+}
+
+/* Poll thread: claims the held partitions again; those that succeed are
+ * sought to their claimed offset and resumed. */
+static void retry_claims(kafka_source_t *ks)
+{
+    int64_t now = now_ms();
+    if (!ks->nheld || now < ks->next_claim_ms)
+        return;
+    ks->next_claim_ms = now + CLAIM_RETRY_MS;
+    for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS && ks->nheld; p++) {
+        if (!atomic_load_explicit(&ks->held[p], memory_order_relaxed))
+            continue;
+        int64_t off = 0;
+        if (ks->start_offset(ks->start_opaque, p, &off) < 0)
+            return; /* Redis still unreachable: again later */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        if (!l)
+            return;
+        rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(ks->rk, l, META_TIMEOUT_MS);
+        rd_kafka_topic_partition_list_destroy(l);
+        if (e) {
+            log_limited(&ks->pol_log, "seek [%d] to %lld: %s", (int)p, (long long)off,
+                        rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            return;
+        }
+        atomic_store_explicit(&ks->start[p], off >= 0 ? off : 0, memory_order_relaxed);
+        atomic_store_explicit(&ks->next[p], off >= 0 ? off : -1, memory_order_relaxed);
+        atomic_store_explicit(&ks->held[p], 0, memory_order_relaxed);
+        ks->nheld--;
+        pause_one(ks, p, 0);
+        fprintf(stderr, "orderpulse: kafka: claimed partition %d at %lld\n", (int)p, (long long)off);
     }
 }
 
@@ -228,9 +309,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                         t->topic, (int)t->partition, OP_SOURCE_MAX_PARTITIONS);
             continue;
         }
-        int64_t off = t->offset;
-        if (ks->start_offset && ks->start_offset(ks->start_opaque, t->partition, &off) < 0)
-            off = t->offset;
+        int64_t off = claim_start(ks, t->partition, t->offset);
         if (forward_partition(ks, t->partition) < 0) {
             log_limited(&ks->pol_log, "rebalance: no queue for %s [%d]", t->topic,
                         (int)t->partition);
@@ -244,6 +323,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         log_limited(&ks->pol_log, "assign: %s", rd_kafka_err2str(e));
     else
         log_assignment(mine);
+    for (int i = 0; !e && i < mine->cnt; i++)
+        if (atomic_load_explicit(&ks->held[mine->elems[i].partition], memory_order_relaxed))
+            pause_one(ks, mine->elems[i].partition, 1);
+    if (ks->nheld)
+        fprintf(stderr,
+                "orderpulse: kafka: %d partition(s) held until Redis can be asked where they "
+                "resume\n",
+                ks->nheld);
+    ks->next_claim_ms = now_ms() + CLAIM_RETRY_MS;
     rd_kafka_topic_partition_list_destroy(mine);
     if (ks->on_assigned)
         ks->on_assigned(ks->start_opaque);
@@ -260,6 +348,7 @@ static void *poll_main(void *arg)
 {
     kafka_source_t *ks = arg;
     while (!atomic_load_explicit(&ks->stop, memory_order_acquire)) {
+        retry_claims(ks);
         rd_kafka_message_t *m = rd_kafka_consumer_poll(ks->rk, POLL_TIMEOUT_MS);
         if (!m)
             continue;
@@ -356,6 +445,11 @@ static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
             continue;
         }
         int32_t p = m->partition;
+        if (atomic_load_explicit(&ks->held[p], memory_order_relaxed) ||
+            m->offset < atomic_load_explicit(&ks->start[p], memory_order_relaxed)) {
+            rd_kafka_message_destroy(m); /* not claimed yet, or fetched before the seek */
+            continue;
+        }
         if (ks->once) {
             if (ks->done[p] || m->offset >= ks->end[p]) { /* after the end seen at start */
                 rd_kafka_message_destroy(m);
@@ -599,8 +693,13 @@ static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
                                    ks->topic, (int)p, rd_kafka_err2str(e));
         }
         int64_t off = RD_KAFKA_OFFSET_INVALID; /* the committed offset, else the earliest */
-        if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0)
-            off = RD_KAFKA_OFFSET_INVALID;
+        if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0) {
+            rd_kafka_topic_partition_list_destroy(l);
+            return op_source_error(err, errlen, -EIO,
+                                   "source: %s [%d]: cannot claim the partition in Redis",
+                                   ks->topic, (int)p);
+        }
+        atomic_store_explicit(&ks->start[p], off >= 0 ? off : 0, memory_order_relaxed);
         ks->end[p] = hi;
         if (hi <= lo || (off >= 0 && off >= hi)) { /* nothing to read */
             ks->done[p] = 1;
@@ -657,6 +756,8 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         atomic_init(&ks->owned[p], 0);
         atomic_init(&ks->next[p], -1);
+        atomic_init(&ks->held[p], 0);
+        atomic_init(&ks->start[p], 0);
     }
     ks->nworkers = conf->nworkers;
     ks->once = conf->once;

@@ -292,48 +292,212 @@ def _amount(cents_value):
     return Decimal(cents_value) / 100
 
 
-def redis_snapshot(port, prefix="{op}"):
-    """The cumulative metrics as Redis holds them, in the snapshot document's
-    shape (members that Redis keeps: no shares, no final flags)."""
+# --- Redis layout 2, read independently of the engine's code ----------------
+#
+# docs/REDIS.md: the truth is a log of blobs (engine/io/delta.h gives the
+# format); the readable view is plain keys. Both are rebuilt here from the
+# documentation, so that a test compares the engine with the truth, not the
+# engine with itself.
+
+TABLES = {1: ("minutes", None, False), 2: ("catmin", 1, True), 3: ("brands", 2, False),
+          4: ("genders", 0, False), 5: ("gslots", 0, True)}
+
+
+class _Blob:
+    def __init__(self, data):
+        self.d, self.i = data, 0
+
+    def u8(self):
+        v = self.d[self.i]
+        self.i += 1
+        return v
+
+    def varint(self):
+        v, shift = 0, 0
+        while True:
+            b = self.u8()
+            v |= (b & 0x7f) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+
+    def svarint(self):
+        u = self.varint()
+        return (u >> 1) ^ -(u & 1)
+
+    def raw(self, n):
+        v = self.d[self.i:self.i + n]
+        if len(v) != n:
+            raise ValueError("truncated blob")
+        self.i += n
+        return v
+
+
+def fold_blob(data, st):
+    """Adds one chunk (delta or snapshot) into st."""
+    if data[:4] != b"OPD2" or data[4:5] not in (b"D", b"S"):
+        raise ValueError(f"not a layout-2 blob: {data[:5]!r}")
+    b, names = _Blob(data[5:]), []
+    while b.i < len(b.d):
+        tag = b.u8()
+        if tag == 1:
+            dim = b.u8()
+            names.append((dim, b.raw(b.varint()).decode()))
+        elif tag == 2:
+            for k in ("orders", "quantity", "amount"):
+                st["totals"][k] += b.svarint()
+        elif tag == 3:
+            reason = b.raw(b.varint()).decode()
+            st["bad"][reason] = st["bad"].get(reason, 0) + b.svarint()
+        elif tag == 4:
+            st["late"] += b.svarint()
+        elif tag == 5:
+            name, dim, paired = TABLES[b.u8()]
+            bucket = b.varint() if dim is None or paired else None
+            idx = b.varint() if dim is not None else None
+            tally = [b.svarint(), b.svarint(), b.svarint()]
+            if dim is not None and names[idx][0] != dim:
+                raise ValueError("a tally names a name of another dimension")
+            key = bucket if dim is None else (names[idx][1] if not paired
+                                             else (bucket, names[idx][1]))
+            cur = st[name].setdefault(key, [0, 0, 0])
+            for i in range(3):
+                cur[i] += tally[i]
+        elif tag == 6:
+            name = b.raw(b.u8()).decode()
+            cur = st["users"].setdefault(name, [0, 0])
+            cur[0] += b.svarint()
+            cur[1] += b.svarint()
+        elif tag == 7:
+            p = b.varint()
+            nxt, mx, _records, lost = b.svarint(), b.svarint(), b.svarint(), b.svarint()
+            cur = st["parts"].setdefault(p, {"next": -1, "max": None, "lost": 0})
+            cur["next"] = max(cur["next"], nxt)
+            cur["max"] = mx if cur["max"] is None else max(cur["max"], mx)
+            cur["lost"] += lost
+        else:
+            raise ValueError(f"unknown record tag {tag}")
+
+
+def _str(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def read_log_state(r, prefix="{op}"):
+    """Folds the whole log (snapshot and deltas), as a restarting engine would."""
+    meta = r.call("HGETALL", f"{prefix}:meta") or []
+    meta = {_str(meta[i]): _str(meta[i + 1]) for i in range(0, len(meta), 2)}
+    st = {"totals": {"orders": 0, "quantity": 0, "amount": 0}, "bad": {}, "late": 0,
+          "minutes": {}, "catmin": {}, "brands": {}, "genders": {}, "gslots": {},
+          "users": {}, "parts": {}, "meta": meta}
+    if not meta:
+        return st
+    for entry in r.call("LRANGE", f"{prefix}:log", 0, -1) or []:
+        words = _str(entry).split(" ")
+        for key in words[4:]:
+            data = r.call("GET", key)
+            if data is None:
+                raise AssertionError(f"log entry {entry!r}: blob {key} is missing")
+            fold_blob(data, st)
+    return st
+
+
+def _doc_from_state(st):
+    """The snapshot document's members (as the truth has them) from a folded log."""
+    doc = {"totals": {"orders": st["totals"]["orders"], "quantity": st["totals"]["quantity"],
+                      "amount": _amount(st["totals"]["amount"])}}
+    doc["brands"] = sorted(({"name": n, "quantity": t[1], "amount": _amount(t[2])}
+                            for n, t in st["brands"].items() if t[0]),
+                           key=lambda x: (-x["quantity"], x["name"].encode()))
+    doc["gender"] = sorted(({"name": n, "quantity": t[1], "amount": _amount(t[2])}
+                            for n, t in st["genders"].items() if t[0]),
+                           key=lambda x: (-x["amount"], x["name"].encode()))
+    users = sorted(((n, c, o) for n, (c, o) in st["users"].items()),
+                   key=lambda u: (-u[1], u[0].encode()))
+    doc["top_users"] = [{"name": n, "amount": _amount(c), "orders": o} for n, c, o in users[:10]]
+    doc["minutes"] = [{"minute": m * 60000, "orders": t[0], "quantity": t[1],
+                       "amount": _amount(t[2])}
+                      for m, t in sorted(st["minutes"].items()) if t[0]]
+    cats = {}
+    for (m, name), t in st["catmin"].items():
+        if t[0]:
+            cats.setdefault(m, []).append({"name": name, "quantity": t[1],
+                                           "amount": _amount(t[2])})
+    doc["categories"] = [{"minute": m * 60000,
+                          "ranking": sorted(c, key=lambda x: (-x["quantity"], x["name"].encode()))}
+                         for m, c in sorted(cats.items())]
+    slots = {}
+    for (sl, name), t in st["gslots"].items():
+        if t[1]:
+            slots.setdefault(sl, {})[name] = t[1]
+    doc["gender_slots"] = [{"slot": sl * 600000, "quantity": q} for sl, q in sorted(slots.items())]
+    doc["bad"] = sum(st["bad"].values())
+    doc["late"] = st["late"]
+    doc["bad_by_reason"] = {k: v for k, v in st["bad"].items() if v}
+    doc["users"] = {n: (c, o) for n, (c, o) in st["users"].items()}
+    return doc
+
+
+def redis_view(port, prefix="{op}"):
+    """What a redis-cli reader gets from the readable keys (docs/REDIS.md), in
+    the truth's shape, plus the top-100 users and the view's log position."""
     r = Redis(port)
     try:
-        t = r.hgetall(f"{prefix}:totals")
+        def h(key):
+            v = r.call("HGETALL", key) or []
+            return {_str(v[i]): _str(v[i + 1]) for i in range(0, len(v), 2)}
+
+        def z(key):
+            v = r.call("ZREVRANGE", key, 0, -1, "WITHSCORES") or []
+            return [(_str(v[i]), int(float(v[i + 1]))) for i in range(0, len(v), 2)]
+        t = {k: int(v) for k, v in h(f"{prefix}:totals").items()}
         doc = {"totals": {"orders": t.get("orders", 0), "quantity": t.get("quantity", 0),
                           "amount": _amount(t.get("amount", 0))}}
-        bq, ba, bo = (r.hgetall(f"{prefix}:brand:{k}") for k in "qao")
-        doc["brands"] = sorted(({"name": n, "quantity": bq[n], "amount": _amount(ba.get(n, 0))}
-                                for n in bq), key=lambda b: (-b["quantity"], b["name"].encode()))
-        gq, ga = (r.hgetall(f"{prefix}:gender:{k}") for k in "qa")
-        doc["gender"] = sorted(({"name": n, "quantity": gq[n], "amount": _amount(ga.get(n, 0))}
-                                for n in gq), key=lambda g: (-g["amount"], g["name"].encode()))
-        z = r.call("ZREVRANGE", f"{prefix}:users", 0, -1, "WITHSCORES")
-        orders = r.hgetall(f"{prefix}:user:o")
-        users = [(z[i].decode(), int(float(z[i + 1]))) for i in range(0, len(z), 2)]
-        users.sort(key=lambda u: (-u[1], u[0].encode()))
-        doc["top_users"] = [{"name": n, "amount": _amount(c), "orders": orders.get(n, 0)}
-                            for n, c in users[:10]]
-        minutes = []
-        for k in r.keys(f"{prefix}:minute:*"):
-            h = r.hgetall(k)
-            minutes.append({"minute": int(k.rsplit(":", 1)[1]), "orders": h.get("orders", 0),
-                            "quantity": h.get("quantity", 0),
-                            "amount": _amount(h.get("amount", 0))})
-        doc["minutes"] = sorted(minutes, key=lambda m: m["minute"])
-        cats = []
-        for k in r.keys(f"{prefix}:catmin:*"):
-            h = r.hgetall(k)
-            names = sorted({f.rsplit("\x1f", 1)[0] for f in h})
-            ranking = [{"name": n, "quantity": h.get(n + "\x1fq", 0),
-                        "amount": _amount(h.get(n + "\x1fa", 0))} for n in names]
+        bq, ba = dict(z(f"{prefix}:brands:q")), dict(z(f"{prefix}:brands:a"))
+        doc["brands"] = sorted(({"name": n, "quantity": q, "amount": _amount(ba.get(n, 0))}
+                                for n, q in bq.items()),
+                               key=lambda x: (-x["quantity"], x["name"].encode()))
+        gq, ga = h(f"{prefix}:gender:q"), h(f"{prefix}:gender:a")
+        doc["gender"] = sorted(({"name": n, "quantity": int(q),
+                                 "amount": _amount(int(ga.get(n, 0)))} for n, q in gq.items()),
+                               key=lambda x: (-x["amount"], x["name"].encode()))
+        top, top_o = z(f"{prefix}:top_users"), h(f"{prefix}:top_users:o")
+        top.sort(key=lambda u: (-u[1], u[0].encode()))
+        doc["top_users"] = [{"name": n, "amount": _amount(c), "orders": int(top_o.get(n, 0))}
+                            for n, c in top[:10]]
+        doc["top100"] = [(n, c, int(top_o.get(n, 0))) for n, c in top]
+        minutes, cats = [], []
+        for f, v in sorted(h(f"{prefix}:minutes").items(), key=lambda kv: int(kv[0])):
+            o, q, a = (int(x) for x in v.split(" "))
+            minutes.append({"minute": int(f), "orders": o, "quantity": q, "amount": _amount(a)})
+            ranking = z(f"{prefix}:catmin:{f}")
+            amounts = h(f"{prefix}:catmin:{f}:a")
+            ranking = [{"name": n, "quantity": q, "amount": _amount(int(amounts.get(n, 0)))}
+                       for n, q in ranking]
             ranking.sort(key=lambda c: (-c["quantity"], c["name"].encode()))
-            cats.append({"minute": int(k.rsplit(":", 1)[1]), "ranking": ranking})
-        doc["categories"] = sorted(cats, key=lambda c: c["minute"])
-        slots = []
-        for k in r.keys(f"{prefix}:slot:*"):
-            slots.append({"slot": int(k.rsplit(":", 1)[1]), "quantity": r.hgetall(k)})
-        doc["gender_slots"] = sorted(slots, key=lambda s: s["slot"])
+            if ranking:
+                cats.append({"minute": int(f), "ranking": ranking})
+        doc["minutes"], doc["categories"] = minutes, cats
+        slots = {}
+        for f, v in h(f"{prefix}:slots").items():
+            ms, gender = f.split(":", 1)
+            slots.setdefault(int(ms), {})[gender] = int(v)
+        doc["gender_slots"] = [{"slot": sl, "quantity": q} for sl, q in sorted(slots.items())]
         doc["bad"] = t.get("bad", 0)
+        doc["late"] = t.get("late", 0)
+        doc["bad_by_reason"] = {k: int(v) for k, v in h(f"{prefix}:bad").items() if int(v)}
+        doc["users_count"] = t.get("users", 0)
         return doc
+    finally:
+        r.close()
+
+
+def redis_snapshot(port, prefix="{op}"):
+    """The cumulative metrics as Redis's log holds them, in the snapshot
+    document's shape (no shares, no final flags), plus bad, late, every user."""
+    r = Redis(port)
+    try:
+        return _doc_from_state(read_log_state(r, prefix))
     finally:
         r.close()
 
@@ -342,8 +506,55 @@ def truth_as_redis_holds_it(truth):
     """The truth document reduced to what redis_snapshot() can rebuild."""
     doc = {k: truth[k] for k in ("totals", "brands", "top_users", "categories",
                                  "gender_slots")}
-    doc["minutes"] = [{k: v for k, v in m.items() if k != "final"} for m in truth["minutes"]]
+    doc["minutes"] = [{k: v for k, v in m.items() if k not in ("final", "state")}
+                      for m in truth["minutes"]]
     doc["gender"] = [{k: v for k, v in g.items() if k not in SHARE_KEYS}
                      for g in truth["gender"]]
     doc["bad"] = truth["stats"]["bad_records"]
     return doc
+
+
+# --- the whole state Redis holds, for the exactly-once tests -------------------
+
+def read_users_truth(path):
+    """The simulator's --truth-users file: {name: (cents, orders)}."""
+    users = {}
+    with open(path, "rb") as f:
+        for line in f:
+            name, cents_text, orders = line.decode("utf-8").rstrip("\n").split("\t")
+            users[name] = (int(cents_text), int(orders))
+    return users
+
+
+def redis_state(port, prefix="{op}"):
+    """Everything Redis holds: the folded log (truth) with the readable view
+    beside it (doc["view"])."""
+    doc = redis_snapshot(port, prefix)
+    doc["view"] = redis_view(port, prefix)
+    return doc
+
+
+def state_diff(state, truth, users_path):
+    """Every difference between what Redis holds -- the log and the readable
+    view -- and the simulator's truth: the snapshot members, late and bad
+    counts, every user, the top 100."""
+    want = truth_as_redis_holds_it(truth)
+    out = []
+    for label, got in (("log", state), ("view", state["view"])):
+        out += [f"{label}{d}" for d in snapshot_diff({k: got[k] for k in want}, want)]
+        if got["late"] != truth["stats"]["late_records"]:
+            out.append(f"{label}/late: got {got['late']}, want {truth['stats']['late_records']}")
+        if sum(got["bad_by_reason"].values()) != truth["stats"]["bad_records"]:
+            out.append(f"{label}/bad_by_reason: sums to {sum(got['bad_by_reason'].values())}, "
+                       f"want {truth['stats']['bad_records']}")
+    users = read_users_truth(users_path)
+    for name in sorted(set(users) | set(state["users"])):
+        g, w = state["users"].get(name), users.get(name)
+        if g != w:
+            out.append(f"log/users/{name}: got {g}, want {w}")
+    ranked = sorted(((n, c, o) for n, (c, o) in users.items()), key=lambda u: (-u[1], u[0].encode()))
+    if state["view"]["top100"] != ranked[:100]:
+        out.append("view/top_users: the top 100 differ from the truth's")
+    if state["view"]["users_count"] != len(users):
+        out.append(f"view/totals/users: got {state['view']['users_count']}, want {len(users)}")
+    return out

@@ -1,0 +1,485 @@
+/* delta.c — encoding aggregates into Redis blobs and folding them back (see
+ * delta.h for the format).
+ *
+ * Names of dimensions travel as bytes, once per chunk: ids are private to a
+ * process (each engine interns in its own order), names are not.
+ */
+#include "engine/io/delta.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/conf.h"
+#include "engine/hash.h"
+#include "engine/util.h"
+
+enum {
+    TAG_NAME = 1,
+    TAG_TOTALS = 2,
+    TAG_BAD = 3,
+    TAG_LATE = 4,
+    TAG_TALLY = 5,
+    TAG_USER = 6,
+    TAG_PART = 7,
+};
+
+#define HEADER_LEN 5
+#define RECORD_MAX (1 + 2 + OP_PARSE_MAX_NAME + 5 * 10) /* the longest record, generously */
+
+/* --- writing ------------------------------------------------------------------ */
+
+static void buf_reserve(op_delta_chunk_t *c, size_t more)
+{
+    if (c->len + more <= c->cap)
+        return;
+    size_t cap = c->cap ? c->cap * 2 : 4096;
+    while (cap < c->len + more)
+        cap *= 2;
+    c->buf = op_xrealloc(c->buf, cap);
+    c->cap = cap;
+}
+
+static void new_chunk(op_delta_buf_t *b)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 4;
+        b->chunks = op_xrealloc(b->chunks, b->cap * sizeof(*b->chunks));
+        memset(b->chunks + b->n, 0, (b->cap - b->n) * sizeof(*b->chunks));
+    }
+    op_delta_chunk_t *c = &b->chunks[b->n++];
+    c->len = 0;
+    buf_reserve(c, HEADER_LEN + RECORD_MAX);
+    memcpy(c->buf, "OPD2", 4);
+    c->buf[4] = b->kind;
+    c->len = HEADER_LEN;
+    b->bytes += HEADER_LEN;
+    op_ktable_clear(&b->names);
+    b->nnames = 0;
+    b->sealed = 0;
+}
+
+/* The chunk the next record goes to, with room for it: a new one when the
+ * current one is full. */
+static op_delta_chunk_t *room(op_delta_buf_t *b)
+{
+    if (!b->n || b->sealed || b->chunks[b->n - 1].len >= OP_DELTA_CHUNK)
+        new_chunk(b);
+    op_delta_chunk_t *c = &b->chunks[b->n - 1];
+    buf_reserve(c, RECORD_MAX);
+    return c;
+}
+
+static void put_u8(op_delta_chunk_t *c, uint8_t v)
+{
+    c->buf[c->len++] = (char)v;
+}
+
+static void put_varint(op_delta_chunk_t *c, uint64_t v)
+{
+    while (v >= 0x80) {
+        c->buf[c->len++] = (char)(v | 0x80);
+        v >>= 7;
+    }
+    c->buf[c->len++] = (char)v;
+}
+
+static void put_svarint(op_delta_chunk_t *c, int64_t v)
+{
+    put_varint(c, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put_bytes(op_delta_chunk_t *c, const char *p, size_t n)
+{
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+}
+
+/* Ends a record: keeps the byte count. */
+static void done(op_delta_buf_t *b, op_delta_chunk_t *c, size_t start)
+{
+    b->bytes += c->len - start;
+}
+
+/* This chunk's index of (dim, id), writing a NAME record on first use. The
+ * caller has made room. Returns -1 for an id without a name (a hole left by
+ * a lost insertion race: no tally can carry it). */
+static int64_t name_index(op_delta_buf_t *b, op_delta_chunk_t *c, const op_intern_t *dict,
+                          int dim, uint32_t id)
+{
+    uint64_t key = op_ktable_pair((uint64_t)dim, id);
+    op_tally_t *t = op_ktable_find(&b->names, key);
+    if (t)
+        return t->orders - 1;
+    size_t len;
+    const char *name = op_intern_name(dict, (op_dim_t)dim, id, &len);
+    if (!name)
+        return -1;
+    size_t start = c->len;
+    put_u8(c, TAG_NAME);
+    put_u8(c, (uint8_t)dim);
+    put_varint(c, len);
+    put_bytes(c, name, len);
+    done(b, c, start);
+    op_ktable_upsert(&b->names, key)->orders = (int64_t)b->nnames + 1;
+    return b->nnames++;
+}
+
+static void put_tally(op_delta_chunk_t *c, const op_tally_t *t)
+{
+    put_svarint(c, t->orders);
+    put_svarint(c, t->quantity);
+    put_svarint(c, t->amount);
+}
+
+static void encode_table(op_delta_buf_t *b, const op_table_desc_t *d, const op_ktable_t *t,
+                         const op_intern_t *dict)
+{
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (!op_ktable_used(t, i))
+            continue;
+        uint64_t key = op_ktable_key(t, i);
+        op_delta_chunk_t *c = room(b);
+        int64_t name = 0;
+        if (d->dim >= 0) {
+            uint32_t id = d->paired ? op_ktable_pair_dim(key) : (uint32_t)key;
+            name = name_index(b, c, dict, d->dim, id);
+            if (name < 0)
+                continue;
+        }
+        size_t start = c->len;
+        put_u8(c, TAG_TALLY);
+        put_u8(c, d->id);
+        if (d->dim < 0)
+            put_varint(c, key);
+        else if (d->paired)
+            put_varint(c, op_ktable_pair_bucket(key));
+        if (d->dim >= 0)
+            put_varint(c, (uint64_t)name);
+        put_tally(c, &t->vals[i]);
+        done(b, c, start);
+    }
+}
+
+static void encode_users(op_delta_buf_t *b, const op_users_t *u)
+{
+    for (uint32_t e = 0; e < u->count; e++) {
+        size_t len;
+        const char *name = op_users_name(u, e, &len);
+        op_delta_chunk_t *c = room(b);
+        size_t start = c->len;
+        put_u8(c, TAG_USER);
+        put_u8(c, (uint8_t)len);
+        put_bytes(c, name, len);
+        put_svarint(c, u->ent[e].amount);
+        put_svarint(c, (int64_t)u->ent[e].orders);
+        done(b, c, start);
+    }
+    b->user_records += u->count;
+}
+
+static void encode_counters(op_delta_buf_t *b, const op_tally_t *totals, const int64_t *bad,
+                            int64_t late)
+{
+    op_delta_chunk_t *c = room(b);
+    size_t start = c->len;
+    put_u8(c, TAG_TOTALS);
+    put_tally(c, totals);
+    put_u8(c, TAG_LATE);
+    put_svarint(c, late);
+    done(b, c, start);
+    for (int r = 1; r < OP_BAD_REASON_COUNT; r++) {
+        if (!bad[r])
+            continue;
+        const char *name = op_shard_bad_reason_name(r);
+        size_t len = strlen(name);
+        c = room(b);
+        start = c->len;
+        put_u8(c, TAG_BAD);
+        put_varint(c, len);
+        put_bytes(c, name, len);
+        put_svarint(c, bad[r]);
+        done(b, c, start);
+    }
+}
+
+static void encode_part(op_delta_buf_t *b, int32_t p, int64_t next_offset, int64_t max_event_ms,
+                        int64_t records, int64_t lost)
+{
+    op_delta_chunk_t *c = room(b);
+    size_t start = c->len;
+    put_u8(c, TAG_PART);
+    put_varint(c, (uint64_t)p);
+    put_svarint(c, next_offset);
+    put_svarint(c, max_event_ms);
+    put_svarint(c, records);
+    put_svarint(c, lost);
+    done(b, c, start);
+}
+
+void op_delta_encode_shard(op_delta_buf_t *b, const op_shard_t *s, op_intern_t *dict)
+{
+    encode_counters(b, &s->totals, s->bad, s->late);
+    for (int i = 0; i < op_ntables; i++)
+        encode_table(b, &op_tables[i], op_table_in_shard(&op_tables[i], (op_shard_t *)s), dict);
+    encode_users(b, &s->users);
+    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) {
+        const op_shard_part_t *sp = &s->parts[p];
+        encode_part(b, p, sp->next_offset, sp->max_event_ms, sp->records, sp->lost);
+    }
+}
+
+void op_delta_encode_state(op_delta_buf_t *b, const op_state_t *st)
+{
+    encode_counters(b, &st->totals, st->bad, st->late);
+    for (int i = 0; i < op_ntables; i++)
+        encode_table(b, &op_tables[i], op_table_in_state(&op_tables[i], st), st->dict);
+    encode_users(b, &st->users);
+    for (int32_t p = 0; p < st->nparts_seen; p++) {
+        const op_state_part_t *sp = &st->parts[p];
+        if (sp->next_offset >= 0 || sp->max_event_ms != INT64_MIN || sp->lost)
+            encode_part(b, p, sp->next_offset, sp->max_event_ms, 0, sp->lost);
+    }
+}
+
+void op_delta_buf_init(op_delta_buf_t *b, char kind)
+{
+    memset(b, 0, sizeof(*b));
+    b->kind = kind;
+    op_ktable_init(&b->names);
+}
+
+void op_delta_buf_dispose(op_delta_buf_t *b)
+{
+    for (uint32_t i = 0; i < b->cap; i++)
+        free(b->chunks[i].buf);
+    free(b->chunks);
+    op_ktable_dispose(&b->names);
+    memset(b, 0, sizeof(*b));
+}
+
+void op_delta_buf_reset(op_delta_buf_t *b)
+{
+    for (uint32_t i = 1; i < b->cap; i++) {
+        free(b->chunks[i].buf);
+        b->chunks[i] = (op_delta_chunk_t){0};
+    }
+    if (b->cap)
+        b->chunks[0].len = 0;
+    b->n = 0;
+    b->bytes = 0;
+    b->user_records = 0;
+    op_ktable_clear(&b->names);
+    b->nnames = 0;
+    b->sealed = 0;
+}
+
+void op_delta_buf_append(op_delta_buf_t *dst, op_delta_buf_t *src)
+{
+    for (uint32_t i = 0; i < src->n; i++) {
+        if (dst->n == dst->cap) {
+            dst->cap = dst->cap ? dst->cap * 2 : 4;
+            dst->chunks = op_xrealloc(dst->chunks, dst->cap * sizeof(*dst->chunks));
+            memset(dst->chunks + dst->n, 0, (dst->cap - dst->n) * sizeof(*dst->chunks));
+        }
+        free(dst->chunks[dst->n].buf); /* a spare allocation kept by a reset */
+        dst->chunks[dst->n++] = src->chunks[i];
+        src->chunks[i] = (op_delta_chunk_t){0};
+    }
+    dst->bytes += src->bytes;
+    dst->user_records += src->user_records;
+    /* dst's last chunk now has src's name table: the next record starts a
+     * chunk of its own. */
+    dst->sealed = 1;
+    op_delta_buf_reset(src);
+}
+
+/* --- reading ------------------------------------------------------------------ */
+
+typedef struct reader {
+    const unsigned char *p, *end;
+    int bad;
+} reader_t;
+
+static uint64_t get_varint(reader_t *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) {
+            r->bad = 1;
+            return 0;
+        }
+        uint8_t byte = *r->p++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80))
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static int64_t get_svarint(reader_t *r)
+{
+    uint64_t u = get_varint(r);
+    return (int64_t)(u >> 1) ^ -(int64_t)(u & 1);
+}
+
+static uint8_t get_u8(reader_t *r)
+{
+    if (r->p >= r->end) {
+        r->bad = 1;
+        return 0;
+    }
+    return *r->p++;
+}
+
+static const char *get_bytes(reader_t *r, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const char *s = (const char *)r->p;
+    r->p += n;
+    return s;
+}
+
+static op_tally_t get_tally(reader_t *r)
+{
+    op_tally_t t;
+    t.orders = get_svarint(r);
+    t.quantity = get_svarint(r);
+    t.amount = get_svarint(r);
+    return t;
+}
+
+static const op_table_desc_t *table_by_id(uint8_t id)
+{
+    for (int i = 0; i < op_ntables; i++)
+        if (op_tables[i].id == id)
+            return &op_tables[i];
+    return NULL;
+}
+
+/* A chunk's name table while decoding: index -> (dim, interned id). */
+typedef struct names {
+    int8_t *dim;
+    int32_t *id;
+    uint32_t n, cap;
+} names_t;
+
+static int bad_chunk(char *err, size_t errlen, const char *what)
+{
+    return op_conf_error(err, errlen, "a Redis state blob is damaged or of another version (%s)",
+                         what);
+}
+
+int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache,
+                    char *err, size_t errlen)
+{
+    if (len < HEADER_LEN || memcmp(buf, "OPD2", 4) != 0 || (buf[4] != 'D' && buf[4] != 'S'))
+        return bad_chunk(err, errlen, "header");
+    reader_t r = {(const unsigned char *)buf + HEADER_LEN, (const unsigned char *)buf + len, 0};
+    names_t nm = {0};
+    int rc = 0;
+    while (r.p < r.end && !r.bad) {
+        uint8_t tag = get_u8(&r);
+        if (tag == TAG_NAME) {
+            uint8_t dim = get_u8(&r);
+            uint64_t n = get_varint(&r);
+            const char *name = n <= OP_PARSE_MAX_NAME ? get_bytes(&r, (size_t)n) : NULL;
+            if (r.bad || !name || dim >= OP_DIM_COUNT) {
+                rc = bad_chunk(err, errlen, "name");
+                break;
+            }
+            if (nm.n == nm.cap) {
+                nm.cap = nm.cap ? nm.cap * 2 : 64;
+                nm.dim = op_xrealloc(nm.dim, nm.cap * sizeof(*nm.dim));
+                nm.id = op_xrealloc(nm.id, nm.cap * sizeof(*nm.id));
+            }
+            nm.dim[nm.n] = (int8_t)dim;
+            nm.id[nm.n++] = op_intern_cache_id(cache, (op_dim_t)dim, name, (size_t)n);
+        } else if (tag == TAG_TOTALS) {
+            op_tally_t t = get_tally(&r);
+            op_tally_add(&s->totals, &t);
+        } else if (tag == TAG_LATE) {
+            s->late += get_svarint(&r);
+        } else if (tag == TAG_BAD) {
+            uint64_t n = get_varint(&r);
+            const char *name = n < 64 ? get_bytes(&r, (size_t)n) : NULL;
+            int64_t count = get_svarint(&r);
+            if (r.bad || !name) {
+                rc = bad_chunk(err, errlen, "bad-record reason");
+                break;
+            }
+            for (int reason = 1; reason < OP_BAD_REASON_COUNT; reason++) {
+                const char *rn = op_shard_bad_reason_name(reason);
+                if (strlen(rn) == n && memcmp(rn, name, n) == 0)
+                    s->bad[reason] += count;
+            }
+        } else if (tag == TAG_TALLY) {
+            const op_table_desc_t *d = table_by_id(get_u8(&r));
+            if (!d) {
+                rc = bad_chunk(err, errlen, "unknown table");
+                break;
+            }
+            uint64_t bucket = d->dim < 0 || d->paired ? get_varint(&r) : 0;
+            uint64_t idx = d->dim >= 0 ? get_varint(&r) : 0;
+            op_tally_t t = get_tally(&r);
+            if (r.bad || (d->dim >= 0 && (idx >= nm.n || nm.dim[idx] != d->dim))) {
+                rc = bad_chunk(err, errlen, "tally");
+                break;
+            }
+            uint64_t key = bucket;
+            if (d->dim >= 0) {
+                if (nm.id[idx] < 0) {
+                    s->bad[OP_BAD_TOO_MANY_NAMES] += t.orders; /* a full dimension */
+                    continue;
+                }
+                key = d->paired ? op_ktable_pair(bucket, (uint32_t)nm.id[idx])
+                                : (uint64_t)nm.id[idx];
+            }
+            op_tally_add(op_ktable_upsert(op_table_in_shard(d, s), key), &t);
+        } else if (tag == TAG_USER) {
+            uint8_t n = get_u8(&r);
+            const char *name = get_bytes(&r, n);
+            int64_t amount = get_svarint(&r);
+            int64_t orders = get_svarint(&r);
+            if (r.bad || !name || !n) {
+                rc = bad_chunk(err, errlen, "user");
+                break;
+            }
+            uint32_t e = op_users_upsert(&s->users, name, n, op_hash_bytes(name, n));
+            s->users.ent[e].amount += amount;
+            s->users.ent[e].orders += (uint32_t)orders;
+        } else if (tag == TAG_PART) {
+            uint64_t p = get_varint(&r);
+            int64_t next = get_svarint(&r), max_event = get_svarint(&r);
+            int64_t records = get_svarint(&r), lost = get_svarint(&r);
+            if (r.bad || p >= OP_SOURCE_MAX_PARTITIONS) {
+                rc = bad_chunk(err, errlen, "partition");
+                break;
+            }
+            op_shard_part_t *sp = &s->parts[p];
+            if (!op_shard_touched(s, (int32_t)p)) {
+                *sp = (op_shard_part_t){.max_event_ms = INT64_MIN, .next_offset = -1};
+                s->touched[p >> 6] |= 1ULL << (p & 63);
+            }
+            if (next > sp->next_offset)
+                sp->next_offset = next;
+            if (max_event > sp->max_event_ms)
+                sp->max_event_ms = max_event;
+            sp->records += records;
+            sp->lost += lost;
+        } else {
+            rc = bad_chunk(err, errlen, "unknown record");
+            break;
+        }
+    }
+    if (!rc && r.bad)
+        rc = bad_chunk(err, errlen, "truncated");
+    free(nm.dim);
+    free(nm.id);
+    return rc;
+}
