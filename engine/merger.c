@@ -449,8 +449,7 @@ static op_snapshot_t *render_redis_view(op_merger_t *m, const op_snapshot_meta_t
     int rc = op_redis_load(m->conf.redis, &v, &m->view_cache, OP_STATE_TOPK, err, sizeof(err));
     op_snapshot_t *s = NULL;
     if (rc == 0) {
-        v.watermark_ms = m->st.watermark_ms;
-        v.max_event_ms = m->st.max_event_ms;
+        op_state_copy_progress(&v, &m->st);
         op_state_evict(&v, m->conf.retention_ms);
         s = op_snapshot_render(&v, meta);
     } else {
@@ -470,11 +469,14 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
+    op_state_note_tick(&m->st, now);
     op_snapshot_meta_t meta = {
         .tick = tick,
         .as_of_ms = op_now_wall_ms(),
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
+        .tick_ms = m->conf.tick_ms,
+        .display_tz_offset_s = m->conf.display_tz_offset_s,
     };
     op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
     if (!s)
@@ -494,6 +496,7 @@ static void *merger_main(void *arg)
 {
     op_merger_t *m = arg;
     rcu_register_thread();
+    op_state_note_tick(&m->st, op_now_mono_ms()); /* the rate's base */
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
     while (!stopping(m)) {
         wait_tick(m, next);
