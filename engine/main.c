@@ -220,6 +220,9 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
+    if (m->snapshot_file &&
+        op_conf_check_output_file("--snapshot-file", m->snapshot_file, err, errlen) < 0)
+        return -EINVAL;
     return read_http_conf(c, ec, err, errlen);
 }
 
@@ -500,6 +503,7 @@ int main(int argc, char **argv)
     }
     engine_conf_t ec;
     if (read_conf(&conf, &ec, err, sizeof(err)) < 0) {
+        op_conf_locate_error(&conf, err, sizeof(err));
         fprintf(stderr, PROG ": %s\n", err);
         op_conf_dispose(&conf);
         return 2;

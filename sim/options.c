@@ -213,7 +213,10 @@ int op_sim_options_load(op_sim_options_t *o, int argc, char **argv, char *err, s
         snprintf(err, errlen, "out of memory");
     if (rc != 0)
         return rc;
-    return load(o, err, errlen);
+    rc = load(o, err, errlen);
+    if (rc < 0)
+        op_conf_locate_error(&o->conf, err, errlen);
+    return rc;
 }
 
 void op_sim_options_dispose(op_sim_options_t *o)
