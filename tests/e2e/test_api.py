@@ -529,6 +529,27 @@ class FlushMetrics(E2ETest):
         srv.stop_clean(self)
 
 
+class Installed(E2ETest):
+    def test_make_install_serves_the_dashboard_without_static_dir(self):
+        prefix = self.path("prefix")
+        r = subprocess.run(["make", "-s", "install", f"PREFIX={prefix}"], cwd=ROOT,
+                           capture_output=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+        data = self.path("o.jsonl")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 100, "--start", START, "--quiet"])
+        port = free_port()
+        self.start([os.path.join(prefix, "bin", "orderpulse"), "--source", "file:" + data,
+                    "--http", f"127.0.0.1:{port}"])
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: subprocess.run(["curl", "-sf", base + "/healthz"],
+                                        capture_output=True).returncode == 0, 30, "the server")
+        for path, ctype in (("/", "text/html"), ("/app.js", "application/javascript"),
+                            ("/vendor/echarts.min.js", "application/javascript")):
+            r = curl(base + path)
+            self.assertEqual(r.status, 200, (path, r))
+            self.assertTrue(r.headers["content-type"].startswith(ctype), (path, r.headers))
+
+
 class Options(E2ETest):
     def bad(self, args):
         data = self.path("one.jsonl")
