@@ -46,6 +46,7 @@ struct user {
 
 /* Owner: the simulator's main thread. */
 struct op_truth {
+    op_gen_t namer; /* names users exactly as the generator does */
     uint64_t nusers;
     int32_t tz_offset_s;
     int ngenders;
@@ -147,6 +148,11 @@ int op_truth_create(op_truth_t **out, const op_gen_opts_t *o)
     op_truth_t *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    char err[256];
+    if (op_gen_init(&t->namer, o, err, sizeof(err)) < 0) {
+        free(t);
+        return -EINVAL;
+    }
     t->nusers = o->users;
     t->tz_offset_s = o->tz_offset_s;
     t->ngenders = o->ngenders;
@@ -294,7 +300,7 @@ static size_t top_users(const op_truth_t *t, struct top_user *top)
         /* Cheap rejection on the amount alone; names only matter on ties. */
         if (n == TOP_USERS && us->amount < top[n - 1].amount)
             continue;
-        name[op_catalog_user_name(u, name)] = '\0';
+        name[op_gen_user_name(&t->namer, u, name)] = '\0';
         if (n == TOP_USERS && !ranks_before(us->amount, name, &top[n - 1]))
             continue;
         size_t pos = n < TOP_USERS ? n++ : n - 1;

@@ -141,7 +141,7 @@ class WatermarkNotHeldBack(E2ETest):
     def test_finished_chunks_of_a_file(self):
         data, truth_path = self.path("o.jsonl"), self.path("truth.json")
         self.run_sim(["--out", data, "--rate", 0, "--count", 200000, "--start",
-                      "2024-11-11T00:00:00", "--jitter", "2s", "--truth", truth_path,
+                      "2024-11-11T00:00:00+08:00", "--jitter", "2s", "--truth", truth_path,
                       "--quiet"])
         truth = load_json(truth_path)
         wm = truth["watermark"]  # largest event time - 5 s
