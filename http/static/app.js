@@ -10,7 +10,7 @@
  * next animation frame; a burst of snapshots renders only the newest.
  *
  * Liveness: the snapshot says how often a new one is due (tick_ms). When
- * none has come for two ticks and a half, or the API cannot be reached, the
+ * the newest is two ticks old (at least 1 s), or the API cannot be reached, the
  * page says so from across the room: a banner (role="alert") with the age
  * of the figures, and the figures greyed out. Times are shown in the
  * engine's display zone (display_timezone), with the date and the zone.

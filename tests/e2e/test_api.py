@@ -574,6 +574,18 @@ class Options(E2ETest):
         self.assertIn("--tls-cert", self.bad(["--http", "127.0.0.1:0", "--tls-cert",
                                               "/nonexistent.pem", "--tls-key", "/nonexistent"]))
 
+    def test_display_timezone(self):
+        self.assertIn("--display-timezone", self.bad(["--display-timezone", "Asia/Shanghai"]))
+        data = self.path("o.jsonl")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 100, "--start", START, "--quiet"])
+        for args, want in (([], "+08:00"), (["--timezone", "UTC"], "+00:00"),
+                           (["--display-timezone", "-05:30"], "-05:30")):
+            srv = EngineServer(self, data, ["--tick", "100ms", *args])
+            wait_for(lambda: curl(srv.url("/api/v1/snapshot")).status == 200, 30, "a snapshot")
+            doc = curl(srv.url("/api/v1/snapshot")).json()
+            self.assertEqual((doc["display_timezone"], doc["tick_ms"]), (want, 100), args)
+            srv.stop_clean(self)
+
     def test_snapshot_file_directory_checked_at_start(self):
         line = self.bad(["--snapshot-file", "/nonexistent/dir/s.json"])
         self.assertIn("--snapshot-file: directory /nonexistent/dir", line)
