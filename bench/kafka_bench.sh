@@ -45,7 +45,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 start_devbroker "$work" --partitions 8
-x "$bin/orderpulse-sim" --brokers "$brokers" --rate 0 --count "$orders" --seed 7 --quiet \
+x "$bin/orderpulse-sim" --brokers "$brokers" --rate 0 --count "$orders" --seed 7 --zipf 1.1 --quiet \
     2>"$work/sim.err" || { cat "$work/sim.err" >&2; exit 1; }
 grep -q "delivered=$orders errors=0" "$work/sim.err" || {
     echo "kafka_bench: the simulator did not deliver $orders orders:" >&2

@@ -29,6 +29,7 @@
 #include "engine/parse.h"
 #include "engine/io/kafkaconf.h"
 #include "engine/io/redis.h"
+#include "engine/io/redis_migrate.h"
 #include "engine/io/redis_sink.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
@@ -62,6 +63,8 @@ static const op_conf_spec_t options[] = {
     {"idle", OP_CONF_VALUE, "DURATION", "10s",
      "a partition without records this long no longer holds the watermark back"},
     {"timezone", OP_CONF_VALUE, "OFFSET", "+08:00", "time zone of orderTime (e.g. +08:00, UTC)"},
+    {"display-timezone", OP_CONF_VALUE, "OFFSET", NULL,
+     "time zone the dashboard shows times in (default: --timezone)"},
     {"dead-letter", OP_CONF_VALUE, "FILE|kafka:TOPIC", NULL, "where rejected records are copied"},
     {"snapshot-file", OP_CONF_VALUE, "PATH", NULL, "also write each tick's snapshot document here"},
     {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
@@ -70,6 +73,8 @@ static const op_conf_spec_t options[] = {
     {"view", OP_CONF_VALUE, "local|redis", NULL,
      "obsolete: with --redis every engine serves the global state (it folds the other engines' "
      "commits)"},
+    {"redis-migrate", OP_CONF_FLAG, NULL, NULL,
+     "convert the keys of --redis-prefix from layout 1 to layout 2, then exit"},
     {"redis-timeout", OP_CONF_VALUE, "DURATION", "2s", "Redis connect and command timeout"},
     {"redis-max-lag", OP_CONF_VALUE, "DURATION", "30s",
      "/readyz fails once the oldest tick not yet in Redis is older than this"},
@@ -229,13 +234,21 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return op_conf_error(err, errlen,
                              "--timezone: expected UTC or an offset like +08:00, got '%s'",
                              op_conf_get(c, "timezone"));
+    const char *display_tz = op_conf_get(c, "display-timezone");
+    m->display_tz_offset_s = ec->tz_offset_s;
+    if (display_tz && op_parse_tz_offset(display_tz, &m->display_tz_offset_s) < 0)
+        return op_conf_error(err, errlen,
+                             "--display-timezone: expected UTC or an offset like +08:00, got '%s'",
+                             display_tz);
     if (read_redis_conf(c, ec, err, errlen) < 0)
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
+    if (m->snapshot_file &&
+        op_conf_check_output_file("--snapshot-file", m->snapshot_file, err, errlen) < 0)
+        return -EINVAL;
     return read_http_conf(c, ec, err, errlen);
 }
-
 
 /* --- claims: where each partition resumes (Redis, never Kafka) -------------- */
 
@@ -281,8 +294,9 @@ static int claim_partition(void *opaque, int32_t p, int64_t *offset)
                 from = op_claims_get(&c->committed[p]);
             *offset = from < 0 ? RD_KAFKA_OFFSET_BEGINNING : from;
             if (now - cl->last_log_ms >= 5000) {
-                fprintf(stderr, PROG ": claiming %s: %s; going on from this engine's own position\n",
-                        field, err);
+                fprintf(stderr,
+                        PROG ": claiming %s: %s; going on from this engine's own position\n", field,
+                        err);
                 cl->last_log_ms = now;
             }
             return 0;
@@ -328,8 +342,9 @@ static void on_revoke(void *opaque)
     op_merger_set_rebalancing(cl->merger, 1);
     int rc = op_merger_sync(cl->merger, 30000);
     if (rc < 0)
-        fprintf(stderr, PROG ": rebalance: not everything read is in Redis yet (%s); it stays "
-                        "pending\n",
+        fprintf(stderr,
+                PROG ": rebalance: not everything read is in Redis yet (%s); it stays "
+                     "pending\n",
                 strerror(-rc));
 }
 
@@ -527,14 +542,17 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
             goto teardown;
         }
         op_redis_set_generation(claim_conn, op_redis_sink_generation(sink));
-        cl = (claimer_t){.conn = claim_conn, .writer = writer, .source = source_id,
-                         .claims = claims, .merger = merger};
+        cl = (claimer_t){.conn = claim_conn,
+                         .writer = writer,
+                         .source = source_id,
+                         .claims = claims,
+                         .merger = merger};
         srcconf.start_offset = claim_partition;
         srcconf.on_revoke = on_revoke;
         srcconf.on_assigned = on_assigned;
         srcconf.start_opaque = &cl;
-        if (ec->src.file && op_redis_file_chunks(claim_conn, source_id, n, &srcconf.chunks, err,
-                                                 sizeof(err)) < 0) {
+        if (ec->src.file &&
+            op_redis_file_chunks(claim_conn, source_id, n, &srcconf.chunks, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": %s\n", err);
             goto teardown;
         }
@@ -720,9 +738,27 @@ int main(int argc, char **argv)
     }
     engine_conf_t ec;
     if (read_conf(&conf, &ec, err, sizeof(err)) < 0) {
+        op_conf_locate_error(&conf, err, sizeof(err));
         fprintf(stderr, PROG ": %s\n", err);
         op_conf_dispose(&conf);
         return 2;
+    }
+    if (op_conf_flag(&conf, "redis-migrate")) {
+        if (!ec.redis.host) {
+            fprintf(stderr, PROG ": --redis-migrate needs --redis HOST:PORT\n");
+            op_conf_dispose(&conf);
+            return 2;
+        }
+        rcu_register_thread();
+        op_intern_t *dict = NULL;
+        char msg[OP_CONF_ERRLEN + 512];
+        rc = op_intern_create(&dict) < 0 ? -ENOMEM
+                                         : op_redis_migrate(&ec.redis, dict, msg, sizeof(msg));
+        fprintf(stderr, PROG ": %s\n", rc < 0 && rc != -ENOMEM ? msg : rc ? "out of memory" : msg);
+        op_intern_destroy(dict);
+        rcu_unregister_thread();
+        op_conf_dispose(&conf);
+        return rc < 0 ? 1 : 0;
     }
     /* Signals are taken by the main thread only (sigtimedwait); every thread
      * created from here on inherits the mask. */

@@ -61,6 +61,7 @@ struct op_merger {
 
     /* Merger thread only: */
     int64_t last_flush_ms;
+    int snapshot_file_failing; /* the last write of --snapshot-file failed (reported) */
     op_state_t st;
     op_snapshot_pub_t own_pub;
     op_snapshot_pub_t *pub; /* conf.pub, or own_pub */
@@ -354,7 +355,8 @@ static int sink_step(op_merger_t *m, uint64_t tick)
     int64_t now = op_now_mono_ms();
     op_redis_sink_need_t need = op_redis_sink_tick(m->conf.sink, &m->st, tick, now);
     if (need != OP_REDIS_SINK_RUN) {
-        __atomic_store_n(&m->verdict, need == OP_REDIS_SINK_REWIND ? OP_MERGER_REWIND : OP_MERGER_FATAL,
+        __atomic_store_n(&m->verdict,
+                         need == OP_REDIS_SINK_REWIND ? OP_MERGER_REWIND : OP_MERGER_FATAL,
                          __ATOMIC_RELEASE);
         __atomic_store_n(&m->stop, 1, __ATOMIC_RELEASE);
         return -1;
@@ -364,23 +366,34 @@ static int sink_step(op_merger_t *m, uint64_t tick)
     int paused = m->conf.pending_max_users > 0 && lag.records >= m->conf.pending_max_users;
     __atomic_store_n(&m->paused[0], paused, __ATOMIC_RELEASE);
     int64_t max_lag = m->conf.redis_max_lag_ms > 0 ? m->conf.redis_max_lag_ms : 30000;
-    __atomic_store_n(&m->redis_ok, lag.ok && !paused && lag.oldest_ms <= max_lag,
-                     __ATOMIC_RELEASE);
+    __atomic_store_n(&m->redis_ok, lag.ok && !paused && lag.oldest_ms <= max_lag, __ATOMIC_RELEASE);
     return 0;
 }
 
-static void write_snapshot_file(const char *path, const op_snapshot_t *s)
+/* A failed write is reported once, and once more when writes work again:
+ * one line per change, not one per tick. */
+static void write_snapshot_file(op_merger_t *m, const op_snapshot_t *s)
 {
+    const char *path = m->conf.snapshot_file;
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f)
-        return;
-    const op_jarray_t *doc = &s->res[OP_RES_SNAPSHOT];
-    int ok = fwrite(doc->buf, 1, doc->len, f) == doc->len;
-    ok &= fclose(f) == 0;
-    if (ok)
-        rename(tmp, path);
+    int err = f ? 0 : errno;
+    if (f) {
+        const op_jarray_t *doc = &s->res[OP_RES_SNAPSHOT];
+        if (fwrite(doc->buf, 1, doc->len, f) != doc->len)
+            err = errno ? errno : EIO;
+        if (fclose(f) != 0 && !err)
+            err = errno;
+        if (!err && rename(tmp, path) != 0)
+            err = errno;
+    }
+    if (err && !m->snapshot_file_failing)
+        fprintf(stderr, "orderpulse: --snapshot-file: cannot write %s: %s (reported once)\n", path,
+                strerror(err));
+    else if (!err && m->snapshot_file_failing)
+        fprintf(stderr, "orderpulse: --snapshot-file: writing %s again\n", path);
+    m->snapshot_file_failing = err != 0;
 }
 
 static void publish(op_merger_t *m, uint64_t tick, int at_end)
@@ -389,11 +402,14 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
+    op_state_note_tick(&m->st, now);
     op_snapshot_meta_t meta = {
         .tick = tick,
         .as_of_ms = op_now_wall_ms(),
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
+        .tick_ms = m->conf.tick_ms,
+        .display_tz_offset_s = m->conf.display_tz_offset_s,
     };
     if (m->conf.sink) {
         op_redis_sink_lag_t lag;
@@ -413,7 +429,7 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     s->tick_hist = m->tick_hist;
     s->flush_hist = m->flush_hist;
     if (m->conf.snapshot_file)
-        write_snapshot_file(m->conf.snapshot_file, s);
+        write_snapshot_file(m, s);
     op_snapshot_publish(m->pub, s);
     if (m->conf.on_publish)
         m->conf.on_publish(m->conf.on_publish_arg);
@@ -437,6 +453,7 @@ static void *merger_main(void *arg)
 {
     op_merger_t *m = arg;
     rcu_register_thread();
+    op_state_note_tick(&m->st, op_now_mono_ms()); /* the rate's base */
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
     uint64_t epoch = 0;
     while (!stopping(m)) {

@@ -41,7 +41,8 @@ typedef struct op_merger_conf {
     int once;          /* finish (with every window final) when every worker's input ends */
     op_source_t *src;  /* for the lag; may be NULL */
     op_intern_t *dict; /* dimension names */
-    const char *snapshot_file; /* if set, each published document is also written here */
+    const char *snapshot_file;   /* if set, each published document is also written here */
+    int32_t display_tz_offset_s; /* --display-timezone, carried in each snapshot */
     /* Where snapshots are published; NULL: the merger's own. Main passes its
      * own so that the HTTP server keeps serving across a rewind. */
     op_snapshot_pub_t *pub;

@@ -107,7 +107,7 @@ typedef struct op_snapshot {
     op_hist_t tick_hist;           /* merge + render time per tick (set by the merger) */
     op_hist_t flush_hist;          /* Redis commit time (set by the merger; empty without Redis) */
     op_snapshot_redis_t redis;
-    uint64_t tsan_readers_done;    /* see the memory-ordering note above */
+    uint64_t tsan_readers_done; /* see the memory-ordering note above */
 } op_snapshot_t;
 
 /* What the merger adds beside the state when rendering. */
@@ -115,7 +115,9 @@ typedef struct op_snapshot_meta {
     uint64_t tick;
     int64_t as_of_ms;
     int64_t lag;
-    int all_final; /* the input is exhausted: every window is final */
+    int all_final;               /* the input is exhausted: every window is final */
+    int64_t tick_ms;             /* --tick, so that readers know when an update is overdue */
+    int32_t display_tz_offset_s; /* --display-timezone: the zone dashboards show times in */
     op_snapshot_redis_t redis;
 } op_snapshot_meta_t;
 

@@ -35,7 +35,7 @@ struct op_worker {
     uint64_t epoch;
     const uint64_t *merger_epoch;
     const int *merger_paused;
-    int64_t part_max[OP_SOURCE_MAX_PARTITIONS]; /* largest event time per partition */
+    int64_t part_max[OP_SOURCE_MAX_PARTITIONS];   /* largest event time per partition */
     uint64_t claim_gen[OP_SOURCE_MAX_PARTITIONS]; /* the claims.h gen part_max[p] comes from */
 };
 

@@ -25,13 +25,13 @@ typedef struct op_sim_options {
     const char *brokers; /* or NULL */
     const char *topic;
     const char *compression;
-    const char *truth;   /* or NULL */
+    const char *truth;       /* or NULL */
     const char *truth_users; /* or NULL: every user's amount and orders */
     int truth_late_drop;     /* the truth's windows leave late orders out */
-    int key_mode;        /* enum op_sink_key */
-    int64_t rate;        /* orders/s, 0 = as fast as possible */
-    int64_t count;       /* -1 = unlimited */
-    int64_t duration_ms; /* -1 = unlimited */
+    int key_mode;            /* enum op_sink_key */
+    int64_t rate;            /* orders/s, 0 = as fast as possible */
+    int64_t count;           /* -1 = unlimited */
+    int64_t duration_ms;     /* -1 = unlimited */
     int64_t flush_timeout_ms;
     int quiet; /* no progress lines */
     op_conf_t conf;
@@ -44,8 +44,9 @@ int op_sim_options_load(op_sim_options_t *o, int argc, char **argv, char *err, s
 void op_sim_options_dispose(op_sim_options_t *o);
 void op_sim_options_usage(FILE *f);
 
-/* "1731233400000" (epoch ms) or "2024-11-10T10:10:00" (UTC, optional 'Z',
- * 'T' or ' ' between date and time) -> epoch ms. Returns 0 or -EINVAL. */
+/* "1731233400000" (epoch ms) or "2024-11-10T10:10:00" ('T' or ' ' between
+ * date and time; UTC, or with a zone: 'Z', "+08:00", "+0800", "+08",
+ * "-05:00") -> epoch ms. Returns 0 or -EINVAL. */
 int op_sim_parse_start(const char *s, int64_t *out_ms);
 
 #endif

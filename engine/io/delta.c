@@ -105,8 +105,8 @@ static void done(op_delta_buf_t *b, op_delta_chunk_t *c, size_t start)
 /* This chunk's index of (dim, id), writing a NAME record on first use. The
  * caller has made room. Returns -1 for an id without a name (a hole left by
  * a lost insertion race: no tally can carry it). */
-static int64_t name_index(op_delta_buf_t *b, op_delta_chunk_t *c, const op_intern_t *dict,
-                          int dim, uint32_t id)
+static int64_t name_index(op_delta_buf_t *b, op_delta_chunk_t *c, const op_intern_t *dict, int dim,
+                          uint32_t id)
 {
     uint64_t key = op_ktable_pair((uint64_t)dim, id);
     op_tally_t *t = op_ktable_find(&b->names, key);
@@ -375,8 +375,8 @@ static int bad_chunk(char *err, size_t errlen, const char *what)
                          what);
 }
 
-int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache,
-                    char *err, size_t errlen)
+int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache, char *err,
+                    size_t errlen)
 {
     if (len < HEADER_LEN || memcmp(buf, "OPD2", 4) != 0 || (buf[4] != 'D' && buf[4] != 'S'))
         return bad_chunk(err, errlen, "header");
@@ -437,8 +437,8 @@ int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_
                     s->bad[OP_BAD_TOO_MANY_NAMES] += t.orders; /* a full dimension */
                     continue;
                 }
-                key = d->paired ? op_ktable_pair(bucket, (uint32_t)nm.id[idx])
-                                : (uint64_t)nm.id[idx];
+                key =
+                    d->paired ? op_ktable_pair(bucket, (uint32_t)nm.id[idx]) : (uint64_t)nm.id[idx];
             }
             op_tally_add(op_ktable_upsert(op_table_in_shard(d, s), key), &t);
         } else if (tag == TAG_USER) {

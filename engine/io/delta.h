@@ -76,7 +76,7 @@ void op_delta_encode_state(op_delta_buf_t *b, const op_state_t *st);
 /* Adds one chunk's records into s (names interned through cache). Returns 0,
  * or -EINVAL with a message when the chunk is not a valid blob of this
  * version (s may then hold part of it). */
-int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache,
-                    char *err, size_t errlen);
+int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache, char *err,
+                    size_t errlen);
 
 #endif

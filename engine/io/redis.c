@@ -157,7 +157,8 @@ static int reply_error(op_redis_t *r, const redisReply *rep, char *err, size_t e
                        const char *what)
 {
     op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->host, r->conf.port, what, rep->str);
-    if (!strncmp(rep->str, "ORDERPULSE_NOSTATE", 18) || !strncmp(rep->str, "ORDERPULSE_LAYOUT", 17) ||
+    if (!strncmp(rep->str, "ORDERPULSE_NOSTATE", 18) ||
+        !strncmp(rep->str, "ORDERPULSE_LAYOUT", 17) ||
         !strncmp(rep->str, "ORDERPULSE_GENERATION", 21) ||
         !strncmp(rep->str, "ORDERPULSE_DAMAGED", 18))
         return OP_REDIS_ESTATE;
@@ -294,7 +295,8 @@ static int protocol_error(op_redis_t *r, char *err, size_t errlen, const char *w
 /* Keys of this prefix that exist without <prefix>:meta: their names. */
 static int leftovers(op_redis_t *r, char *found, size_t foundlen, char *err, size_t errlen)
 {
-    static const char *const names[] = {"log", "parts", "totals", "schema", "users", "minutes"};
+    /* Layout 1's own keys first, so that its message wins. */
+    static const char *const names[] = {"schema", "log", "parts", "totals", "users", "minutes"};
     found[0] = 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char key[KEYLEN];
@@ -444,10 +446,10 @@ int op_redis_stage(op_redis_t *r, int n, const char *const *keys, const char *co
     return rc;
 }
 
-int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos, int nparts,
-                    const op_redis_commit_part_t *parts, int nblobs, const char *const *blobs,
-                    size_t bytes, const op_redis_argv_t *view, op_redis_commit_result_t *res,
-                    char *err, size_t errlen)
+int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos,
+                    int nparts, const op_redis_commit_part_t *parts, int nblobs,
+                    const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
+                    op_redis_commit_result_t *res, char *err, size_t errlen)
 {
     op_redis_argv_t a;
     op_redis_argv_init(&a);
@@ -610,8 +612,7 @@ int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
                 if (rep->type == REDIS_REPLY_STRING)
                     rc = fn(arg, rep->str, rep->len);
                 else if (rep->type == REDIS_REPLY_NIL) {
-                    op_conf_error(err, errlen, "redis: blob %s is gone (compacted?)",
-                                  keys[i + k]);
+                    op_conf_error(err, errlen, "redis: blob %s is gone (compacted?)", keys[i + k]);
                     rc = -ENOENT;
                 } else
                     rc = reply_error(r, rep, err, errlen, "GET blob");
@@ -646,6 +647,22 @@ int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs
     rc = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 && is_str(rep->element[0], "OK");
     freeReplyObject(rep);
     return rc;
+}
+
+int op_redis_reader(op_redis_t *r, const char *writer, int64_t pos, char *err, size_t errlen)
+{
+    op_redis_argv_t a;
+    op_redis_argv_init(&a);
+    op_redis_argv_str(&a, r->gen);
+    op_redis_argv_str(&a, writer);
+    op_redis_argv_i64(&a, pos);
+    int rc;
+    redisReply *rep = fcall(r, "op_reader", &a, &rc, err, errlen);
+    op_redis_argv_dispose(&a);
+    if (!rep)
+        return rc;
+    freeReplyObject(rep);
+    return 0;
 }
 
 int op_redis_collect_garbage(op_redis_t *r, int max, char *err, size_t errlen)

@@ -114,10 +114,10 @@ typedef struct op_redis_commit_result {
 /* Commits: see redis.lua op_commit. Returns 0 with *res, or a negative error
  * code (connection trouble: nothing or everything was applied -- retrying
  * with the same cseq is safe, the log tells which). */
-int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos, int nparts,
-                    const op_redis_commit_part_t *parts, int nblobs, const char *const *blobs,
-                    size_t bytes, const op_redis_argv_t *view, op_redis_commit_result_t *res,
-                    char *err, size_t errlen);
+int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos,
+                    int nparts, const op_redis_commit_part_t *parts, int nblobs,
+                    const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
+                    op_redis_commit_result_t *res, char *err, size_t errlen);
 
 /* One log entry. */
 typedef struct op_redis_entry {
@@ -154,6 +154,10 @@ int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
  * negative error code. */
 int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs,
                      const char *const *blobs, size_t bytes, char *err, size_t errlen);
+
+/* Tells Redis this writer has read the log up to pos: compaction waits for
+ * live readers (silent for 30 s: dead). */
+int op_redis_reader(op_redis_t *r, const char *writer, int64_t pos, char *err, size_t errlen);
 
 /* Deletes up to max blobs waiting in the garbage list. Returns how many, or
  * a negative error code. */

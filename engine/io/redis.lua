@@ -65,6 +65,14 @@ local function part_str(p)
   return string.format('%d %s %d %s %s', p.epoch, p.owner, p.next, p.max, p.lost)
 end
 
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Readers silent this long no longer hold compaction back (a dead engine).
+local READER_TTL_MS = 30000
+
 local function log_len(meta, P)
   local base = tonumber(redis.call('HGET', meta, 'base') or '0')
   return base, redis.call('LLEN', P .. ':log')
@@ -242,6 +250,7 @@ local function op_commit(keys, args)
   end
   view_walk(args, i, true)
   redis.call('HSET', P .. ':view', 'pos', pos)
+  redis.call('HSET', P .. ':readers', writer, pos .. ' ' .. now_ms())
   return {'OK', pos}
 end
 
@@ -285,6 +294,19 @@ local function op_compact(keys, args)
   local base, len = log_len(meta, P)
   local n = upto - base
   if n < 1 or n > len then return {'STALE', base + len} end
+  -- An engine still reading before `upto` would have to reload everything:
+  -- wait until the live ones are past it (the dead are forgotten).
+  local readers = P .. ':readers'
+  local r = redis.call('HGETALL', readers)
+  local now = now_ms()
+  for k = 1, #r, 2 do
+    local rpos, rms = string.match(r[k + 1], '^(%S+) (%S+)$')
+    if now - tonumber(rms) > READER_TTL_MS then
+      redis.call('HDEL', readers, r[k])
+    elseif r[k] ~= writer and tonumber(rpos) < upto then
+      return {'STALE', base + len}
+    end
+  end
   local log = P .. ':log'
   for b = 1, nblobs do
     if redis.call('EXISTS', args[4 + b]) == 0 then
@@ -313,7 +335,17 @@ local function op_compact(keys, args)
   return {'OK', upto}
 end
 
+-- op_reader(meta; gen, writer, pos): this writer has read the log up to pos.
+local function op_reader(keys, args)
+  local meta = keys[1]
+  local err = check(meta, args[1])
+  if err then return err end
+  redis.call('HSET', pfx(meta) .. ':readers', args[2], args[3] .. ' ' .. now_ms())
+  return 1
+end
+
 redis.register_function('op_init', op_init)
+redis.register_function('op_reader', op_reader)
 redis.register_function('op_claim', op_claim)
 redis.register_function('op_commit', op_commit)
 redis.register_function{function_name = 'op_log', callback = op_log, flags = {'no-writes'}}

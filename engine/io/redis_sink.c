@@ -28,7 +28,8 @@
 #define BACKOFF_MAX_MS  2000
 #define LOG_INTERVAL_MS 5000
 #define GC_BATCH        500
-#define META_EVERY      8 /* commits between two looks at the log's size */
+#define META_EVERY      8    /* commits between two looks at the log's size */
+#define READER_EVERY_MS 5000 /* how often an engine says how far it has read */
 
 /* --- packages ----------------------------------------------------------------- */
 
@@ -46,9 +47,9 @@ typedef struct top_entry {
  * is handed back in an event. */
 typedef struct pkg {
     uint64_t cseq;
-    uint64_t tick;       /* the last tick whose own deltas it holds */
-    int64_t born_ms;     /* when its oldest delta was merged (monotonic), 0: none */
-    int64_t expect_pos;  /* the log position its view values stand on */
+    uint64_t tick;      /* the last tick whose own deltas it holds */
+    int64_t born_ms;    /* when its oldest delta was merged (monotonic), 0: none */
+    int64_t expect_pos; /* the log position its view values stand on */
     op_delta_buf_t deltas;
     pkg_part_t parts[OP_SOURCE_MAX_PARTITIONS];
     uint64_t has_part[OP_SOURCE_MAX_PARTITIONS / 64];
@@ -170,7 +171,8 @@ struct op_redis_sink {
     int64_t read_pos;
     uint64_t blob_counter;
     int commits_since_meta;
-    int halted; /* asked for a rewind or a stop: do nothing more */
+    int64_t reader_said_ms; /* when this engine last told Redis how far it has read */
+    int halted;             /* asked for a rewind or a stop: do nothing more */
     int64_t last_log_ms;
     int said_trouble; /* a trouble line was printed since the last success */
     op_intern_cache_t cache;
@@ -344,6 +346,17 @@ int op_redis_sink_load(op_redis_sink_t *s, op_state_t *st, char *err, size_t err
         if (rc < 0)
             return rc;
         s->read_pos = s->folded_pos = end;
+        /* The readable view is rewritten whole (over the first commits, at
+         * view_budget items each): after a crash it may lack what the last
+         * engine had not yet written, after a migration it is empty. */
+        for (int t = 0; t < op_ntables && t < MAX_TABLES; t++) {
+            const op_ktable_t *k = op_table_in_state(&op_tables[t], st);
+            for (uint32_t j = 0; j < k->cap; j++)
+                if (op_ktable_used(k, j))
+                    op_ktable_upsert(&s->dirty[t], op_ktable_key(k, j));
+        }
+        s->counters_dirty = 1;
+        s->top_known = 0;
         return 0;
     }
 }
@@ -448,7 +461,7 @@ static uint64_t *take_dirty(op_redis_sink_t *s, pkg_t *k, int i, int *budget, ui
     op_ktable_t *d = &s->dirty[i];
     uint64_t *keys = op_xmalloc((size_t)(d->count ? d->count : 1) * sizeof(*keys));
     uint32_t m = 0;
-    for (uint32_t j = 0; j < d->cap && *budget > 0; j++) {
+    for (uint32_t j = 0; j<d->cap && * budget> 0; j++) {
         if (!op_ktable_used(d, j))
             continue;
         keys[m++] = op_ktable_key(d, j);
@@ -481,8 +494,12 @@ static void view_counters(op_redis_sink_t *s, const op_state_t *st, op_redis_arg
         lost += st->parts[p].lost;
     static const char *const names[] = {"orders", "quantity", "amount", "bad",
                                         "late",   "lost",     "users"};
-    const int64_t vals[] = {st->totals.orders, st->totals.quantity, st->totals.amount,
-                            st->bad_total,     st->late,            lost,
+    const int64_t vals[] = {st->totals.orders,
+                            st->totals.quantity,
+                            st->totals.amount,
+                            st->bad_total,
+                            st->late,
+                            lost,
                             (int64_t)st->users.count};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
         vop_name_num(&v, names[i], strlen(names[i]), vals[i]);
@@ -613,7 +630,8 @@ static void view_slots(op_redis_sink_t *s, const op_state_t *st, const op_table_
         int fl = snprintf(f, sizeof(f), "%" PRId64 ":%.*s",
                           (int64_t)(op_ktable_pair_bucket(keys[i]) * OP_SLOT_MS), (int)len, name);
         char val[24];
-        vop_pair(&v, f, (size_t)fl, val, (size_t)snprintf(val, sizeof(val), "%" PRId64, tl->quantity));
+        vop_pair(&v, f, (size_t)fl, val,
+                 (size_t)snprintf(val, sizeof(val), "%" PRId64, tl->quantity));
     }
     char key[KEY_LEN];
     key_of(s, key, "slots");
@@ -982,7 +1000,8 @@ static int read_others(op_redis_sink_t *s, pkg_t *mine, char *err, size_t errlen
     }
     if (log.verdict == OP_REDIS_BACK) {
         op_redis_log_dispose(&log);
-        snprintf(err, errlen, "the log ends at %" PRId64 " but this engine has read up to %" PRId64
+        snprintf(err, errlen,
+                 "the log ends at %" PRId64 " but this engine has read up to %" PRId64
                  ": Redis lost commits (a failover?); reloading what it holds",
                  log.end, s->read_pos);
         ask(s, EV_REWIND, err);
@@ -1129,9 +1148,9 @@ static void commit_package(op_redis_sink_t *s, pkg_t *k)
                 nparts++;
             }
             int64_t t0 = now_mono();
-            rc = op_redis_commit(s->r, s->writer, k->cseq, k->expect_pos, nparts, parts,
-                                 k->ndkeys, (const char *const *)k->dkeys, k->deltas.bytes,
-                                 &k->view, &res, err, sizeof(err));
+            rc = op_redis_commit(s->r, s->writer, k->cseq, k->expect_pos, nparts, parts, k->ndkeys,
+                                 (const char *const *)k->dkeys, k->deltas.bytes, &k->view, &res,
+                                 err, sizeof(err));
             free(fields);
             free(parts);
             pthread_mutex_lock(&s->mu);
@@ -1230,9 +1249,15 @@ static void *sink_main(void *arg)
         }
         next_tail = now_mono() + s->conf.tail_ms;
         char err[512];
+        int64_t before = s->read_pos;
         int rc = read_others(s, NULL, err, sizeof(err));
         if (rc < 0 && rc != -EAGAIN)
             trouble(s, err);
+        /* Compaction waits for live readers: say how far this one is. */
+        if (rc >= 0 &&
+            (s->read_pos != before || now_mono() - s->reader_said_ms >= READER_EVERY_MS) &&
+            op_redis_reader(s->r, s->writer, s->read_pos, err, sizeof(err)) == 0)
+            s->reader_said_ms = now_mono();
     }
     rcu_unregister_thread();
     return NULL;

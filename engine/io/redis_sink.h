@@ -55,8 +55,8 @@ typedef struct op_redis_sink_conf {
     op_intern_t *dict;   /* dimension names */
     op_claims_t *claims; /* the partitions this process owns */
     int64_t retention_ms;
-    int64_t tail_ms;   /* how often an idle sink reads other engines' commits */
-    int view_budget;   /* readable-view items per commit (bounds each commit's time) */
+    int64_t tail_ms;           /* how often an idle sink reads other engines' commits */
+    int view_budget;           /* readable-view items per commit (bounds each commit's time) */
     int64_t min_compact_bytes; /* compact once the log's deltas pass max(this, snapshot) */
     /* Called by the sink thread when it has something for the merger (rings
      * its bell). */
@@ -84,9 +84,9 @@ void op_redis_sink_add_shard(op_redis_sink_t *s, const op_shard_t *sh, uint64_t 
 
 /* What the merger must do after the sink's events. */
 typedef enum op_redis_sink_need {
-    OP_REDIS_SINK_RUN = 0,  /* nothing special */
-    OP_REDIS_SINK_REWIND,   /* Redis and this process disagree: reload from Redis */
-    OP_REDIS_SINK_STOP,     /* the state in Redis is gone or replaced: stop */
+    OP_REDIS_SINK_RUN = 0, /* nothing special */
+    OP_REDIS_SINK_REWIND,  /* Redis and this process disagree: reload from Redis */
+    OP_REDIS_SINK_STOP,    /* the state in Redis is gone or replaced: stop */
 } op_redis_sink_need_t;
 
 /* Takes the sink's events: other engines' deltas are folded into st here
@@ -104,11 +104,11 @@ int op_redis_sink_drained(const op_redis_sink_t *s);
 /* --- any thread ---------------------------------------------------------------- */
 
 typedef struct op_redis_sink_lag {
-    int64_t records;    /* user records pending or in flight */
-    int64_t ticks;      /* ticks not yet committed */
-    int64_t oldest_ms;  /* age of the oldest uncommitted delta (0: none) */
-    int ok;             /* the last attempt reached Redis and was accepted */
-    uint64_t commits;   /* commits so far */
+    int64_t records;   /* user records pending or in flight */
+    int64_t ticks;     /* ticks not yet committed */
+    int64_t oldest_ms; /* age of the oldest uncommitted delta (0: none) */
+    int ok;            /* the last attempt reached Redis and was accepted */
+    uint64_t commits;  /* commits so far */
     uint64_t rewinds_needed;
 } op_redis_sink_lag_t;
 

@@ -41,11 +41,11 @@ typedef struct file_chunk {
  * workers do not share lines. */
 typedef struct file_input {
     alignas(64) op_input_t base;
-    const char *cur; /* next line to hand out in the current chunk */
-    const char *end; /* end of the current chunk */
-    const char *map; /* start of the mapping, for offsets */
-    int32_t partition; /* the current chunk */
-    int32_t stride;    /* the next chunk of this worker is partition + stride */
+    const char *cur;      /* next line to hand out in the current chunk */
+    const char *end;      /* end of the current chunk */
+    const char *map;      /* start of the mapping, for offsets */
+    int32_t partition;    /* the current chunk */
+    int32_t stride;       /* the next chunk of this worker is partition + stride */
     file_chunk_t *chunks; /* every chunk of the file (shared, read-only) */
     int32_t nchunks;
     size_t batch_max;
@@ -218,8 +218,8 @@ int op_source_file_open(op_source_t **out, const op_source_conf_t *conf, char *e
         int64_t off;
         if (conf->start_offset) {
             if ((rc = conf->start_offset(conf->start_opaque, c, &off)) < 0) {
-                op_source_error(err, errlen, rc, "source: %s: chunk %d: no start offset", conf->file,
-                                c);
+                op_source_error(err, errlen, rc, "source: %s: chunk %d: no start offset",
+                                conf->file, c);
                 goto fail;
             }
             if (off > (int64_t)from)

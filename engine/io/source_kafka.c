@@ -207,8 +207,8 @@ static void pause_one(kafka_source_t *ks, int32_t p, int on)
     if (!l)
         return;
     rd_kafka_topic_partition_list_add(l, ks->topic, p);
-    rd_kafka_resp_err_t e = on ? rd_kafka_pause_partitions(ks->rk, l)
-                               : rd_kafka_resume_partitions(ks->rk, l);
+    rd_kafka_resp_err_t e =
+        on ? rd_kafka_pause_partitions(ks->rk, l) : rd_kafka_resume_partitions(ks->rk, l);
     if (e)
         log_limited(&ks->pol_log, "%s [%d]: %s", on ? "pause" : "resume", (int)p,
                     rd_kafka_err2str(e));
@@ -261,7 +261,8 @@ static void retry_claims(kafka_source_t *ks)
         atomic_store_explicit(&ks->held[p], 0, memory_order_relaxed);
         ks->nheld--;
         pause_one(ks, p, 0);
-        fprintf(stderr, "orderpulse: kafka: claimed partition %d at %lld\n", (int)p, (long long)off);
+        fprintf(stderr, "orderpulse: kafka: claimed partition %d at %lld\n", (int)p,
+                (long long)off);
     }
 }
 

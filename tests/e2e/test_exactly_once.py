@@ -11,8 +11,8 @@ import signal
 import subprocess
 import time
 
-from harness import (E2ETest, Redis, binary, free_port, load_json, wait_for,
-                     redis_state, state_diff)
+from harness import (E2ETest, Redis, binary, free_port, load_json, read_log_state, redis_state,
+                     state_diff, wait_for)
 
 START = "2024-11-11T00:00:00"
 KAFKA_FAST = "session.timeout.ms=6000,heartbeat.interval.ms=500"
@@ -248,3 +248,63 @@ def http_status(port, path):
         return c.getresponse().status
     except OSError:
         return None
+
+
+class Migration(E2ETest):
+    def test_layout_1_keys_are_migrated_whole(self):
+        """Layout-1 keys written by hand (as an engine of the previous version
+        left them): the engine refuses them with the way out, --redis-migrate
+        converts them, and the log then holds every figure they held."""
+        _, port = self.start_redis()
+        r = Redis(port)
+        m0, m1 = 1731283200000, 1731283260000
+        r.call("SET", "{op}:schema", "1")
+        r.call("HSET", "{op}:totals", "orders", 7, "quantity", 11, "amount", 123456, "bad", 2,
+               "late", 1)
+        r.call("HSET", "{op}:bad", "syntax", 2)
+        for kind, vals in (("q", (9, 2)), ("a", (100000, 23456)), ("o", (5, 2))):
+            r.call("HSET", f"{{op}}:brand:{kind}", "Apple", vals[0], "小米", vals[1])
+            r.call("HSET", f"{{op}}:gender:{kind}", "男", vals[0], "女", vals[1])
+        r.call("ZADD", "{op}:users", 100000, "张伟", 23456, "李娜")
+        r.call("HSET", "{op}:user:o", "张伟", 5, "李娜", 2)
+        r.call("HSET", f"{{op}}:minute:{m0}", "orders", 4, "quantity", 6, "amount", 70000)
+        r.call("HSET", f"{{op}}:minute:{m1}", "orders", 3, "quantity", 5, "amount", 53456)
+        r.call("HSET", f"{{op}}:catmin:{m0}", "手机\x1fq", 6, "手机\x1fa", 70000, "手机\x1fo", 4)
+        r.call("HSET", f"{{op}}:slot:{m0}", "男", 9, "女", 2)
+        r.call("SET", "{op}:offset:orders:0", 40)
+        r.call("SET", "{op}:offset:orders:3", 17)
+        r.close()
+        eng = subprocess.run([binary("orderpulse"), "--brokers", "127.0.0.1:1", "--redis",
+                              f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, timeout=30)
+        self.assertNotEqual(eng.returncode, 0)
+        self.assertIn("--redis-migrate", eng.stderr.decode())
+        mig = subprocess.run([binary("orderpulse"), "--redis", f"127.0.0.1:{port}",
+                              "--redis-migrate"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(mig.returncode, 0, mig.stderr.decode())
+        self.assertIn("2 partitions", mig.stderr.decode())
+        r = Redis(port)
+        st = read_log_state(r)
+        self.assertEqual(st["totals"], {"orders": 7, "quantity": 11, "amount": 123456})
+        self.assertEqual(st["late"], 1)
+        self.assertEqual(st["bad"], {"syntax": 2})
+        self.assertEqual(st["brands"], {"Apple": [5, 9, 100000], "小米": [2, 2, 23456]})
+        self.assertEqual(st["genders"], {"男": [5, 9, 100000], "女": [2, 2, 23456]})
+        self.assertEqual(st["users"], {"张伟": [100000, 5], "李娜": [23456, 2]})
+        self.assertEqual(st["minutes"], {m0 // 60000: [4, 6, 70000], m1 // 60000: [3, 5, 53456]})
+        self.assertEqual(st["catmin"], {(m0 // 60000, "手机"): [4, 6, 70000]})
+        self.assertEqual({k: v[1] for k, v in st["gslots"].items()},
+                         {(m0 // 600000, "男"): 9, (m0 // 600000, "女"): 2})
+        parts = {k.decode(): v.decode().split() for k, v in
+                 zip(*[iter(r.call("HGETALL", "{op}:parts"))] * 2)}
+        self.assertEqual({k: int(v[2]) for k, v in parts.items()},
+                         {"kafka:orders:0": 40, "kafka:orders:3": 17})
+        self.assertEqual(r.keys("{op}:offset:*") + r.keys("{op}:minute:*") +
+                         r.keys("{op}:brand:*") + r.keys("{op}:schema"), [])
+        r.close()
+        again = subprocess.run([binary("orderpulse"), "--redis", f"127.0.0.1:{port}",
+                                "--redis-migrate"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(again.returncode, 0)
+        self.assertIn("nothing to migrate", again.stderr.decode())
