@@ -1,46 +1,49 @@
-/* redis_bench.c — one tick's flush of many touched users into Redis.
+/* redis_bench.c — one commit of many touched users into Redis, the way the
+ * engine does it, and the probes the Redis rows of `make bench` need.
  *
- * usage: redis_bench PORT [USERS]
- * Builds a shard in which USERS distinct users (default 1 000 000) each
- * bought once, spread over 60 minutes, 10 categories, 50 brands and two
- * genders, flushes it with op_redis_flush (the engine's own fenced,
- * pipelined transaction) and prints one SUMMARY line with the wall time
- * and the commands per second. run.sh puts it next to redis-benchmark.
+ * usage: redis_bench commit PORT [USERS] [RESP_FILE]
+ *   Builds a shard in which USERS distinct users (default 1 000 000) each
+ *   bought once, spread over 60 minutes, 10 categories, 50 brands and two
+ *   genders, merges it into a state and hands it to the Redis sink
+ *   (engine/io/redis_sink.c: encoding, the readable view, staging, the
+ *   atomic commit), and times it until the commit is booked. With RESP_FILE,
+ *   also writes the same blob bytes as SET commands in the Redis protocol,
+ *   for `redis-cli --pipe` (the same command shape, pushed by Redis's own
+ *   client: the ceiling). One SUMMARY line.
+ * usage: redis_bench ping PORT SECONDS
+ *   PINGs Redis back to back on its own connection for SECONDS and prints
+ *   the longest round trip: how long another client waited.
  */
+#include <hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <urcu.h>
 
 #include "bench/lines.h"
+#include "engine/claims.h"
 #include "engine/hash.h"
 #include "engine/intern.h"
-#include "engine/io/redis.h"
+#include "engine/io/delta.h"
+#include "engine/io/redis_sink.h"
 #include "engine/shard.h"
+#include "engine/state.h"
 
-int main(int argc, char **argv)
+static op_shard_t *touched_users(op_intern_t *dict, long users)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: redis_bench PORT [USERS]\n");
-        return 2;
-    }
-    int port = atoi(argv[1]);
-    long users = argc > 2 ? atol(argv[2]) : 1000000;
-    rcu_register_thread();
-    op_intern_t *dict;
-    op_intern_create(&dict);
     op_intern_cache_t cache;
     op_intern_cache_init(&cache, dict);
     op_shard_t *s = op_shard_create(0);
     const int64_t t0 = 1731283200000LL;
-    char name[64];
+    char name[64], dim[24];
     for (long i = 0; i < users; i++) {
         int n = snprintf(name, sizeof(name), "user-%ld", i);
         int64_t ms = t0 + (i % 3600) * 1000;
-        snprintf(name + 40, 24, "cat%ld", i % 10);
-        int32_t c = op_intern_cache_id(&cache, OP_DIM_CATEGORY, name + 40, strlen(name + 40));
-        snprintf(name + 40, 24, "brand%ld", i % 50);
-        int32_t b = op_intern_cache_id(&cache, OP_DIM_BRAND, name + 40, strlen(name + 40));
+        snprintf(dim, sizeof(dim), "cat%ld", i % 10);
+        int32_t c = op_intern_cache_id(&cache, OP_DIM_CATEGORY, dim, strlen(dim));
+        snprintf(dim, sizeof(dim), "brand%ld", i % 50);
+        int32_t b = op_intern_cache_id(&cache, OP_DIM_BRAND, dim, strlen(dim));
         int32_t g = op_intern_cache_id(&cache, OP_DIM_GENDER, i % 2 ? "F" : "M", 1);
         op_tally_t *ts[] = {
             &s->totals,
@@ -58,43 +61,154 @@ int main(int argc, char **argv)
         uint32_t e = op_users_upsert(&s->users, name, (size_t)n, op_hash_bytes(name, (size_t)n));
         s->users.ent[e].amount += 1999;
         s->users.ent[e].orders++;
-    }
-    for (int p = 0; p < 8; p++) {
+        int32_t p = (int32_t)(i % 8);
         s->touched[0] |= 1ULL << p;
-        s->parts[p].next_offset = users / 8;
+        s->parts[p].next_offset = i / 8 + 1;
+        s->parts[p].max_event_ms = ms;
+        s->parts[p].records++;
     }
-    /* What op_redis_flush sends: MULTI/EXEC, 2 per user, 3 per brand and
-     * gender, 4 per minute, 4 per category-minute, 2 per slot-gender, the
-     * counters, the offsets, and the WATCH+GET pairs. */
-    long cmds = 2 + 2L * s->users.count + 3L * (s->brands.count + s->genders.count) +
-                4L * (s->minutes.count + s->catmin.count) + 2L * s->gslots.count + 4 + 8 + 16;
-    op_redis_conf_t conf = {.host = "127.0.0.1",
-                            .port = port,
-                            .topic = "bench",
-                            .retention_ms = 86400000,
-                            .timeout_ms = 60000};
+    op_intern_cache_dispose(&cache);
+    return s;
+}
+
+/* The blobs of s as `SET key value` commands in RESP, for redis-cli --pipe. */
+static int write_resp(const char *path, const op_shard_t *s, op_intern_t *dict, size_t *bytes)
+{
+    op_delta_buf_t b;
+    op_delta_buf_init(&b, 'D');
+    op_delta_encode_shard(&b, s, dict);
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    for (uint32_t i = 0; i < b.n; i++) {
+        char key[64];
+        int kl = snprintf(key, sizeof(key), "{op}:pipe:%u", i);
+        fprintf(f, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl, key, b.chunks[i].len);
+        fwrite(b.chunks[i].buf, 1, b.chunks[i].len, f);
+        fputs("\r\n", f);
+    }
+    *bytes = b.bytes;
+    op_delta_buf_dispose(&b);
+    return fclose(f);
+}
+
+static void wake_nobody(void *arg)
+{
+    (void)arg;
+}
+
+static int commit(int port, long users, const char *resp)
+{
+    op_intern_t *dict;
+    op_intern_create(&dict);
+    op_shard_t *s = touched_users(dict, users);
+    size_t resp_bytes = 0;
+    if (resp && write_resp(resp, s, dict, &resp_bytes) != 0) {
+        fprintf(stderr, "redis_bench: cannot write %s\n", resp);
+        return 1;
+    }
+    op_claims_t *claims = malloc(sizeof(*claims));
+    op_claims_init(claims);
+    op_redis_sink_conf_t sc = {
+        .redis = {.host = "127.0.0.1", .port = port, .timeout_ms = 60000},
+        .writer = "bench",
+        .source = "kafka:bench",
+        .dict = dict,
+        .claims = claims,
+        .retention_ms = 86400000,
+        .wake = wake_nobody,
+    };
     char err[512];
-    op_redis_t *r;
-    if (op_redis_connect(&r, &conf, err, sizeof(err)) < 0) {
+    op_redis_sink_t *sink;
+    if (op_redis_sink_create(&sink, &sc, err, sizeof(err)) < 0) {
         fprintf(stderr, "redis_bench: %s\n", err);
         return 1;
     }
-    int64_t expected[OP_SOURCE_MAX_PARTITIONS];
-    for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
-        expected[p] = -1;
+    op_redis_t *claimer;
+    op_redis_create(&claimer, &sc.redis);
+    op_redis_set_generation(claimer, op_redis_sink_generation(sink));
+    for (int32_t p = 0; p < 8; p++) {
+        char field[64];
+        op_redis_sink_field(sc.source, p, field, sizeof(field));
+        const char *fields[] = {field};
+        op_redis_part_t part;
+        if (op_redis_claim(claimer, "bench", 1, fields, &part, err, sizeof(err)) < 0) {
+            fprintf(stderr, "redis_bench: %s\n", err);
+            return 1;
+        }
+        op_claims_set(&claims->epoch[p], part.epoch);
+        op_claims_set(&claims->committed[p], part.next_offset);
+    }
+    op_state_t st;
+    op_state_init(&st, dict);
+    op_state_merge(&st, s, 0);
+    op_redis_sink_start(sink);
     double start = op_bench_now();
-    int rc = op_redis_flush(r, s, dict, expected, err, sizeof(err));
+    op_redis_sink_add_shard(sink, s, 1);
+    uint64_t tick = 1;
+    while (!op_redis_sink_drained(sink)) {
+        if (op_redis_sink_tick(sink, &st, tick, 0) != OP_REDIS_SINK_RUN) {
+            op_redis_sink_reason(sink, err, sizeof(err));
+            fprintf(stderr, "redis_bench: %s\n", err);
+            return 1;
+        }
+        usleep(200);
+    }
     double secs = op_bench_now() - start;
-    if (rc != 0) {
-        fprintf(stderr, "redis_bench: flush failed: %s\n", err);
+    op_redis_sink_lag_t lag;
+    op_redis_sink_lag(sink, 0, &lag);
+    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
+           "resp_bytes=%zu\n",
+           s->users.count, (unsigned long long)lag.commits, secs, s->users.count / secs,
+           resp_bytes);
+    op_redis_sink_destroy(sink);
+    op_redis_destroy(claimer);
+    op_state_dispose(&st);
+    op_shard_destroy(s);
+    free(claims);
+    op_intern_destroy(dict);
+    return 0;
+}
+
+static int ping(int port, double seconds)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c || c->err) {
+        fprintf(stderr, "redis_bench: ping: cannot connect\n");
         return 1;
     }
-    printf("SUMMARY bench=redis_flush users=%u commands=%ld seconds=%.3f commands_per_s=%.0f\n",
-           s->users.count, cmds, secs, cmds / secs);
-    op_redis_close(r);
-    op_shard_destroy(s);
-    op_intern_cache_dispose(&cache);
-    op_intern_destroy(dict);
-    rcu_unregister_thread();
+    double end = op_bench_now() + seconds, worst = 0, sum = 0;
+    long n = 0;
+    while (op_bench_now() < end) {
+        double t = op_bench_now();
+        redisReply *rep = redisCommand(c, "PING");
+        if (!rep)
+            break;
+        freeReplyObject(rep);
+        double rtt = op_bench_now() - t;
+        worst = rtt > worst ? rtt : worst;
+        sum += rtt;
+        n++;
+        usleep(500);
+    }
+    redisFree(c);
+    printf("SUMMARY bench=redis_ping pings=%ld max_ms=%.2f avg_ms=%.3f\n", n, worst * 1e3,
+           n ? sum / n * 1e3 : 0.0);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    rcu_register_thread();
+    int rc = 2;
+    if (argc >= 3 && !strcmp(argv[1], "commit"))
+        rc = commit(atoi(argv[2]), argc > 3 ? atol(argv[3]) : 1000000, argc > 4 ? argv[4] : NULL);
+    else if (argc >= 4 && !strcmp(argv[1], "ping"))
+        rc = ping(atoi(argv[2]), atof(argv[3]));
+    else
+        fprintf(stderr, "usage: redis_bench commit PORT [USERS] [RESP_FILE]\n"
+                        "       redis_bench ping PORT SECONDS\n");
+    rcu_unregister_thread();
+    return rc;
 }

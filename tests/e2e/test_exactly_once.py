@@ -308,3 +308,63 @@ class Migration(E2ETest):
                                stderr=subprocess.PIPE, timeout=30)
         self.assertEqual(again.returncode, 0)
         self.assertIn("nothing to migrate", again.stderr.decode())
+
+
+class RedisRefuses(E2ETest):
+    """Redis answering errors instead of taking the commits: one clear line,
+    /readyz not ready, retried without loss, exact once Redis takes writes."""
+
+    def run_through(self, port, fault, heal, expect):
+        _, boot = self.start_devbroker(partitions=4)
+        http = free_port()
+        eng = self.start([binary("orderpulse"), "--brokers", boot, "--group", "f", "--workers", 2,
+                          "--tick", "200ms", "--redis", f"127.0.0.1:{port}", "--http",
+                          f"127.0.0.1:{http}"])
+        wait_for(lambda: "assigned" in eng.stderr_text(), 60, "the assignment")
+        truth, users = self.path("truth.json"), self.path("users.tsv")
+        sim = self.start([binary("orderpulse-sim"), "--brokers", boot, "--rate", 5000, "--count",
+                          40000, "--start", "2024-11-11T00:00:00", "--bad-fraction", 0.01,
+                          "--truth", truth, "--truth-users", users, "--quiet"])
+        time.sleep(2)
+        fault()
+        wait_for(lambda: expect in eng.stderr_text(), 30, f"the engine to say {expect}")
+        wait_for(lambda: http_status(http, "/readyz") == 503, 10, "/readyz to say not ready")
+        lines = [ln for ln in eng.stderr_text().splitlines() if expect in ln]
+        self.assertLessEqual(len(lines), 6, "the error is repeated instead of said once")
+        time.sleep(3)
+        heal()
+        self.assertEqual(sim.wait(timeout=60), 0)
+        t = load_json(truth)
+        total = t["totals"]["orders"] + t["stats"]["bad_records"]
+        wait_for(lambda: (lambda s: s["totals"]["orders"] + s["bad"] >= total)(redis_state(port)),
+                 90, "Redis to hold every record")
+        time.sleep(1)
+        diff = state_diff(redis_state(port), t, users)
+        self.assertEqual(diff[:20], [], f"{len(diff)} differences")
+        wait_for(lambda: http_status(http, "/readyz") == 200, 30, "/readyz to recover")
+        self.assertTrue(eng.alive())
+
+    def test_out_of_memory(self):
+        _, port = self.start_redis()
+        r = Redis(port)
+        self.run_through(port, lambda: r.call("CONFIG", "SET", "maxmemory", "1"),
+                         lambda: r.call("CONFIG", "SET", "maxmemory", "0"), "OOM")
+        r.close()
+
+    def test_read_only_replica(self):
+        """The engine's Redis becomes a replica (of a copy of itself) for a while."""
+        _, port = self.start_redis()
+        _, other = self.start_redis()
+        p, r = Redis(port), Redis(other)
+        r.call("REPLICAOF", "127.0.0.1", port)
+
+        def fault():
+            r.call("REPLICAOF", "NO", "ONE")
+            p.call("REPLICAOF", "127.0.0.1", other)
+
+        def heal():
+            p.call("REPLICAOF", "NO", "ONE")
+            r.call("REPLICAOF", "127.0.0.1", port)
+        self.run_through(port, fault, heal, "READONLY")
+        p.close()
+        r.close()

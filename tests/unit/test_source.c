@@ -515,10 +515,14 @@ Test(kafka_source, once_with_idle_workers_and_an_empty_topic)
 static int start_at_10(void *opaque, int32_t partition, int64_t *offset)
 {
     (*(int *)opaque)++;
-    if (partition != 1)
-        return -1;
-    *offset = 10;
+    *offset = partition == 1 ? 10 : -2 /* RD_KAFKA_OFFSET_BEGINNING */;
     return 0;
+}
+
+static int cannot_claim(void *opaque, int32_t partition, int64_t *offset)
+{
+    (void)opaque, (void)partition, (void)offset;
+    return -5;
 }
 
 Test(kafka_source, start_offset_callback)
@@ -552,6 +556,25 @@ Test(kafka_source, start_offset_callback)
     cr_assert_eq(total, want);
     free_readers(rd, 2);
     op_source_close(src);
+}
+
+/* A partition whose start cannot be asked (Redis down) is never read from
+ * Kafka's own idea of where to start: --once refuses to open. */
+Test(kafka_source, no_start_offset_no_reading)
+{
+    start_broker();
+    static produced_t where[10];
+    produce(TOPIC, 0, 10, where);
+    op_source_conf_t conf = {.brokers = broker.bootstrap,
+                             .topic = TOPIC,
+                             .group = "test-nostart",
+                             .once = 1,
+                             .nworkers = 2,
+                             .start_offset = cannot_claim};
+    op_source_t *src = NULL;
+    char err[OP_SOURCE_ERRLEN];
+    cr_assert_lt(op_source_open(&src, &conf, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "cannot claim") != NULL, "%s", err);
 }
 
 Test(kafka_source, group_subscription_forwards_partitions)
