@@ -195,7 +195,9 @@ e2e: all
 # (its tests scan the engine's stderr for sanitizer reports) and kill -9
 # recovery.
 E2E_ASAN := test_engine.FileSourceExactness test_engine.BadFlags test_api \
-            test_redis.RedisExactness.test_kill_9_at_random_moments
+            test_redis.RedisExactness.test_kill_9_at_random_moments \
+            test_exactly_once.ExactlyOnce.test_file_replayed_twice_counts_once \
+            test_exactly_once.ExactlyOnce.test_wrong_type_key_applies_nothing
 e2e-asan:
 	$(MAKE) VARIANT=asan all
 	OP_BIN=$(CURDIR)/build/asan/bin tests/run_e2e.sh $(E2E_ASAN)

@@ -147,6 +147,8 @@ void op_merger_destroy(op_merger_t *m)
     pthread_cond_destroy(&m->bell);
     pthread_cond_destroy(&m->synced);
     free(m->spare);
+    for (int i = 0; m->first && i < m->conf.nworkers; i++)
+        op_shard_destroy(m->first[i]); /* no worker took it */
     free(m->first);
     free(m->handed_epoch);
     free(m->done);
