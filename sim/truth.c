@@ -229,7 +229,7 @@ int op_truth_write_users(const op_truth_t *t, FILE *f)
     for (uint64_t u = 0; u < t->nusers; u++) {
         if (!t->users[u].orders)
             continue;
-        name[op_catalog_user_name(u, name)] = '\0';
+        name[op_gen_user_name(&t->namer, u, name)] = '\0';
         fprintf(f, "%s\t%lld\t%llu\n", name, (long long)t->users[u].amount,
                 (unsigned long long)t->users[u].orders);
     }
