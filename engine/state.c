@@ -16,6 +16,9 @@ void op_state_init(op_state_t *st, op_intern_t *dict)
     op_ktable_init(&st->genders);
     op_ktable_init(&st->gslots);
     op_users_init(&st->users);
+    op_ktable_init(&st->brand_days);
+    op_ktable_init(&st->gender_days);
+    op_ktable_init(&st->user_days);
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         st->parts[p].max_event_ms = INT64_MIN;
         st->parts[p].next_offset = -1;
@@ -32,6 +35,9 @@ void op_state_dispose(op_state_t *st)
     op_ktable_dispose(&st->genders);
     op_ktable_dispose(&st->gslots);
     op_users_dispose(&st->users);
+    op_ktable_dispose(&st->brand_days);
+    op_ktable_dispose(&st->gender_days);
+    op_ktable_dispose(&st->user_days);
 }
 
 int op_state_user_cmp(const op_state_t *st, uint32_t a, uint32_t b)
@@ -116,20 +122,75 @@ static void topk_offer(op_state_t *st, uint32_t e)
     heap_down(st, 0);
 }
 
-void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
+static uint32_t add_user(op_state_t *st, const char *name, size_t len, int64_t amount,
+                         int64_t orders)
 {
     uint32_t e = op_users_upsert(&st->users, name, len, op_hash_bytes(name, len));
     st->users.ent[e].amount += amount;
     st->users.ent[e].orders += (uint32_t)orders;
     topk_offer(st, e);
+    return e;
 }
 
-static void merge_users(op_state_t *st, const op_users_t *delta)
+void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
 {
+    add_user(st, name, len, amount, orders);
+}
+
+/* A shard's users; with calendar days, each one's orders also count in its
+ * entry of the shard's base day (the off-day share is moved in merge_days). */
+static void merge_users(op_state_t *st, const op_shard_t *s)
+{
+    const op_users_t *delta = &s->users;
     for (uint32_t d = 0; d < delta->count; d++) {
         size_t len;
         const char *name = op_users_name(delta, d, &len);
-        op_state_add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
+        uint32_t e = add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
+        if (s->day < 0)
+            continue;
+        op_tally_t *t = op_ktable_upsert(&st->user_days, op_shard_user_day((uint32_t)s->day, e));
+        t->orders += delta->ent[d].orders;
+        t->amount += delta->ent[d].amount;
+    }
+}
+
+/* A dimension's figures per day (shard.h): the totals count in the base
+ * day, each off-day entry moves its share from the base day to its own. */
+static void merge_dim_days(op_ktable_t *days, const op_ktable_t *total, const op_ktable_t *off,
+                           uint32_t base)
+{
+    for (uint32_t i = 0; i < total->cap; i++)
+        if (op_ktable_used(total, i))
+            op_tally_add(op_ktable_upsert(days, op_ktable_pair(base, op_ktable_key(total, i))),
+                         &total->vals[i]);
+    for (uint32_t i = 0; i < off->cap; i++) {
+        if (!op_ktable_used(off, i))
+            continue;
+        uint64_t k = op_ktable_key(off, i);
+        op_tally_add(op_ktable_upsert(days, k), &off->vals[i]);
+        op_tally_sub(op_ktable_upsert(days, op_ktable_pair(base, op_ktable_pair_dim(k))),
+                     &off->vals[i]);
+    }
+}
+
+static void merge_days(op_state_t *st, const op_shard_t *s)
+{
+    if (s->day < 0)
+        return;
+    uint32_t base = (uint32_t)s->day;
+    merge_dim_days(&st->brand_days, &s->brands, &s->brand_offday, base);
+    merge_dim_days(&st->gender_days, &s->genders, &s->gender_offday, base);
+    const op_ktable_t *off = &s->user_offday;
+    for (uint32_t i = 0; i < off->cap; i++) {
+        if (!op_ktable_used(off, i))
+            continue;
+        uint64_t k = op_ktable_key(off, i);
+        size_t len;
+        const char *name = op_users_name(&s->users, (uint32_t)k, &len);
+        uint32_t e = op_users_find(&st->users, name, len, op_hash_bytes(name, len));
+        op_tally_add(op_ktable_upsert(&st->user_days, op_shard_user_day((uint32_t)(k >> 32), e)),
+                     &off->vals[i]);
+        op_tally_sub(op_ktable_upsert(&st->user_days, op_shard_user_day(base, e)), &off->vals[i]);
     }
 }
 
@@ -141,7 +202,8 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
     op_ktable_add(&st->brands, &s->brands);
     op_ktable_add(&st->genders, &s->genders);
     op_ktable_add(&st->gslots, &s->gslots);
-    merge_users(st, &s->users);
+    merge_users(st, s);
+    merge_days(st, s);
     for (int r = 0; r < OP_BAD_REASON_COUNT; r++) {
         st->bad[r] += s->bad[r];
         st->bad_total += s->bad[r];
@@ -195,6 +257,14 @@ void op_state_evict(op_state_t *st, int64_t retention_ms)
     op_ktable_drop_below(&st->minutes, min_minute);
     op_ktable_drop_below(&st->catmin, op_ktable_pair(min_minute, 0));
     op_ktable_drop_below(&st->gslots, op_ktable_pair(min_slot, 0));
+    /* The day tables only when a day leaves: the users' is large. */
+    uint32_t min_day = op_shard_day(cutoff, st->tz_ms);
+    if (min_day == st->days_kept_from)
+        return;
+    st->days_kept_from = min_day;
+    op_ktable_drop_below(&st->brand_days, op_ktable_pair(min_day, 0));
+    op_ktable_drop_below(&st->gender_days, op_ktable_pair(min_day, 0));
+    op_ktable_drop_below(&st->user_days, op_shard_user_day(min_day, 0));
 }
 
 uint32_t op_state_top_users(const op_state_t *st, uint32_t *out, uint32_t k)

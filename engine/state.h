@@ -37,6 +37,14 @@ typedef struct op_state {
     op_tally_t totals;
     op_ktable_t minutes, catmin, brands, genders, gslots; /* keys as in op_shard_t */
     op_users_t users;
+
+    /* Per calendar day in --timezone, filled only from shards that carry
+     * days (--archive; shard.h). Kept for --retention, like the windows. */
+    int64_t tz_ms;                /* the time zone of the days, east of UTC */
+    op_ktable_t brand_days;       /* key: op_ktable_pair(day, brand id) */
+    op_ktable_t gender_days;      /* key: op_ktable_pair(day, gender id) */
+    op_ktable_t user_days;        /* key: op_shard_user_day(day, entry in users); no quantity */
+    uint32_t days_kept_from;      /* op_state_evict: the first day it kept */
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
     uint32_t heap_len;
 
@@ -70,7 +78,7 @@ void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amo
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,
                                 int64_t now_ms, int at_end);
 
-/* Drops minute and slot windows that end before watermark - retention_ms. */
+/* Drops minute, slot and day windows that end before watermark - retention_ms. */
 void op_state_evict(op_state_t *st, int64_t retention_ms);
 
 /* Top-K users, best first. out must have room for OP_STATE_TOPK entries;
