@@ -15,7 +15,7 @@ VARIANT ?= release
 CC      ?= cc
 CXX     ?= c++
 
-PKGS    := rdkafka liburcu liburcu-cds hiredis libh2o-evloop openssl
+PKGS    := rdkafka liburcu liburcu-cds hiredis libh2o-evloop openssl libmariadb
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

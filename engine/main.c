@@ -17,6 +17,7 @@
 #include <urcu.h>
 
 #include "engine/conf.h"
+#include "engine/io/archive.h"
 #include "engine/io/deadletter.h"
 #include "engine/intern.h"
 #include "engine/merger.h"
@@ -28,9 +29,10 @@
 #include "engine/worker.h"
 #include "http/server.h"
 
-#define PROG        "orderpulse"
-#define ENV_PREFIX  "ORDERPULSE_"
-#define MAX_WORKERS 256
+#define PROG                "orderpulse"
+#define ENV_PREFIX          "ORDERPULSE_"
+#define MAX_WORKERS         256
+#define ARCHIVE_PATIENCE_MS 10000 /* at exit, how long MariaDB may take no rows */
 
 static const op_conf_spec_t options[] = {
     {"brokers", OP_CONF_VALUE, "HOST:PORT[,...]", "127.0.0.1:9092", "Kafka bootstrap servers"},
@@ -64,6 +66,11 @@ static const op_conf_spec_t options[] = {
     {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
     {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
      "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
+    {"archive", OP_CONF_VALUE, "mysql://USER[:PASS]@HOST[:PORT]/DB", NULL,
+     "also keep every final window in MariaDB/MySQL, for good (docs/OPERATIONS.md)"},
+    {"archive-max-pending", OP_CONF_VALUE, "N", "1000000",
+     "rows that may wait for the archive; past it they are dropped and offered again once it "
+     "answers"},
     {"http", OP_CONF_VALUE, "[ADDR:]PORT", NULL,
      "serve the API and the dashboard here (HTTP/1.1 and HTTP/2; default: no server)"},
     {"http-threads", OP_CONF_VALUE, "N", "1", "HTTP threads, each with its own event loop"},
@@ -85,7 +92,8 @@ typedef struct engine_conf {
     const char *dead_letter;
     op_redis_conf_t redis; /* host NULL: --redis none */
     char redis_host[256];
-    op_http_conf_t http; /* listen NULL: no --http */
+    op_archive_conf_t archive; /* url NULL: no --archive */
+    op_http_conf_t http;       /* listen NULL: no --http */
     char static_dir[PATH_MAX], vendor_dir[PATH_MAX];
 } engine_conf_t;
 
@@ -125,6 +133,24 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     if (op_conf_parse_i64("--pending-max-users", op_conf_get(c, "pending-max-users"), 1000,
                           INT64_MAX, &ec->merger.pending_max_users, err, errlen) < 0)
         return -EINVAL;
+    return 0;
+}
+
+/* --archive (engine/io/archive.h): the URL is checked now, MariaDB later. */
+static int read_archive_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
+{
+    op_archive_conf_t *a = &ec->archive;
+    a->url = op_conf_get(c, "archive");
+    if (!a->url)
+        return 0;
+    op_archive_db_t db;
+    if (op_archive_parse_url(a->url, &db, err, errlen) < 0 ||
+        op_conf_parse_i64("--archive-max-pending", op_conf_get(c, "archive-max-pending"), 1000,
+                          INT64_MAX, &a->max_pending_rows, err, errlen) < 0)
+        return -EINVAL;
+    a->tz_ms = (int64_t)ec->tz_offset_s * 1000;
+    a->retention_ms = ec->merger.retention_ms;
+    ec->merger.tz_ms = a->tz_ms;
     return 0;
 }
 
@@ -208,7 +234,7 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return op_conf_error(err, errlen,
                              "--timezone: expected UTC or an offset like +08:00, got '%s'",
                              op_conf_get(c, "timezone"));
-    if (read_redis_conf(c, ec, err, errlen) < 0)
+    if (read_redis_conf(c, ec, err, errlen) < 0 || read_archive_conf(c, ec, err, errlen) < 0)
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
@@ -318,6 +344,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     op_merger_t *merger = NULL;
     op_redis_t *redis = NULL;
     op_redis_t *offsets_conn = NULL;
+    op_archive_t *archive = NULL;
     rebalance_ctx_t rebalance = {0};
     op_worker_t *workers[MAX_WORKERS] = {0};
     op_http_t *http = NULL, *http_live = NULL; /* http_live: read by the merger (__atomic) */
@@ -332,6 +359,22 @@ static int run(engine_conf_t *ec, sigset_t *signals)
     ec->merger.on_final_arg = &final;
     ec->merger.on_publish = notify_http;
     ec->merger.on_publish_arg = &http_live;
+    if (ec->archive.url) {
+        if (op_archive_create(&archive, &ec->archive, dict, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto fail;
+        }
+        if (err[0]) /* MariaDB did not answer: the archive keeps trying */
+            fprintf(stderr, PROG ": %s; retrying in the background\n", err);
+        if (op_archive_start(archive) < 0) {
+            fprintf(stderr, PROG ": cannot start the archive thread\n");
+            goto fail;
+        }
+        const op_archive_db_t *db = op_archive_db(archive);
+        fprintf(stderr, PROG ": archive: final windows go to %s@%s:%u/%s\n", db->user, db->host,
+                db->port, db->db);
+        ec->merger.archive = archive;
+    }
     if (ec->redis.host) {
         if (op_redis_connect(&redis, &ec->redis, err, sizeof(err)) < 0) {
             fprintf(stderr, PROG ": %s\n", err);
@@ -388,6 +431,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
             .lateness_ms = ec->lateness_ms,
             .late_drop = ec->late_drop,
             .tz_offset_s = ec->tz_offset_s,
+            .days = archive != NULL,
         };
         if (op_worker_create(&workers[i], &wc) < 0 || op_worker_start(workers[i]) < 0) {
             fprintf(stderr, PROG ": cannot start worker %d\n", i);
@@ -465,6 +509,9 @@ stop:
     for (int i = 0; i < n; i++)
         op_worker_destroy(workers[i]);
 fail:
+    /* After the final snapshot (--once prints it first): what the merger
+     * offered last goes to MariaDB before the process ends. */
+    op_archive_destroy(archive, ARCHIVE_PATIENCE_MS);
     op_merger_destroy(merger);
     op_deadletter_close(dl);
     op_source_close(src);

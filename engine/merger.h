@@ -58,6 +58,10 @@ typedef struct op_merger_conf {
      * top users read back from Redis (every process of a scaled-out group
      * then serves the global view), not from this process's own state. */
     int view_redis;
+    /* --archive (engine/io/archive.h), or NULL: offered the final windows
+     * once per tick. tz_ms: --timezone, for the calendar days it stores. */
+    struct op_archive *archive;
+    int64_t tz_ms;
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;
