@@ -447,6 +447,7 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         ec->http.pub = op_merger_pub(merger);
         ec->http.ready = engine_ready;
         ec->http.ready_arg = merger;
+        ec->http.archive = archive;
         if (op_http_start(&http, &ec->http, herr, sizeof(herr)) < 0) {
             fprintf(stderr, PROG ": %s\n", herr);
             rc = 2;

@@ -494,6 +494,12 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
     };
+    if (m->conf.archive) {
+        op_archive_stats_t as;
+        op_archive_stats(m->conf.archive, &as);
+        meta.archive = (op_snapshot_archive_t){1, as.connected, as.pending_rows, as.written_rows,
+                                               as.dropped_rows};
+    }
     op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
     if (!s)
         s = op_snapshot_render(&m->st, &meta);

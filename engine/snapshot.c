@@ -303,8 +303,9 @@ static op_jarray_t render_gender_slots(const op_state_t *st)
     return arr_end(&w);
 }
 
-static op_jarray_t render_stats(const op_state_t *st, int64_t lag)
+static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_meta_t *meta)
 {
+    int64_t lag = meta->lag;
     op_jbuf_t b;
     op_jbuf_init(&b);
     op_jbuf_lit(&b, "{\"bad_records\":");
@@ -328,6 +329,18 @@ static op_jarray_t render_stats(const op_state_t *st, int64_t lag)
     }
     op_jbuf_lit(&b, "},\"dead_letter_errors\":");
     op_jbuf_i64(&b, st->dead_letter_errors);
+    const op_snapshot_archive_t *a = &meta->archive;
+    if (a->on) {
+        op_jbuf_lit(&b, a->connected ? ",\"archive\":{\"connected\":true"
+                                     : ",\"archive\":{\"connected\":false");
+        op_jbuf_lit(&b, ",\"pending_rows\":");
+        op_jbuf_i64(&b, a->pending_rows);
+        op_jbuf_lit(&b, ",\"written_rows\":");
+        op_jbuf_i64(&b, a->written_rows);
+        op_jbuf_lit(&b, ",\"dropped_rows\":");
+        op_jbuf_i64(&b, a->dropped_rows);
+        op_jbuf_lit(&b, "}");
+    }
     op_jbuf_lit(&b, "}");
     return plain(&b);
 }
@@ -404,7 +417,7 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->res[OP_RES_TOP_USERS] = render_top_users(st);
     s->res[OP_RES_GENDER] = render_gender(st);
     s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st);
-    s->res[OP_RES_STATS] = render_stats(st, meta->lag);
+    s->res[OP_RES_STATS] = render_stats(st, meta);
     s->res[OP_RES_SNAPSHOT] = render_document(s);
     return s;
 }

@@ -27,6 +27,9 @@
   const CATEGORY_BARS = 12;         // metric 4: at most this many categories
   const BRAND_BARS = 15;            // metric 5: at most this many brands
   const SLOT_BARS = 24;             // metric 8: last 24 ten-minute slots (4 h)
+  const DAY_MS = 86400000;
+  const YESTERDAY_URL = '/api/v1/history/minutes';  // the archive (--archive)
+  const YESTERDAY_REFRESH_MS = 60000;
   // ?animation=0 turns chart transitions off (weak kiosk hardware, stills).
   const ANIMATE = new URLSearchParams(window.location.search).get('animation') !== '0';
 
@@ -225,7 +228,7 @@
             if (!ps.length) return '';
             const lines = [hhmm(ps[0].value[0])];
             ps.forEach((p) => lines.push(p.marker + p.seriesName + ': ' +
-              (p.seriesName === 'amount' ? '¥' + formatMoney(p.value[1]) : formatInt(p.value[1]))));
+              (p.seriesName !== 'orders' ? '¥' + formatMoney(p.value[1]) : formatInt(p.value[1]))));
             return lines.join('<br>');
           }
         }, tooltip()),
@@ -256,6 +259,12 @@
           {
             name: 'orders', type: 'bar', yAxisIndex: 1, data: [], barMaxWidth: fs(12), z: 1,
             itemStyle: { color: 'rgba(54,207,201,0.35)', borderRadius: [2, 2, 0, 0] }
+          },
+          // The same minutes of the previous day, from the archive, drawn on
+          // today's time axis.
+          {
+            name: 'yesterday', type: 'line', yAxisIndex: 0, showSymbol: false, data: [], z: 2,
+            lineStyle: { width: fs(1.5), type: 'dashed', color: COLORS.muted }, itemStyle: { color: COLORS.muted }
           }
         ]
       }, emptyGraphic(true))),
@@ -349,13 +358,46 @@
     pub.rendered.totals = { amount: amount, orders: t.orders, quantity: t.quantity };
   }
 
+  // Metric 3's "yesterday": the archive's minutes of the previous day,
+  // fetched when the shown hour moves (at most once a minute) and shifted by
+  // a day; only from an engine with an archive (stats.archive).
+  const yesterday = { latest: 0, fetchedAt: 0, busy: false, off: false, rows: [] };
+
+  function refreshYesterday(snap, latest) {
+    const y = yesterday;
+    if (!(snap.stats && snap.stats.archive) || y.off || y.busy || !latest ||
+      (latest === y.latest && Date.now() - y.fetchedAt < YESTERDAY_REFRESH_MS)) return;
+    y.busy = true;
+    const from = latest - DAY_MS - (MINUTES_SPAN - 1) * 60000;
+    const url = YESTERDAY_URL + '?from=' + from + '&to=' + (latest - DAY_MS + 60000);
+    fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then((res) => {
+        if (res.status === 404) y.off = true;
+        return res.ok ? res.json() : null;
+      })
+      .then((rows) => {
+        if (rows) {
+          y.rows = rows;
+          y.latest = latest;
+          y.fetchedAt = Date.now();
+          if (pub.last) renderMinutes(pub.last);
+        }
+      })
+      .catch(() => {})
+      .then(() => { y.busy = false; });
+  }
+
   // Metric 3: the minutes within the 60 minutes that end at the latest one.
   function renderMinutes(snap) {
     const all = snap.minutes || [];
     const latest = all.length ? all[all.length - 1].minute : 0;
     const rows = all.filter((m) => m.minute > latest - MINUTES_SPAN * 60000);
     const open = rows.filter((m) => !m.final);
+    refreshYesterday(snap, latest);
+    const before = yesterday.rows.filter((m) => m.minute + DAY_MS > latest - MINUTES_SPAN * 60000 &&
+      m.minute + DAY_MS <= latest);
     charts.minutes.setOption({
+      legend: { data: before.length ? ['amount', 'orders', 'yesterday'] : ['amount', 'orders'] },
       // Always the whole 60-minute window, so the axis does not jump around
       // while it fills up.
       xAxis: rows.length ? { min: latest - (MINUTES_SPAN - 0.5) * 60000, max: latest + 30000 } : {},
@@ -367,14 +409,16 @@
             data: open.length ? [[{ xAxis: open[0].minute }, { xAxis: latest + 60000 }]] : []
           }
         },
-        { data: rows.map((m) => [m.minute, m.orders]) }
+        { data: rows.map((m) => [m.minute, m.orders]) },
+        { data: before.map((m) => [m.minute + DAY_MS, m.amount]) }
       ],
       graphic: [{ id: 'empty', invisible: rows.length > 0 }]
     });
     pub.rendered.minutes = {
       minutes: rows.map((m) => m.minute),
       amount: rows.map((m) => m.amount),
-      orders: rows.map((m) => m.orders)
+      orders: rows.map((m) => m.orders),
+      yesterday: before.map((m) => [m.minute, m.amount])
     };
   }
 
