@@ -486,7 +486,10 @@ static void emit(offer_t *o, table_t t, const op_ktable_t *tbl, uint64_t key, co
 {
     if (!v)
         v = op_ktable_find(tbl, key);
-    if (!v || v->orders == 0) /* a day's entry that only ever carried a share moved away */
+    /* A day's entry that only ever carried a share moved away has no
+     * orders. (Windows are written whatever their orders: today's Redis
+     * keys keep only the quantity of a gender slot.) */
+    if (!v || (t >= T_BRAND_DAY && v->orders == 0))
         return;
     row_t *r = batch_row(o->b, t);
     r->bucket = bucket_of(t, key);
