@@ -57,10 +57,9 @@ struct op_merger {
     int redis_ok; /* __atomic: the last flush reached Redis (merger writes, /readyz reads) */
 
     /* Merger thread only: */
-    op_shard_t *pending;       /* with Redis: merged shards not yet committed */
-    op_shard_t *archive_delta; /* with --archive: what reached st since the last offer */
-    int64_t *committed;        /* with Redis: next offset per partition as Redis holds it */
-    int64_t *expected;         /* flush_pending's copy of committed[] */
+    op_shard_t *pending; /* with Redis: merged shards not yet committed */
+    int64_t *committed;  /* with Redis: next offset per partition as Redis holds it */
+    int64_t *expected;   /* flush_pending's copy of committed[] */
     int64_t last_error_log_ms;
     int64_t last_flush_ms;
     op_state_t st;
@@ -125,8 +124,6 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     pthread_cond_init(&m->synced, NULL);
     op_state_init(&m->st, conf->dict);
     m->st.tz_ms = conf->tz_ms;
-    if (conf->archive)
-        m->archive_delta = op_shard_create(-1);
     op_intern_cache_init(&m->view_cache, conf->dict);
     if (conf->redis) {
         m->pending = op_shard_create(-1);
@@ -160,7 +157,6 @@ void op_merger_destroy(op_merger_t *m)
     op_state_dispose(&m->st);
     op_intern_cache_dispose(&m->view_cache);
     op_shard_destroy(m->pending);
-    op_shard_destroy(m->archive_delta);
     free(m->committed);
     free(m->expected);
     pthread_mutex_destroy(&m->bell_mu);
@@ -245,21 +241,13 @@ static int64_t mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* With --archive the archive is told what changed (op_archive_offer). */
-static void merge_into_state(op_merger_t *m, const op_shard_t *s)
-{
-    op_state_merge(&m->st, s, op_now_mono_ms());
-    if (m->archive_delta)
-        op_shard_add(m->archive_delta, s);
-}
-
 static void merge_one(op_merger_t *m, op_shard_t *s)
 {
     int64_t t0 = mono_ns();
     if (m->pending)
         op_shard_add(m->pending, s);
     else
-        merge_into_state(m, s);
+        op_state_merge(&m->st, s, op_now_mono_ms());
     m->merge_ns += mono_ns() - t0;
     m->handed_epoch[s->worker] = s->epoch;
     if (s->last) {
@@ -370,7 +358,7 @@ static int pending_empty(const op_shard_t *p)
 static void commit_pending(op_merger_t *m)
 {
     op_shard_t *p = m->pending;
-    merge_into_state(m, p);
+    op_state_merge(&m->st, p, op_now_mono_ms());
     for (int32_t q = op_shard_next_touched(p, 0); q >= 0; q = op_shard_next_touched(p, q + 1))
         __atomic_store_n(&m->committed[q], p->parts[q].next_offset, __ATOMIC_RELEASE);
     op_shard_clear(p);
@@ -483,10 +471,8 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     int64_t t0 = mono_ns();
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
-    if (m->conf.archive) {
-        op_archive_offer(m->conf.archive, &m->st, m->archive_delta, at_end);
-        op_shard_clear(m->archive_delta);
-    }
+    if (m->conf.archive) /* the windows that became final, or that late orders changed */
+        op_archive_offer(m->conf.archive, &m->st, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
     op_snapshot_meta_t meta = {
         .tick = tick,

@@ -31,6 +31,15 @@ typedef struct op_state_part {
     int64_t last_active_ms; /* monotonic time the merger last saw records of it */
 } op_state_part_t;
 
+/* Keys of windows a merge changed after they were final (their end at or
+ * before watermark_ms): what --archive must write again. Filled by
+ * op_state_merge only while track_rewrites is set, emptied by the archive's
+ * offer (engine/io/archive.h); keys as in the state's tables, values
+ * unused. Transient bookkeeping, not part of the figures. */
+typedef struct op_state_rewrite {
+    op_ktable_t minutes, catmin, gslots, brand_days, gender_days, user_days;
+} op_state_rewrite_t;
+
 typedef struct op_state {
     op_intern_t *dict; /* names of the dimension ids (shared, read-only here) */
 
@@ -40,11 +49,14 @@ typedef struct op_state {
 
     /* Per calendar day in --timezone, filled only from shards that carry
      * days (--archive; shard.h). Kept for --retention, like the windows. */
-    int64_t tz_ms;                /* the time zone of the days, east of UTC */
-    op_ktable_t brand_days;       /* key: op_ktable_pair(day, brand id) */
-    op_ktable_t gender_days;      /* key: op_ktable_pair(day, gender id) */
-    op_ktable_t user_days;        /* key: op_shard_user_day(day, entry in users); no quantity */
-    uint32_t days_kept_from;      /* op_state_evict: the first day it kept */
+    int64_t tz_ms;           /* the time zone of the days, east of UTC */
+    op_ktable_t brand_days;  /* key: op_ktable_pair(day, brand id) */
+    op_ktable_t gender_days; /* key: op_ktable_pair(day, gender id) */
+    op_ktable_t user_days;   /* key: op_shard_user_day(day, entry in users); no quantity */
+    uint32_t days_kept_from; /* op_state_evict: the first day it kept */
+    int track_rewrites;      /* --archive: fill rewrite */
+    op_state_rewrite_t rewrite;
+
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
     uint32_t heap_len;
 

@@ -407,6 +407,8 @@ struct op_archive {
     /* Archive thread only. */
     MYSQL *conn;
     op_jbuf_t sql;
+    int64_t day; /* the day whose literal is in day_text */
+    char day_text[32];
     int64_t last_log_ms;
 };
 
@@ -447,7 +449,6 @@ void op_archive_stats(op_archive_t *a, op_archive_stats_t *out)
 typedef struct offer {
     op_archive_t *a;
     const op_state_t *st;
-    const op_shard_t *delta;
     int64_t prev, wm; /* windows ending in (prev, wm] became final */
     int64_t gone;     /* windows before first_open(gone) had been evicted */
     batch_t *b;
@@ -511,7 +512,8 @@ static int final_before(const offer_t *o, table_t t, int64_t bucket)
     return 1;
 }
 
-/* The newly final windows of a state table, then the final ones touched. */
+/* The newly final windows of a state table, then the final ones a late
+ * order changed (the state's rewrite table for it). */
 static void windows(offer_t *o, table_t t, const op_ktable_t *tbl, const op_ktable_t *touched)
 {
     int64_t lo = first_open(o->a, t, o->prev), hi = first_open(o->a, t, o->wm);
@@ -538,36 +540,6 @@ static void windows(offer_t *o, table_t t, const op_ktable_t *tbl, const op_ktab
     }
 }
 
-/* Days of a dimension: the delta touched its base day for every id in
- * total, and the off-day entries' days. */
-static void dim_days(offer_t *o, table_t t, const op_ktable_t *tbl, const op_ktable_t *total,
-                     const op_ktable_t *off)
-{
-    windows(o, t, tbl, NULL);
-    const op_shard_t *d = o->delta;
-    if (!d || d->day < 0)
-        return;
-    int f = final_before(o, t, d->day);
-    if (f < 0)
-        count(&o->a->late_rows, total->count);
-    for (uint32_t i = 0; f > 0 && i < total->cap; i++)
-        if (op_ktable_used(total, i))
-            emit(o, t, tbl, op_ktable_pair((uint64_t)d->day, (uint32_t)op_ktable_key(total, i)),
-                 NULL);
-    for (uint32_t i = 0; i < off->cap; i++) {
-        if (!op_ktable_used(off, i))
-            continue;
-        uint64_t k = op_ktable_key(off, i);
-        int64_t day = (int64_t)op_ktable_pair_bucket(k);
-        if (day == d->day || (f = final_before(o, t, day)) == 0)
-            continue;
-        if (f > 0)
-            emit(o, t, tbl, k, NULL);
-        else
-            count(&o->a->late_rows, 1);
-    }
-}
-
 static void emit_user(offer_t *o, uint32_t day, uint32_t e)
 {
     const op_tally_t *v = op_ktable_find(&o->st->user_days, op_shard_user_day(day, e));
@@ -580,14 +552,6 @@ static void emit_user(offer_t *o, uint32_t day, uint32_t e)
     r->dim = batch_name(o->b, name, len);
     r->len = (uint32_t)len;
     r->t = *v;
-}
-
-/* A delta's user (entry d of its table) as the state's entry. */
-static uint32_t state_user(const offer_t *o, uint32_t d)
-{
-    size_t len;
-    const char *name = op_users_name(&o->delta->users, d, &len);
-    return op_users_find(&o->st->users, name, len, op_hash_bytes(name, len));
 }
 
 static void user_days(offer_t *o)
@@ -608,25 +572,15 @@ static void user_days(offer_t *o)
         else
             emit_user(o, (uint32_t)day, (uint32_t)k);
     }
-    const op_shard_t *d = o->delta;
-    if (!d || d->day < 0)
-        return;
-    int f = final_before(o, T_USER_DAY, d->day);
-    if (f < 0)
-        count(&o->a->late_rows, d->users.count);
-    for (uint32_t u = 0; f > 0 && u < d->users.count; u++)
-        emit_user(o, (uint32_t)d->day, state_user(o, u));
-    const op_ktable_t *off = &d->user_offday;
-    for (uint32_t i = 0; i < off->cap; i++) {
-        if (!op_ktable_used(off, i))
+    const op_ktable_t *rw = &o->st->rewrite.user_days;
+    for (uint32_t i = 0; i < rw->cap; i++) {
+        if (!op_ktable_used(rw, i))
             continue;
-        uint64_t k = op_ktable_key(off, i);
-        int64_t day = (int64_t)(k >> 32);
-        if (day == d->day || (f = final_before(o, T_USER_DAY, day)) == 0)
-            continue;
+        uint64_t k = op_ktable_key(rw, i);
+        int f = final_before(o, T_USER_DAY, (int64_t)(k >> 32));
         if (f > 0)
-            emit_user(o, (uint32_t)day, state_user(o, (uint32_t)k));
-        else
+            emit_user(o, (uint32_t)(k >> 32), (uint32_t)k);
+        else if (f < 0)
             count(&o->a->late_rows, 1);
     }
 }
@@ -666,15 +620,28 @@ static void enqueue(op_archive_t *a, batch_t *b, int sweep)
     pthread_mutex_unlock(&a->mu);
 }
 
-void op_archive_offer(op_archive_t *a, const op_state_t *st, const op_shard_t *delta, int at_end)
+static void clear_rewrites(op_state_t *st)
 {
+    op_ktable_t *rw = &st->rewrite.minutes;
+    for (size_t i = 0; i < sizeof(st->rewrite) / sizeof(*rw); i++)
+        op_ktable_clear(&rw[i]);
+}
+
+void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end)
+{
+    st->track_rewrites = 1;
     int ov = __atomic_load_n(&a->overflow, __ATOMIC_ACQUIRE);
-    if (ov == 1)
-        return; /* what is final now is in the sweep that follows */
     int64_t wm = at_end ? INT64_MAX : st->watermark_ms;
-    if (wm == INT64_MIN)
+    if (ov == 1 || wm == INT64_MIN) {
+        /* Nothing is final yet; or what is final now goes with the sweep
+         * that follows an overflow (which must still know what the merger
+         * evicts meanwhile). */
+        clear_rewrites(st);
+        if (st->watermark_ms != INT64_MIN)
+            a->evicted_wm = st->watermark_ms;
         return;
-    offer_t o = {.a = a, .st = st, .delta = delta, .prev = a->offered_wm, .wm = wm};
+    }
+    offer_t o = {.a = a, .st = st, .prev = a->offered_wm, .wm = wm};
     if (ov == 2) {
         o.prev = INT64_MIN;
         __atomic_store_n(&a->overflow, 0, __ATOMIC_RELEASE);
@@ -685,15 +652,14 @@ void op_archive_offer(op_archive_t *a, const op_state_t *st, const op_shard_t *d
     else
         o.gone = INT64_MIN;
     o.b = op_xcalloc(1, sizeof(*o.b));
-    windows(&o, T_MINUTE, &st->minutes, delta ? &delta->minutes : NULL);
-    windows(&o, T_CATEGORY_MINUTE, &st->catmin, delta ? &delta->catmin : NULL);
-    windows(&o, T_GENDER_SLOT, &st->gslots, delta ? &delta->gslots : NULL);
-    static const op_ktable_t none;
-    dim_days(&o, T_BRAND_DAY, &st->brand_days, delta ? &delta->brands : &none,
-             delta ? &delta->brand_offday : &none);
-    dim_days(&o, T_GENDER_DAY, &st->gender_days, delta ? &delta->genders : &none,
-             delta ? &delta->gender_offday : &none);
+    const op_state_rewrite_t *rw = &st->rewrite;
+    windows(&o, T_MINUTE, &st->minutes, &rw->minutes);
+    windows(&o, T_CATEGORY_MINUTE, &st->catmin, &rw->catmin);
+    windows(&o, T_GENDER_SLOT, &st->gslots, &rw->gslots);
+    windows(&o, T_BRAND_DAY, &st->brand_days, &rw->brand_days);
+    windows(&o, T_GENDER_DAY, &st->gender_days, &rw->gender_days);
     user_days(&o);
+    clear_rewrites(st);
     a->offered_wm = wm;
     a->evicted_wm = st->watermark_ms;
     if (o.b->nrows)
@@ -740,7 +706,7 @@ static int ensure_connected(op_archive_t *a)
     return 0;
 }
 
-/* "YYYY-MM-DD" of a day number (op_shard_day), from Howard Hinnant's
+/* "'YYYY-MM-DD'" (an SQL literal) of a day number (op_shard_day), from Howard Hinnant's
  * civil_from_days. */
 static void day_text(int64_t day, char out[32])
 {
@@ -753,7 +719,7 @@ static void day_text(int64_t day, char out[32])
     int64_t mp = (5 * doy + 2) / 153;
     int64_t d = doy - (153 * mp + 2) / 5 + 1;
     int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    snprintf(out, 32, "%04d-%02d-%02d", (int)(y + (m <= 2)), (int)m, (int)d);
+    snprintf(out, 32, "'%04d-%02d-%02d'", (int)(y + (m <= 2)), (int)m, (int)d);
 }
 
 static size_t utf8_chars(const char *s, size_t len)
@@ -797,11 +763,11 @@ static int sql_row(op_archive_t *a, const batch_t *b, table_t t, const row_t *r)
         return -1;
     op_jbuf_lit(&a->sql, "(");
     if (t >= T_BRAND_DAY) {
-        char day[32];
-        day_text(r->bucket, day);
-        op_jbuf_lit(&a->sql, "'");
-        op_jbuf_lit(&a->sql, day);
-        op_jbuf_lit(&a->sql, "'");
+        if (r->bucket != a->day) { /* rows come a day at a time */
+            a->day = r->bucket;
+            day_text(r->bucket, a->day_text);
+        }
+        op_jbuf_lit(&a->sql, a->day_text);
     } else {
         op_jbuf_i64(&a->sql, r->bucket * (t == T_GENDER_SLOT ? OP_SLOT_MS : OP_MINUTE_MS));
     }
@@ -981,6 +947,7 @@ int op_archive_create(op_archive_t **out, const op_archive_conf_t *conf, op_inte
     a->db = db;
     a->dict = dict;
     a->offered_wm = a->evicted_wm = INT64_MIN;
+    a->day = -1;
     a->last_log_ms = INT64_MIN / 2;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->wake, NULL);
@@ -991,7 +958,12 @@ int op_archive_create(op_archive_t **out, const op_archive_conf_t *conf, op_inte
     MYSQL *c = op_archive_connect(&a->db, CONNECT_TIMEOUT_S, &fatal, err, errlen);
     if (c) {
         rc = ensure_schema(c, err, errlen);
-        mysql_close(c);
+        if (rc == 0) { /* the thread's, checked: it need not ask again */
+            a->conn = c;
+            a->connected = 1;
+        } else {
+            mysql_close(c);
+        }
         if (rc == -EIO)
             rc = 0; /* lost on the way: the thread tries again */
     } else if (fatal) {
@@ -1050,6 +1022,7 @@ void op_archive_destroy(op_archive_t *a, int64_t patience_ms)
         batch_free(a->head);
         a->head = next;
     }
+    disconnect(a);
     op_jbuf_dispose(&a->sql);
     pthread_mutex_destroy(&a->mu);
     pthread_cond_destroy(&a->wake);

@@ -81,10 +81,10 @@ int op_archive_start(op_archive_t *a);
 /* The merger, once per tick, after the tick's shards are in st and the
  * watermark has advanced, before windows are evicted: copies the windows
  * that became final (their end at or before st->watermark_ms, or every
- * window when at_end) and the final windows delta touched (delta: the sum of
- * the shards merged into st since the previous offer; NULL if none), and
- * returns without waiting for anything. */
-void op_archive_offer(op_archive_t *a, const op_state_t *st, const op_shard_t *delta, int at_end);
+ * window when at_end) and the final windows late orders changed (listed in
+ * st->rewrite, which it empties; the first call sets st->track_rewrites),
+ * and returns without waiting for anything. */
+void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end);
 
 typedef struct op_archive_stats {
     int connected;            /* the last attempt to talk to MariaDB worked */

@@ -203,3 +203,44 @@ Test(days, eviction_keeps_the_days_within_the_retention)
     cr_assert_not_null(op_ktable_find(&st.user_days, op_shard_user_day(d + 2, 7)));
     op_state_dispose(&st);
 }
+
+Test(days, merges_note_the_final_windows_they_change)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    st.tz_ms = TZ_MS;
+    int64_t start = 1731168000000LL; /* a day's start at +08:00 */
+    uint32_t d = op_shard_day(start, TZ_MS);
+    op_shard_t *s = op_shard_create(0);
+    /* Orders of day d - 1 (over) and d (open); minutes either side of the
+     * watermark. */
+    order_t old = {
+        .user = 1, .gender = 0, .brand = 2, .event_ms = start - 1000, .num = 1, .amount = 100};
+    order_t now = {
+        .user = 1, .gender = 1, .brand = 3, .event_ms = start + 600000, .num = 2, .amount = 250};
+    add(s, &now);
+    add(s, &old);
+    op_tally_t one = {1, 1, 100};
+    op_tally_add(op_ktable_upsert(&s->minutes, (uint64_t)(start - 1000) / OP_MINUTE_MS), &one);
+    op_tally_add(op_ktable_upsert(&s->minutes, (uint64_t)(start + 600000) / OP_MINUTE_MS), &one);
+    st.watermark_ms = start + 60000;
+    op_state_merge(&st, s, 0); /* not tracking: nothing noted */
+    cr_assert_eq(st.rewrite.minutes.count + st.rewrite.user_days.count, 0);
+    st.track_rewrites = 1;
+    op_state_merge(&st, s, 0);
+    cr_assert_eq(st.rewrite.minutes.count, 1);
+    cr_assert_not_null(
+        op_ktable_find(&st.rewrite.minutes, (uint64_t)(start - 1000) / OP_MINUTE_MS));
+    cr_assert_eq(st.rewrite.brand_days.count, 1);
+    cr_assert_not_null(op_ktable_find(&st.rewrite.brand_days, op_ktable_pair(d - 1, 2)));
+    cr_assert_eq(st.rewrite.gender_days.count, 1);
+    cr_assert_eq(st.rewrite.user_days.count, 1);
+    uint64_t k = UINT64_MAX;
+    for (uint32_t i = 0; i < st.rewrite.user_days.cap; i++)
+        if (op_ktable_used(&st.rewrite.user_days, i))
+            k = op_ktable_key(&st.rewrite.user_days, i);
+    cr_assert_eq((uint32_t)(k >> 32), d - 1);
+    cr_assert_eq(op_ktable_find(&st.user_days, k)->amount, 200, "two merges of one order");
+    op_shard_destroy(s);
+    op_state_dispose(&st);
+}
