@@ -354,13 +354,25 @@ static void batch_free(batch_t *b)
     free(b);
 }
 
+/* Room for n more rows of table t (and names of name_bytes). */
+static void batch_reserve(batch_t *b, table_t t, size_t n, size_t name_bytes)
+{
+    rows_t *r = &b->rows[t];
+    if (r->n + n > r->cap) {
+        r->cap = r->n + n > r->cap * 2 ? r->n + n : r->cap * 2;
+        r->v = op_xrealloc(r->v, r->cap * sizeof(*r->v));
+    }
+    if (b->names_len + name_bytes > b->names_cap) {
+        b->names_cap = b->names_len + name_bytes;
+        b->names = op_xrealloc(b->names, b->names_cap);
+    }
+}
+
 static row_t *batch_row(batch_t *b, table_t t)
 {
     rows_t *r = &b->rows[t];
-    if (r->n == r->cap) {
-        r->cap = r->cap ? r->cap * 2 : 64;
-        r->v = op_xrealloc(r->v, r->cap * sizeof(*r->v));
-    }
+    if (r->n == r->cap)
+        batch_reserve(b, t, r->cap ? r->cap : 64, 0);
     b->nrows++;
     return &r->v[r->n++];
 }
@@ -540,9 +552,11 @@ static void windows(offer_t *o, table_t t, const op_ktable_t *tbl, const op_ktab
     }
 }
 
-static void emit_user(offer_t *o, uint32_t day, uint32_t e)
+/* v: the user's figures of the day if the caller has them, else NULL. */
+static void emit_user(offer_t *o, uint32_t day, uint32_t e, const op_tally_t *v)
 {
-    const op_tally_t *v = op_ktable_find(&o->st->user_days, op_shard_user_day(day, e));
+    if (!v)
+        v = op_ktable_find(&o->st->user_days, op_shard_user_day(day, e));
     if (!v || v->orders == 0)
         return;
     size_t len;
@@ -560,7 +574,17 @@ static void user_days(offer_t *o)
     int64_t lo = first_open(o->a, T_USER_DAY, o->prev), hi = first_open(o->a, T_USER_DAY, o->wm);
     int64_t gone = o->gone == INT64_MIN ? INT64_MIN : first_open(o->a, T_USER_DAY, o->gone);
     /* The table is a day of users or two: scanned only when a day ends. */
+    if (lo < hi)
+        batch_reserve(o->b, T_USER_DAY, tbl->count, (size_t)tbl->count * 12);
+    const op_users_t *users = &o->st->users;
     for (uint32_t i = 0; lo < hi && i < tbl->cap; i++) {
+        /* Users are in the table's (random) order: fetch a user's entry,
+         * then its name, ahead of use (two cache misses per row otherwise). */
+        if (i + 16 < tbl->cap && op_ktable_used(tbl, i + 16))
+            __builtin_prefetch(&users->ent[(uint32_t)op_ktable_key(tbl, i + 16)]);
+        if (i + 8 < tbl->cap && op_ktable_used(tbl, i + 8))
+            __builtin_prefetch(users->arena +
+                               users->ent[(uint32_t)op_ktable_key(tbl, i + 8)].name_off);
         if (!op_ktable_used(tbl, i))
             continue;
         uint64_t k = op_ktable_key(tbl, i);
@@ -570,7 +594,7 @@ static void user_days(offer_t *o)
         if (day < gone)
             count(&o->a->late_rows, 1);
         else
-            emit_user(o, (uint32_t)day, (uint32_t)k);
+            emit_user(o, (uint32_t)day, (uint32_t)k, &tbl->vals[i]);
     }
     const op_ktable_t *rw = &o->st->rewrite.user_days;
     for (uint32_t i = 0; i < rw->cap; i++) {
@@ -579,7 +603,7 @@ static void user_days(offer_t *o)
         uint64_t k = op_ktable_key(rw, i);
         int f = final_before(o, T_USER_DAY, (int64_t)(k >> 32));
         if (f > 0)
-            emit_user(o, (uint32_t)(k >> 32), (uint32_t)k);
+            emit_user(o, (uint32_t)(k >> 32), (uint32_t)k, NULL);
         else if (f < 0)
             count(&o->a->late_rows, 1);
     }
