@@ -513,6 +513,8 @@ static int serve_history(op_http_env_t *env, h2o_req_t *req, op_history_kind_t k
                                 kind == OP_HISTORY_CATEGORIES
                                     ? "the range is too large: at most 1 day of categories"
                                     : "the range is too large: at most 31 days");
+    if (!op_http_env_refresh(env)) /* as every resource: one rule for clients */
+        return send_no_snapshot(env, req);
     if (!env->history)
         return send_not_found(env, req, "no archive: start the engine with --archive");
     op_history_job_t *job = h2o_mem_alloc(sizeof(*job));
@@ -547,10 +549,13 @@ void op_http_api_history_answers(h2o_multithread_receiver_t *r, h2o_linklist_t *
             memcpy(body, job->body.buf, job->body.len);
             add_common(env, req, H2O_STRLIT(JSON_TYPE));
             h2o_iovec_t b = h2o_iovec_init(body, job->body.len);
-            if (job->status == 200)
+            if (job->status == 200) {
                 send_whole(req, 200, "OK", &b, 1);
-            else
+            } else {
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                               H2O_STRLIT("1"));
                 send_whole(req, 503, "Service Unavailable", &b, 1);
+            }
         }
         op_jbuf_dispose(&job->body);
         free(job);
