@@ -24,11 +24,13 @@ import unittest
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, E2ETest, MariaDB, archive_doc, binary, free_port, load_json,  # noqa: E402
+from harness import (ROOT, E2ETest, archive_doc, binary, free_port, load_json,  # noqa: E402
                      redis_snapshot, snapshot_diff, truth_windows, wait_for)
+from test_api import sanitizer_env, sanitizer_reports  # noqa: E402
 
 START = "2024-11-11T00:00:00"
 TZ_MS = 8 * 3600 * 1000  # the engine's default --timezone, +08:00
@@ -301,7 +303,9 @@ class ArchiveLive(ArchiveTest):
             return wm > 0 and not last
         wait_for(final_windows_exact, 60, "the final windows to be archived", interval=0.5)
         self.assertGreater(len(only_final(want, load_json(snap)["watermark"])["minutes"]), 10)
-        self.assertEqual(eng.stop(timeout=30), 0, eng.stderr_text()[-3000:])
+        rc = eng.stop(timeout=30)
+        open("/tmp/arch/eng.err", "w").write(eng.stderr_text())
+        self.assertEqual(rc, 0, eng.stderr_text()[:3000])
         r = subprocess.run([binary("orderpulse"), "--brokers", boot, "--topic", "orders",
                             "--group", "final", "--once", "--redis", f"127.0.0.1:{redis_port}",
                             "--archive", url_of(db_port)], stdout=subprocess.DEVNULL,
@@ -405,7 +409,8 @@ class ArchiveHistory(ArchiveTest):
         http_port = free_port()
         base = f"http://127.0.0.1:{http_port}"
         eng = self.start([binary("orderpulse"), "--source", "file:" + today, "--tick", "100ms",
-                          "--archive", url_of(port), "--http", f"127.0.0.1:{http_port}"])
+                          "--archive", url_of(port), "--http", f"127.0.0.1:{http_port}"],
+                         env=sanitizer_env(self.tmp))
         wait_for(lambda: http_json(base + "/readyz")[0] == 200, 30, "the engine")
 
         h = base + "/api/v1/history"
@@ -435,6 +440,22 @@ class ArchiveHistory(ArchiveTest):
         status, doc = http_json(h + "/categories?from=2024-11-10&to=2024-11-11T00:00:01Z")
         self.assertEqual(status, 400, doc)
         self.run_browser(base, truth)
+        # Many queries at once, some given up by their clients: every
+        # answer reaches its own request, and the engine stops cleanly.
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda i: http_json(
+                h + f"/minutes?from={1731232800000 + i * 60000}&to={1731232860000 + i * 60000}"),
+                range(40)))
+        self.assertEqual([[r["minute"] for r in rows] for _, rows in answers],
+                         [[1731232800000 + i * 60000] for i in range(40)])
+        for _ in range(20):
+            try:
+                urllib.request.urlopen(h + "/categories?from=2024-11-10T10:00Z", timeout=0.001)
+            except OSError:
+                pass
+        self.assertEqual(http_json(base + "/readyz")[0], 200)
+        self.assertEqual(eng.stop(timeout=30), 0, eng.stderr_text()[-3000:])
+        self.assertEqual(sanitizer_reports(eng.stderr_text()), [])
 
     def run_browser(self, base, truth):
         node = shutil.which("node")
