@@ -268,39 +268,51 @@ static int query_cell(MYSQL *c, const char *sql, char *out, size_t outlen)
     return 0;
 }
 
-/* Creates the tables that are missing; refuses one of another shape.
- * 0, -EIO (the connection failed: retry) or -EINVAL (a shape or a
- * privilege: a retry will not help), with one line in err. */
+/* The shape of table `name` as ensure_schema compares it ("; primary key
+ * ()" alone when it does not exist). 0 or -1 (the query failed). */
+static int table_shape(MYSQL *c, const char *name, char *out, size_t outlen)
+{
+    char sql[1024], cols[1024], pk[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', DATA_TYPE, "
+             "IF(DATA_TYPE = 'varchar', CONCAT('(', CHARACTER_MAXIMUM_LENGTH, ') ', "
+             "COLLATION_NAME), ''), IF(DATA_TYPE = 'decimal', CONCAT('(', NUMERIC_PRECISION, "
+             "',', NUMERIC_SCALE, ')'), '')) ORDER BY ORDINAL_POSITION SEPARATOR ', ') "
+             "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
+             "TABLE_NAME = '%s'",
+             name);
+    if (query_cell(c, sql, cols, sizeof(cols)) < 0)
+        return -1;
+    snprintf(sql, sizeof(sql),
+             "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ', ') FROM "
+             "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND "
+             "TABLE_NAME = '%s' AND INDEX_NAME = 'PRIMARY'",
+             name);
+    if (query_cell(c, sql, pk, sizeof(pk)) < 0)
+        return -1;
+    snprintf(out, outlen, "%s; primary key (%s)", cols, pk);
+    return 0;
+}
+
+/* Creates the tables that are missing (only those: tables a DBA made need
+ * no CREATE grant); refuses one of another shape. 0, -EIO (the connection
+ * failed: retry) or -EINVAL (a shape or a privilege: a retry will not
+ * help), with one line in err. */
 static int ensure_schema(MYSQL *c, char *err, size_t errlen)
 {
-    char sql[2048], cols[1024], pk[256];
+    char sql[2048], shape[1400];
     for (int t = 0; t < T_COUNT; t++) {
         const struct table_spec *ts = &tables[t];
-        snprintf(sql, sizeof(sql),
-                 "CREATE TABLE IF NOT EXISTS %s (%s) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
-                 "COLLATE=utf8mb4_nopad_bin",
-                 ts->name, ts->columns);
-        if (mysql_query(c, sql) != 0)
+        if (table_shape(c, ts->name, shape, sizeof(shape)) < 0)
             goto failed;
-        snprintf(sql, sizeof(sql),
-                 "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', DATA_TYPE, "
-                 "IF(DATA_TYPE = 'varchar', CONCAT('(', CHARACTER_MAXIMUM_LENGTH, ') ', "
-                 "COLLATION_NAME), ''), IF(DATA_TYPE = 'decimal', CONCAT('(', NUMERIC_PRECISION, "
-                 "',', NUMERIC_SCALE, ')'), '')) ORDER BY ORDINAL_POSITION SEPARATOR ', ') "
-                 "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND "
-                 "TABLE_NAME = '%s'",
-                 ts->name);
-        if (query_cell(c, sql, cols, sizeof(cols)) < 0)
-            goto failed;
-        snprintf(sql, sizeof(sql),
-                 "SELECT GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ', ') FROM "
-                 "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND "
-                 "TABLE_NAME = '%s' AND INDEX_NAME = 'PRIMARY'",
-                 ts->name);
-        if (query_cell(c, sql, pk, sizeof(pk)) < 0)
-            goto failed;
-        char shape[1400];
-        snprintf(shape, sizeof(shape), "%s; primary key (%s)", cols, pk);
+        if (strcmp(shape, "; primary key ()") == 0) {
+            snprintf(sql, sizeof(sql),
+                     "CREATE TABLE IF NOT EXISTS %s (%s) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 "
+                     "COLLATE=utf8mb4_nopad_bin",
+                     ts->name, ts->columns);
+            if (mysql_query(c, sql) != 0 || table_shape(c, ts->name, shape, sizeof(shape)) < 0)
+                goto failed;
+        }
         if (strcmp(shape, ts->shape) != 0)
             return op_conf_error(err, errlen,
                                  "archive: table %s is (%s), orderpulse writes (%s): drop or "

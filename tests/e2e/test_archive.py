@@ -250,6 +250,16 @@ class ArchiveSetup(ArchiveTest):
                 self.assertIn(what, err)
                 self.assertNotIn("s3cr", err)
         self.assertEqual(db.run("SELECT SUM(orders) FROM op.op_minute"), [("3000",)])
+        # Once the tables exist, CREATE is not needed; without it they cannot be made.
+        db.run("CREATE USER 'writer'@'127.0.0.1' IDENTIFIED BY 'w';"
+               "GRANT SELECT, INSERT, UPDATE ON op.* TO 'writer'@'127.0.0.1';"
+               "CREATE DATABASE empty; GRANT SELECT, INSERT, UPDATE ON empty.* TO 'writer'@'127.0.0.1'")
+        for db_name, rc in (("op", 0), ("empty", 1)):
+            r = subprocess.run([binary("orderpulse"), "--source", "file:" + data, "--once",
+                                "--archive", url_of(port, "writer", "w", db_name)],
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, rc, r.stderr.decode())
+        self.assertIn("CREATE command denied", r.stderr.decode())
 
     def test_mariadb_down_at_start_then_up(self):
         """The engine starts without MariaDB, says so once, and writes
