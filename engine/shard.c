@@ -110,9 +110,7 @@ static void add_days(op_shard_t *dst, const op_shard_t *src)
         if (!op_ktable_used(uo, i))
             continue;
         uint64_t k = op_ktable_key(uo, i);
-        size_t len;
-        const char *name = op_users_name(&src->users, (uint32_t)k, &len);
-        uint32_t d = op_users_find(&dst->users, name, len, op_hash_bytes(name, len));
+        uint32_t d = op_shard_user_in(&dst->users, &src->users, (uint32_t)k);
         op_tally_add(op_ktable_upsert(&dst->user_offday, op_shard_user_day((uint32_t)(k >> 32), d)),
                      &uo->vals[i]);
         if (other)
@@ -120,9 +118,7 @@ static void add_days(op_shard_t *dst, const op_shard_t *src)
                          &uo->vals[i]);
     }
     for (uint32_t e = 0; other && e < src->users.count; e++) {
-        size_t len;
-        const char *name = op_users_name(&src->users, e, &len);
-        uint32_t d = op_users_find(&dst->users, name, len, op_hash_bytes(name, len));
+        uint32_t d = op_shard_user_in(&dst->users, &src->users, e);
         op_tally_t *t = op_ktable_upsert(&dst->user_offday, op_shard_user_day(sday, d));
         t->orders += src->users.ent[e].orders;
         t->amount += src->users.ent[e].amount;

@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+#include "engine/hash.h"
 #include "engine/ktable.h"
 #include "engine/parse.h"
 #include "engine/source.h"
@@ -116,6 +117,15 @@ void op_shard_clear(op_shard_t *s);
 /* Adds src's deltas into dst (the merger's pending tick). Per-partition
  * progress takes src's values, which are the newer. */
 void op_shard_add(op_shard_t *dst, const op_shard_t *src);
+
+/* The entry in `to` of user e of `from`, found by name (it must be there:
+ * `from`'s users were added to `to`). For the keys of user_offday. */
+static inline uint32_t op_shard_user_in(const op_users_t *to, const op_users_t *from, uint32_t e)
+{
+    size_t len;
+    const char *name = op_users_name(from, e, &len);
+    return op_users_find(to, name, len, op_hash_bytes(name, len));
+}
 
 /* Notes the calendar day of an order already added to the totals (users
  * entry e, gender g, brand b): only an order outside the base day costs

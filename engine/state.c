@@ -232,9 +232,7 @@ static void merge_days(op_state_t *st, const op_shard_t *s)
         if (!op_ktable_used(off, i))
             continue;
         uint64_t k = op_ktable_key(off, i);
-        size_t len;
-        const char *name = op_users_name(&s->users, (uint32_t)k, &len);
-        uint32_t e = op_users_find(&st->users, name, len, op_hash_bytes(name, len));
+        uint32_t e = op_shard_user_in(&st->users, &s->users, (uint32_t)k);
         uint32_t day = (uint32_t)(k >> 32);
         op_tally_add(op_ktable_upsert(&st->user_days, op_shard_user_day(day, e)), &off->vals[i]);
         op_tally_sub(op_ktable_upsert(&st->user_days, op_shard_user_day(base, e)), &off->vals[i]);
