@@ -311,11 +311,12 @@ class ArchiveLive(ArchiveTest):
             wm = load_json(snap)["watermark"]
             last[:] = snapshot_diff(only_final(archive_doc(db), wm), only_final(want, wm))
             return wm > 0 and not last
-        wait_for(final_windows_exact, 60, "the final windows to be archived", interval=0.5)
+        try:
+            wait_for(final_windows_exact, 60, "the final windows to be archived", interval=0.5)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; {len(last)} differences: {last[:10]}") from None
         self.assertGreater(len(only_final(want, load_json(snap)["watermark"])["minutes"]), 10)
-        rc = eng.stop(timeout=30)
-        open("/tmp/arch/eng.err", "w").write(eng.stderr_text())
-        self.assertEqual(rc, 0, eng.stderr_text()[:3000])
+        self.assertEqual(eng.stop(timeout=30), 0, eng.stderr_text()[-3000:])
         r = subprocess.run([binary("orderpulse"), "--brokers", boot, "--topic", "orders",
                             "--group", "final", "--once", "--redis", f"127.0.0.1:{redis_port}",
                             "--archive", url_of(db_port)], stdout=subprocess.DEVNULL,
