@@ -290,6 +290,21 @@ static int hex_digit(char c)
                                   : -1;
 }
 
+/* Exactly n decimal digits at *p, as a number; *p moves past them. */
+static int digits(const char **p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (unsigned)(c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
 /* A time: epoch milliseconds (digits only), or ISO-8601 YYYY-MM-DD with an
  * optional [T ]HH:MM[:SS[.fff]] and Z or +HH:MM / -HH:MM (UTC without
  * one). %XX escapes are decoded. 0 or -1. */
@@ -319,18 +334,19 @@ static int parse_time(h2o_iovec_t v, int64_t *out)
         return 0;
     }
     unsigned y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, oh = 0, om = 0;
-    int used = 0, sign = 0;
-    if (sscanf(s, "%4u-%2u-%2u%n", &y, &mo, &d, &used) != 3 || used != 10)
+    int sign = 0;
+    const char *p = s;
+    if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        digits(&p, 2, &d) < 0)
         return -1;
-    const char *p = s + used;
     if (*p == 'T' || *p == ' ') {
-        if (sscanf(p + 1, "%2u:%2u%n", &h, &mi, &used) != 2 || used != 5)
+        p++;
+        if (digits(&p, 2, &h) < 0 || *p++ != ':' || digits(&p, 2, &mi) < 0)
             return -1;
-        p += 1 + used;
         if (*p == ':') {
-            if (sscanf(p + 1, "%2u%n", &sec, &used) != 1 || used != 2)
+            p++;
+            if (digits(&p, 2, &sec) < 0)
                 return -1;
-            p += 3;
             if (*p == '.') {
                 unsigned scale = 100;
                 for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
@@ -341,10 +357,9 @@ static int parse_time(h2o_iovec_t v, int64_t *out)
     if (*p == 'Z') {
         p++;
     } else if (*p == '+' || *p == '-') {
-        sign = *p == '-' ? -1 : 1;
-        if (sscanf(p + 1, "%2u:%2u%n", &oh, &om, &used) != 2 || used != 5 || oh > 23 || om > 59)
+        sign = *p++ == '-' ? -1 : 1;
+        if (digits(&p, 2, &oh) < 0 || *p++ != ':' || digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
             return -1;
-        p += 1 + used;
     }
     if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
         return -1;

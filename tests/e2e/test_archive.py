@@ -441,9 +441,19 @@ class ArchiveHistory(ArchiveTest):
         # A window starts in [from, to): the next minute is not in.
         status, rows = http_json(h + "/minutes?from=1731232800000&to=1731232860000")
         self.assertEqual((status, [r["minute"] for r in rows]), (200, [1731232800000]))
+        # The same minute written every accepted way.
+        for q in ("from=1731232800000&to=1731232860000",
+                  "from=2024-11-10T10:00Z&to=2024-11-10T10:00:59.999Z",
+                  "from=2024-11-10%2010:00:00.000%2B00:00&to=2024-11-10T18:01%2B08:00",
+                  "from=2024-11-10T09:00:00-01:00&to=2024-11-10T10:00:30"):
+            with self.subTest(q=q):
+                status, rows = http_json(h + "/minutes?" + q)
+                self.assertEqual((status, [r["minute"] for r in rows]), (200, [1731232800000]))
         for q, code in (("from=2024-11-10&to=2024-11-09", 400), ("from=soon", 400),
                         ("from=2024-11-10T25:00:00Z", 400), ("from=2024-02-30", 400),
-                        ("from=2024-11-01&to=2024-12-03", 400)):
+                        ("from=2024-11-01&to=2024-12-03", 400), ("from=-001-11-10", 400),
+                        ("from=2024-1-10", 400), ("from=2024-11-10T10:00%2B8:00", 400),
+                        ("from=2024-11-10T10", 400), ("from=%zz", 400)):
             with self.subTest(q=q):
                 status, doc = http_json(h + "/minutes?" + q)
                 self.assertEqual(status, code, doc)
