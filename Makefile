@@ -15,7 +15,7 @@ VARIANT ?= release
 CC      ?= cc
 CXX     ?= c++
 
-PKGS    := rdkafka liburcu liburcu-cds hiredis libh2o-evloop openssl
+PKGS    := rdkafka liburcu liburcu-cds hiredis libh2o-evloop openssl libmariadb
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -192,12 +192,14 @@ e2e: all
 
 # A subset of the end-to-end tests against the ASan/UBSan binaries: the
 # engine's replay exactness (its exit status catches leaks), the whole API
-# (its tests scan the engine's stderr for sanitizer reports) and kill -9
-# recovery.
+# (its tests scan the engine's stderr for sanitizer reports), kill -9
+# recovery, and the archive's days and history readers.
 E2E_ASAN := test_engine.FileSourceExactness test_engine.BadFlags test_api \
             test_redis.RedisExactness.test_kill_9_at_random_moments \
             test_exactly_once.ExactlyOnce.test_file_replayed_twice_counts_once \
-            test_exactly_once.ExactlyOnce.test_wrong_type_key_applies_nothing
+            test_exactly_once.ExactlyOnce.test_wrong_type_key_applies_nothing \
+            test_archive.ArchiveReplay.test_days_equal_a_count_of_the_orders \
+            test_archive.ArchiveHistory
 e2e-asan:
 	$(MAKE) VARIANT=asan all
 	OP_BIN=$(CURDIR)/build/asan/bin tests/run_e2e.sh $(E2E_ASAN)
@@ -233,10 +235,12 @@ profile: deps all
 	$(MAKE) VARIANT=profile all
 	tools/profile.sh $(PROFILE_ORDERS)
 
-# 20 kill -9 of the engine while the simulator produces (make test does 5).
+# 20 kill -9 of the engine while the simulator produces (make test does 5),
+# with Redis alone and with the MariaDB archive.
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
-	    test_redis.RedisExactness.test_kill_9_at_random_moments
+	    test_redis.RedisExactness.test_kill_9_at_random_moments \
+	    test_archive.ArchiveLive.test_kill_9_at_random_moments
 
 # --- install --------------------------------------------------------------------
 PREFIX  ?= /usr/local

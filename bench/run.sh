@@ -27,11 +27,12 @@ export OP_BENCH_CMDLOG
 note "bench/run.sh $orders    # what make bench runs"
 
 rpid=
+mpid=
 cleanup() {
-    if [ -n "$rpid" ]; then
-        kill "$rpid" 2>/dev/null || true
-        wait "$rpid" 2>/dev/null || true
-    fi
+    for p in $rpid $mpid; do
+        kill "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -102,6 +103,61 @@ rm -f $users_data
 per_user=$(awk -v m="$many_kib" -v b="$base_kib" -v mu="$many_users" -v bu="$base_users" \
     'BEGIN { printf "%.0f", (m - b) * 1024 / (mu - bu) }')
 say "SUMMARY bench=memory users=$many_users rss_anon_kib=$many_kib baseline_users=$base_users baseline_kib=$base_kib bytes_per_user=$per_user"
+
+# --- the archive (MariaDB): --once with --archive next to without, same file,
+#     2 workers, alternating, best of 5; then memory per user-day (1 M users)
+mdir=$top/$B/mariadb
+rm -rf "$mdir"
+x mariadb-install-db --user=root --datadir="$mdir" --auth-root-authentication-method=normal \
+    --skip-test-db > /dev/null 2>&1
+mport=$(free_port)
+xbg mariadbd --user=root --datadir="$mdir" --port="$mport" --bind-address=127.0.0.1 \
+    --socket="$mdir/sock" --skip-grant-tables > $B/mariadb.log 2>&1
+mpid=$!
+sql() { mariadb --protocol=TCP -h 127.0.0.1 -P "$mport" -u root -N -e "$1"; }
+note "until mariadb --protocol=TCP -h 127.0.0.1 -P $mport -u root -e 'SELECT 1'; do sleep 0.1; done"
+wait_for 30 sql 'SELECT 1'
+x sql 'CREATE DATABASE op'
+archive=mysql://root@127.0.0.1:$mport/op
+# "seconds to the final snapshot" and "seconds until the process exits" (with
+# --archive: until every row is in MariaDB)
+once_times() {
+    _t0=$(date +%s%N)
+    _s=$(x bin/orderpulse --source file:$data --once --workers 2 --redis none "$@" 2>&1 >/dev/null |
+        sed -n 's/.* in \([0-9.]*\) s,.*/\1/p')
+    _t1=$(date +%s%N)
+    echo "$_s $(awk -v a="$_t0" -v b="$_t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')"
+}
+min() { awk -v a="$1" -v b="$2" 'BEGIN { print (b == "" || a + 0 < b + 0) ? a : b }'; }
+p_s= p_w= a_s= a_w=
+for _ in 1 2 3 4 5; do
+    set -- $(once_times)
+    p_s=$(min "$1" "$p_s") p_w=$(min "$2" "$p_w")
+    set -- $(once_times --archive "$archive")
+    a_s=$(min "$1" "$a_s") a_w=$(min "$2" "$a_w")
+done
+rows=$(sql 'SELECT (SELECT COUNT(*) FROM op.op_minute) + (SELECT COUNT(*) FROM op.op_category_minute) +
+    (SELECT COUNT(*) FROM op.op_gender_slot) + (SELECT COUNT(*) FROM op.op_brand_day) +
+    (SELECT COUNT(*) FROM op.op_gender_day) + (SELECT COUNT(*) FROM op.op_user_day)')
+say "SUMMARY bench=archive_once workers=2 orders=$orders seconds=$a_s wall_seconds=$a_w" \
+    "ceiling=no_archive ceiling_seconds=$p_s ceiling_wall_seconds=$p_w ratio=$(ratio "$p_s" "$a_s")" \
+    "wall_ratio=$(ratio "$p_w" "$a_w") rows=$rows"
+x bin/orderpulse-sim --out $users_data --rate 0 --count 3000000 --users 1000000 --zipf 0 --seed 3 \
+    --start 2024-11-11T00:00:00 --quiet 2>/dev/null
+rss_users() {
+    x bin/orderpulse --source file:$users_data --once --workers 1 --redis none "$@" 2>&1 >/dev/null |
+        sed -n 's/.* \([0-9]*\) users, rss_anon \([0-9]*\) KiB.*/\1 \2/p'
+}
+set -- $(rss_users)
+plain_kib=$2
+set -- $(rss_users --archive "$archive")
+day_users=$1 archive_kib=$2
+rm -f $users_data
+kill $mpid; wait $mpid 2>/dev/null || true
+mpid=
+say "SUMMARY bench=archive_memory user_days=$day_users rss_anon_kib=$archive_kib" \
+    "baseline_kib=$plain_kib bytes_per_user_day=$(awk -v a="$archive_kib" -v b="$plain_kib" \
+    -v u="$day_users" 'BEGIN { printf "%.0f", (a - b) * 1024 / u }')"
 
 # --- Redis: one tick flushing 1 M touched users, next to redis-benchmark
 rport=$(free_port)

@@ -50,6 +50,13 @@ static inline void op_tally_add(op_tally_t *dst, const op_tally_t *src)
     dst->amount += src->amount;
 }
 
+static inline void op_tally_sub(op_tally_t *dst, const op_tally_t *src)
+{
+    dst->orders -= src->orders;
+    dst->quantity -= src->quantity;
+    dst->amount -= src->amount;
+}
+
 void op_ktable_init(op_ktable_t *t);
 void op_ktable_dispose(op_ktable_t *t);
 

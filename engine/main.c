@@ -23,6 +23,7 @@
 
 #include "engine/claims.h"
 #include "engine/conf.h"
+#include "engine/io/archive.h"
 #include "engine/io/deadletter.h"
 #include "engine/intern.h"
 #include "engine/merger.h"
@@ -37,9 +38,10 @@
 #include "engine/worker.h"
 #include "http/server.h"
 
-#define PROG        "orderpulse"
-#define ENV_PREFIX  "ORDERPULSE_"
-#define MAX_WORKERS 256
+#define PROG                "orderpulse"
+#define ENV_PREFIX          "ORDERPULSE_"
+#define MAX_WORKERS         256
+#define ARCHIVE_PATIENCE_MS 10000 /* at exit, how long MariaDB may take no rows */
 
 static const op_conf_spec_t options[] = {
     {"brokers", OP_CONF_VALUE, "HOST:PORT[,...]", "127.0.0.1:9092", "Kafka bootstrap servers"},
@@ -81,6 +83,11 @@ static const op_conf_spec_t options[] = {
     {"redis-prefix", OP_CONF_VALUE, "PREFIX", "{op}", "prefix (hash tag) of every Redis key"},
     {"pending-max-users", OP_CONF_VALUE, "N", "2000000",
      "while Redis is unreachable, pause consumption once this many users wait to be flushed"},
+    {"archive", OP_CONF_VALUE, "mysql://USER[:PASS]@HOST[:PORT]/DB", NULL,
+     "also keep every final window in MariaDB/MySQL, for good (docs/OPERATIONS.md)"},
+    {"archive-max-pending", OP_CONF_VALUE, "N", "1000000",
+     "rows that may wait for the archive; past it they are dropped and offered again once it "
+     "answers"},
     {"http", OP_CONF_VALUE, "[ADDR:]PORT", NULL,
      "serve the API and the dashboard here (HTTP/1.1 and HTTP/2; default: no server)"},
     {"http-threads", OP_CONF_VALUE, "N", "1", "HTTP threads, each with its own event loop"},
@@ -102,7 +109,8 @@ typedef struct engine_conf {
     const char *dead_letter;
     op_redis_conf_t redis; /* host NULL: --redis none */
     char redis_host[256];
-    op_http_conf_t http; /* listen NULL: no --http */
+    op_archive_conf_t archive; /* url NULL: no --archive */
+    op_http_conf_t http;       /* listen NULL: no --http */
     char static_dir[PATH_MAX], vendor_dir[PATH_MAX];
 } engine_conf_t;
 
@@ -149,6 +157,24 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     if (op_conf_parse_i64("--pending-max-users", op_conf_get(c, "pending-max-users"), 1000,
                           INT64_MAX, &ec->merger.pending_max_users, err, errlen) < 0)
         return -EINVAL;
+    return 0;
+}
+
+/* --archive (engine/io/archive.h): the URL is checked now, MariaDB later. */
+static int read_archive_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
+{
+    op_archive_conf_t *a = &ec->archive;
+    a->url = op_conf_get(c, "archive");
+    if (!a->url)
+        return 0;
+    op_archive_db_t db;
+    if (op_archive_parse_url(a->url, &db, err, errlen) < 0 ||
+        op_conf_parse_i64("--archive-max-pending", op_conf_get(c, "archive-max-pending"), 1000,
+                          INT64_MAX, &a->max_pending_rows, err, errlen) < 0)
+        return -EINVAL;
+    a->tz_ms = (int64_t)ec->tz_offset_s * 1000;
+    a->retention_ms = ec->merger.retention_ms;
+    ec->merger.tz_ms = a->tz_ms;
     return 0;
 }
 
@@ -240,7 +266,7 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return op_conf_error(err, errlen,
                              "--display-timezone: expected UTC or an offset like +08:00, got '%s'",
                              display_tz);
-    if (read_redis_conf(c, ec, err, errlen) < 0)
+    if (read_redis_conf(c, ec, err, errlen) < 0 || read_archive_conf(c, ec, err, errlen) < 0)
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
@@ -363,6 +389,7 @@ typedef struct engine {
     op_http_t *http_live; /* __atomic: read by the merger's publish hook */
     op_merger_t *merger;  /* __atomic: the current run's, for /readyz */
     uint64_t rewinds;
+    op_archive_t *archive; /* --archive, or NULL: outlives rewinds too */
     pthread_t main_thread;
     int64_t final_at_ms; /* __atomic: when the final snapshot was published */
     int64_t started_ms;
@@ -477,6 +504,7 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
     mconf.on_publish = notify_http;
     mconf.on_publish_arg = e;
     mconf.rewinds = e->rewinds;
+    mconf.archive = e->archive;
     if (ec->redis.host) {
         claims = malloc(sizeof(*claims));
         if (!claims) {
@@ -581,6 +609,7 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
             .lateness_ms = ec->lateness_ms,
             .late_drop = ec->late_drop,
             .tz_offset_s = ec->tz_offset_s,
+            .days = e->archive != NULL,
         };
         if (op_worker_create(&workers[i], &wc) < 0 || op_worker_start(workers[i]) < 0) {
             fprintf(stderr, PROG ": cannot start worker %d\n", i);
@@ -687,11 +716,30 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         return 1;
     }
     op_http_t *http = NULL;
+    op_archive_t *archive = NULL;
+    if (ec->archive.url) {
+        char err[OP_SOURCE_ERRLEN];
+        if (op_archive_create(&archive, &ec->archive, e.dict, err, sizeof(err)) < 0) {
+            fprintf(stderr, PROG ": %s\n", err);
+            goto out;
+        }
+        if (err[0]) /* MariaDB did not answer: the archive keeps trying */
+            fprintf(stderr, PROG ": %s; retrying in the background\n", err);
+        if (op_archive_start(archive) < 0) {
+            fprintf(stderr, PROG ": cannot start the archive thread\n");
+            goto out;
+        }
+        const op_archive_db_t *db = op_archive_db(archive);
+        fprintf(stderr, PROG ": archive: final windows go to %s@%s:%u/%s\n", db->user, db->host,
+                db->port, db->db);
+        e.archive = archive;
+    }
     if (ec->http.listen) {
         char herr[OP_HTTP_ERRLEN];
         ec->http.pub = &e.pub;
         ec->http.ready = engine_ready;
         ec->http.ready_arg = &e;
+        ec->http.archive = archive;
         if (op_http_start(&http, &ec->http, herr, sizeof(herr)) < 0) {
             fprintf(stderr, PROG ": %s\n", herr);
             status = 2;
@@ -715,6 +763,9 @@ static int run(engine_conf_t *ec, sigset_t *signals)
 out:
     __atomic_store_n(&e.http_live, NULL, __ATOMIC_RELEASE);
     op_http_stop(http);
+    /* After the final snapshot (--once prints it first): what the merger
+     * offered last goes to MariaDB before the process ends. */
+    op_archive_destroy(archive, ARCHIVE_PATIENCE_MS);
     op_snapshot_pub_dispose(&e.pub);
     op_intern_destroy(e.dict);
     return status;

@@ -18,6 +18,7 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 
+#include "engine/io/archive.h"
 #include "engine/io/redis_sink.h"
 #include "engine/util.h"
 
@@ -124,6 +125,7 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     pthread_cond_init(&m->bell, NULL);
     pthread_cond_init(&m->synced, NULL);
     op_state_init(&m->st, conf->dict);
+    m->st.tz_ms = conf->tz_ms;
     *out = m;
     return 0;
 }
@@ -403,6 +405,8 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     int64_t t0 = mono_ns();
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
+    if (m->conf.archive) /* the windows that became final, or that late orders changed */
+        op_archive_offer(m->conf.archive, &m->st, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
     op_state_note_tick(&m->st, now);
     op_snapshot_meta_t meta = {
@@ -424,6 +428,12 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
                                            .commits = lag.commits,
                                            .rewinds = m->conf.rewinds};
         op_redis_sink_commit_hist(m->conf.sink, &m->flush_hist);
+    }
+    if (m->conf.archive) {
+        op_archive_stats_t as;
+        op_archive_stats(m->conf.archive, &as);
+        meta.archive = (op_snapshot_archive_t){1, as.connected, as.pending_rows, as.written_rows,
+                                               as.dropped_rows};
     }
     op_snapshot_t *s = op_snapshot_render(&m->st, &meta);
     op_hist_observe(&m->tick_hist, (uint64_t)(m->merge_ns + mono_ns() - t0) / 1000);

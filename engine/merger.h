@@ -61,6 +61,10 @@ typedef struct op_merger_conf {
     int64_t pending_max_users; /* past this many user records not yet in Redis, workers pause */
     int64_t redis_max_lag_ms;  /* /readyz fails once Redis is this far behind */
     uint64_t rewinds;          /* reloads from Redis before this merger (for stats) */
+    /* --archive (engine/io/archive.h), or NULL: offered the final windows
+     * once per tick. tz_ms: --timezone, for the calendar days it stores. */
+    struct op_archive *archive;
+    int64_t tz_ms;
 } op_merger_conf_t;
 
 typedef struct op_merger op_merger_t;

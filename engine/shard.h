@@ -11,6 +11,19 @@
  *
  * Windows are keyed by event-time bucket (minute, 10-minute slot) so a shard
  * holds whatever minutes its orders fell into, late ones included.
+ *
+ * Calendar days (only with --archive, which stores brands, genders and
+ * users per day): a table per day would cost the hot path three more
+ * upserts per order, so the shard's first order fixes its base day instead;
+ * brands, genders and users hold every order as always, and an order of any
+ * other day is also added to an off-day table. A day's figures are then
+ *
+ *   per_day[(d, k)] = [d == day] * (total[k] - sum over d' of offday[(d', k)])
+ *                     + offday[(d, k)]
+ *
+ * which op_state_merge and op_shard_add apply. (After op_shard_add of a
+ * shard with another base day an off-day table may hold the base day too;
+ * the formula still holds.)
  */
 #ifndef OP_SHARD_H
 #define OP_SHARD_H
@@ -18,6 +31,7 @@
 #include <stdint.h>
 #include <urcu/wfcqueue.h>
 
+#include "engine/hash.h"
 #include "engine/ktable.h"
 #include "engine/parse.h"
 #include "engine/source.h"
@@ -25,6 +39,28 @@
 
 #define OP_MINUTE_MS 60000LL
 #define OP_SLOT_MS   600000LL
+#define OP_DAY_MS    86400000LL
+
+/* The calendar day of an event time in a time zone tz_ms east of UTC, as
+ * days since 1969-12-31 there: never negative for the event times (>= 1 ms)
+ * and offsets (within a day) the parser accepts. */
+static inline uint32_t op_shard_day(int64_t event_ms, int64_t tz_ms)
+{
+    return (uint32_t)((event_ms + tz_ms + OP_DAY_MS) / OP_DAY_MS);
+}
+
+/* When day starts, in epoch ms (UTC). */
+static inline int64_t op_shard_day_start(uint32_t day, int64_t tz_ms)
+{
+    return ((int64_t)day - 1) * OP_DAY_MS - tz_ms;
+}
+
+/* Key of a user's figures of one day: the user is an entry number of the
+ * users table beside the key's table (the shard's, or the state's). */
+static inline uint64_t op_shard_user_day(uint32_t day, uint32_t entry)
+{
+    return (uint64_t)day << 32 | entry;
+}
 
 /* Reasons a record is bad beyond the parser's: */
 enum {
@@ -56,6 +92,15 @@ typedef struct op_shard {
     op_ktable_t gslots;  /* key: op_ktable_pair(slot number, gender id) */
     op_users_t users;    /* user deltas of this tick */
 
+    /* Calendar days (--archive only; see above). */
+    int64_t day;          /* base day (op_shard_day), -1 until the first order */
+    int days_exact;       /* the off-day tables hold every day's figures exactly and the base day
+                             takes nothing (a shard decoded from Redis, engine/io/delta.h) */
+    int64_t day_start_ms; /* its start (UTC), INT64_MIN until the first order */
+    op_ktable_t brand_offday;  /* key: op_ktable_pair(day, brand id) */
+    op_ktable_t gender_offday; /* key: op_ktable_pair(day, gender id) */
+    op_ktable_t user_offday;   /* key: op_shard_user_day(day, entry in users); no quantity */
+
     int64_t bad[OP_BAD_REASON_COUNT];
     int64_t late;
     int64_t dead_letter_errors;
@@ -75,6 +120,36 @@ void op_shard_clear(op_shard_t *s);
 /* Adds src's deltas into dst (the merger's pending tick). Per-partition
  * progress takes src's values, which are the newer. */
 void op_shard_add(op_shard_t *dst, const op_shard_t *src);
+
+/* The entry in `to` of user e of `from`, found by name (it must be there:
+ * `from`'s users were added to `to`). For the keys of user_offday. */
+static inline uint32_t op_shard_user_in(const op_users_t *to, const op_users_t *from, uint32_t e)
+{
+    size_t len;
+    const char *name = op_users_name(from, e, &len);
+    return op_users_find(to, name, len, op_hash_bytes(name, len));
+}
+
+/* Notes the calendar day of an order already added to the totals (users
+ * entry e, gender g, brand b): only an order outside the base day costs
+ * more than one compare. Worker i on its active shard, --archive only. */
+static inline void op_shard_add_day(op_shard_t *s, int64_t event_ms, int64_t tz_ms, uint32_t e,
+                                    uint32_t g, uint32_t b, int64_t num, int64_t amount)
+{
+    if ((uint64_t)event_ms - (uint64_t)s->day_start_ms < (uint64_t)OP_DAY_MS)
+        return;
+    uint32_t day = op_shard_day(event_ms, tz_ms);
+    if (s->day < 0) {
+        s->day = day;
+        s->day_start_ms = op_shard_day_start(day, tz_ms);
+        return;
+    }
+    op_tally_t one = {1, num, amount};
+    op_tally_add(op_ktable_upsert(&s->brand_offday, op_ktable_pair(day, b)), &one);
+    op_tally_add(op_ktable_upsert(&s->gender_offday, op_ktable_pair(day, g)), &one);
+    one.quantity = 0;
+    op_tally_add(op_ktable_upsert(&s->user_offday, op_shard_user_day(day, e)), &one);
+}
 
 static inline int op_shard_touched(const op_shard_t *s, int32_t p)
 {

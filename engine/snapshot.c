@@ -322,8 +322,9 @@ static op_jarray_t render_gender_slots(const op_state_t *st, int all_final)
     return arr_end(&w);
 }
 
-static op_jarray_t render_stats(const op_state_t *st, int64_t lag, const op_snapshot_redis_t *rd)
+static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_meta_t *meta)
 {
+    int64_t lag = meta->lag;
     op_jbuf_t b;
     op_jbuf_init(&b);
     op_jbuf_lit(&b, "{\"bad_records\":");
@@ -349,6 +350,7 @@ static op_jarray_t render_stats(const op_state_t *st, int64_t lag, const op_snap
     }
     op_jbuf_lit(&b, "},\"dead_letter_errors\":");
     op_jbuf_i64(&b, st->dead_letter_errors);
+    const op_snapshot_redis_t *rd = &meta->redis;
     if (rd->on) {
         op_jbuf_lit(&b, ",\"redis\":{\"ok\":");
         op_jbuf_lit(&b, rd->ok ? "true" : "false");
@@ -364,6 +366,18 @@ static op_jarray_t render_stats(const op_state_t *st, int64_t lag, const op_snap
         op_jbuf_raw(&b, ms, 3);
         op_jbuf_lit(&b, ",\"rewinds\":");
         op_jbuf_i64(&b, (int64_t)rd->rewinds);
+        op_jbuf_lit(&b, "}");
+    }
+    const op_snapshot_archive_t *a = &meta->archive;
+    if (a->on) {
+        op_jbuf_lit(&b, a->connected ? ",\"archive\":{\"connected\":true"
+                                     : ",\"archive\":{\"connected\":false");
+        op_jbuf_lit(&b, ",\"pending_rows\":");
+        op_jbuf_i64(&b, a->pending_rows);
+        op_jbuf_lit(&b, ",\"written_rows\":");
+        op_jbuf_i64(&b, a->written_rows);
+        op_jbuf_lit(&b, ",\"dropped_rows\":");
+        op_jbuf_i64(&b, a->dropped_rows);
         op_jbuf_lit(&b, "}");
     }
     op_jbuf_lit(&b, "}");
@@ -457,7 +471,7 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->res[OP_RES_GENDER] = render_gender(st);
     s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st, meta->all_final);
     s->redis = meta->redis;
-    s->res[OP_RES_STATS] = render_stats(st, meta->lag, &meta->redis);
+    s->res[OP_RES_STATS] = render_stats(st, meta);
     s->res[OP_RES_SNAPSHOT] = render_document(s, meta);
     return s;
 }

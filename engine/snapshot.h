@@ -110,6 +110,13 @@ typedef struct op_snapshot {
     uint64_t tsan_readers_done; /* see the memory-ordering note above */
 } op_snapshot_t;
 
+/* What waits for the archive (--archive), as stats.archive shows it. */
+typedef struct op_snapshot_archive {
+    int on; /* 0: no --archive, no stats.archive */
+    int connected;
+    int64_t pending_rows, written_rows, dropped_rows;
+} op_snapshot_archive_t;
+
 /* What the merger adds beside the state when rendering. */
 typedef struct op_snapshot_meta {
     uint64_t tick;
@@ -119,6 +126,7 @@ typedef struct op_snapshot_meta {
     int64_t tick_ms;             /* --tick, so that readers know when an update is overdue */
     int32_t display_tz_offset_s; /* --display-timezone: the zone dashboards show times in */
     op_snapshot_redis_t redis;
+    op_snapshot_archive_t archive;
 } op_snapshot_meta_t;
 
 /* Renders a snapshot of st. Called by the merger thread only. */

@@ -31,6 +31,12 @@ void op_state_init(op_state_t *st, op_intern_t *dict)
     op_ktable_init(&st->revised_minutes);
     op_ktable_init(&st->revised_slots);
     op_users_init(&st->users);
+    op_ktable_init(&st->brand_days);
+    op_ktable_init(&st->gender_days);
+    op_ktable_init(&st->user_days);
+    op_ktable_t *rw = &st->rewrite.minutes;
+    for (size_t i = 0; i < sizeof(st->rewrite) / sizeof(*rw); i++)
+        op_ktable_init(&rw[i]);
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         st->parts[p].max_event_ms = INT64_MIN;
         st->parts[p].next_offset = -1;
@@ -50,6 +56,12 @@ void op_state_dispose(op_state_t *st)
     op_ktable_dispose(&st->revised_minutes);
     op_ktable_dispose(&st->revised_slots);
     op_users_dispose(&st->users);
+    op_ktable_dispose(&st->brand_days);
+    op_ktable_dispose(&st->gender_days);
+    op_ktable_dispose(&st->user_days);
+    op_ktable_t *rw = &st->rewrite.minutes;
+    for (size_t i = 0; i < sizeof(st->rewrite) / sizeof(*rw); i++)
+        op_ktable_dispose(&rw[i]);
 }
 
 int op_state_user_cmp(const op_state_t *st, uint32_t a, uint32_t b)
@@ -134,20 +146,120 @@ static void topk_offer(op_state_t *st, uint32_t e)
     heap_down(st, 0);
 }
 
-void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
+static uint32_t add_user(op_state_t *st, const char *name, size_t len, int64_t amount,
+                         int64_t orders)
 {
     uint32_t e = op_users_upsert(&st->users, name, len, op_hash_bytes(name, len));
     st->users.ent[e].amount += amount;
     st->users.ent[e].orders += (uint32_t)orders;
     topk_offer(st, e);
+    return e;
 }
 
-static void merge_users(op_state_t *st, const op_users_t *delta)
+void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
 {
+    add_user(st, name, len, amount, orders);
+}
+
+/* Was the window over before this merge (archive.h writes it again)? */
+static int is_final(const op_state_t *st, int64_t end_ms)
+{
+    return st->track_rewrites && st->watermark_ms != INT64_MIN && end_ms <= st->watermark_ms;
+}
+
+static int day_is_final(const op_state_t *st, uint32_t day)
+{
+    return is_final(st, op_shard_day_start(day + 1, st->tz_ms));
+}
+
+/* The final windows among the keys of t (windows of width_ms, keyed by
+ * bucket or op_ktable_pair(bucket, id)) into rw. */
+static void note_rewrite(const op_state_t *st, op_ktable_t *rw, const op_ktable_t *t,
+                         int64_t width_ms, int paired)
+{
+    if (!st->track_rewrites || st->watermark_ms == INT64_MIN)
+        return;
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (!op_ktable_used(t, i))
+            continue;
+        uint64_t k = op_ktable_key(t, i);
+        int64_t bucket = (int64_t)(paired ? op_ktable_pair_bucket(k) : k);
+        if (is_final(st, (bucket + 1) * width_ms))
+            op_ktable_upsert(rw, k);
+    }
+}
+
+/* A shard's users; with calendar days, each one's orders also count in its
+ * entry of the shard's base day (the off-day share is moved in merge_days). */
+static void merge_users(op_state_t *st, const op_shard_t *s)
+{
+    const op_users_t *delta = &s->users;
+    int base_rw = s->day >= 0 && day_is_final(st, (uint32_t)s->day);
     for (uint32_t d = 0; d < delta->count; d++) {
         size_t len;
         const char *name = op_users_name(delta, d, &len);
-        op_state_add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
+        uint32_t e = add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
+        if (s->day < 0 || s->days_exact)
+            continue;
+        uint64_t k = op_shard_user_day((uint32_t)s->day, e);
+        op_tally_t *t = op_ktable_upsert(&st->user_days, k);
+        t->orders += delta->ent[d].orders;
+        t->amount += delta->ent[d].amount;
+        if (base_rw)
+            op_ktable_upsert(&st->rewrite.user_days, k);
+    }
+}
+
+/* A dimension's figures per day (shard.h): the totals count in the base
+ * day, each off-day entry moves its share from the base day to its own. */
+static void merge_dim_days(op_state_t *st, op_ktable_t *days, op_ktable_t *rw,
+                           const op_ktable_t *total, const op_ktable_t *off, uint32_t base,
+                           int exact)
+{
+    int base_rw = day_is_final(st, base);
+    for (uint32_t i = 0; !exact && i < total->cap; i++) {
+        if (!op_ktable_used(total, i))
+            continue;
+        uint64_t k = op_ktable_pair(base, op_ktable_key(total, i));
+        op_tally_add(op_ktable_upsert(days, k), &total->vals[i]);
+        if (base_rw)
+            op_ktable_upsert(rw, k);
+    }
+    for (uint32_t i = 0; i < off->cap; i++) {
+        if (!op_ktable_used(off, i))
+            continue;
+        uint64_t k = op_ktable_key(off, i);
+        op_tally_add(op_ktable_upsert(days, k), &off->vals[i]);
+        if (!exact)
+            op_tally_sub(op_ktable_upsert(days, op_ktable_pair(base, op_ktable_pair_dim(k))),
+                         &off->vals[i]);
+        if (day_is_final(st, (uint32_t)op_ktable_pair_bucket(k)))
+            op_ktable_upsert(rw, k);
+    }
+}
+
+static void merge_days(op_state_t *st, const op_shard_t *s)
+{
+    if (s->day < 0)
+        return;
+    uint32_t base = (uint32_t)s->day;
+    merge_dim_days(st, &st->brand_days, &st->rewrite.brand_days, &s->brands, &s->brand_offday, base,
+                   s->days_exact);
+    merge_dim_days(st, &st->gender_days, &st->rewrite.gender_days, &s->genders, &s->gender_offday,
+                   base, s->days_exact);
+    const op_ktable_t *off = &s->user_offday;
+    for (uint32_t i = 0; i < off->cap; i++) {
+        if (!op_ktable_used(off, i))
+            continue;
+        uint64_t k = op_ktable_key(off, i);
+        uint32_t e = op_shard_user_in(&st->users, &s->users, (uint32_t)k);
+        uint32_t day = (uint32_t)(k >> 32);
+        op_tally_add(op_ktable_upsert(&st->user_days, op_shard_user_day(day, e)), &off->vals[i]);
+        if (!s->days_exact)
+            op_tally_sub(op_ktable_upsert(&st->user_days, op_shard_user_day(base, e)),
+                         &off->vals[i]);
+        if (day_is_final(st, day))
+            op_ktable_upsert(&st->rewrite.user_days, op_shard_user_day(day, e));
     }
 }
 
@@ -173,13 +285,17 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
 {
     note_revisions(&st->revised_minutes, &s->minutes, 0, OP_MINUTE_MS, st->watermark_ms);
     note_revisions(&st->revised_slots, &s->gslots, 1, OP_SLOT_MS, st->watermark_ms);
+    note_rewrite(st, &st->rewrite.minutes, &s->minutes, OP_MINUTE_MS, 0);
+    note_rewrite(st, &st->rewrite.catmin, &s->catmin, OP_MINUTE_MS, 1);
+    note_rewrite(st, &st->rewrite.gslots, &s->gslots, OP_SLOT_MS, 1);
     op_tally_add(&st->totals, &s->totals);
     op_ktable_add(&st->minutes, &s->minutes);
     op_ktable_add(&st->catmin, &s->catmin);
     op_ktable_add(&st->brands, &s->brands);
     op_ktable_add(&st->genders, &s->genders);
     op_ktable_add(&st->gslots, &s->gslots);
-    merge_users(st, &s->users);
+    merge_users(st, s);
+    merge_days(st, s);
     for (int r = 0; r < OP_BAD_REASON_COUNT; r++) {
         st->bad[r] += s->bad[r];
         st->bad_total += s->bad[r];
@@ -245,6 +361,14 @@ void op_state_evict(op_state_t *st, int64_t retention_ms)
     op_ktable_drop_below(&st->gslots, op_ktable_pair(min_slot, 0));
     op_ktable_drop_below(&st->revised_minutes, min_minute);
     op_ktable_drop_below(&st->revised_slots, min_slot);
+    /* The day tables only when a day leaves: the users' is large. */
+    uint32_t min_day = op_shard_day(cutoff, st->tz_ms);
+    if (min_day == st->days_kept_from)
+        return;
+    st->days_kept_from = min_day;
+    op_ktable_drop_below(&st->brand_days, op_ktable_pair(min_day, 0));
+    op_ktable_drop_below(&st->gender_days, op_ktable_pair(min_day, 0));
+    op_ktable_drop_below(&st->user_days, op_shard_user_day(min_day, 0));
 }
 
 op_window_state_t op_state_window(const op_state_t *st, int64_t start_ms, int64_t len_ms,

@@ -52,6 +52,15 @@ typedef struct op_state_sample {
     int64_t orders;
 } op_state_sample_t;
 
+/* Keys of windows a merge changed after they were final (their end at or
+ * before watermark_ms): what --archive must write again. Filled by
+ * op_state_merge only while track_rewrites is set, emptied by the archive's
+ * offer (engine/io/archive.h); keys as in the state's tables, values
+ * unused. Transient bookkeeping, not part of the figures. */
+typedef struct op_state_rewrite {
+    op_ktable_t minutes, catmin, gslots, brand_days, gender_days, user_days;
+} op_state_rewrite_t;
+
 typedef struct op_state {
     op_intern_t *dict; /* names of the dimension ids (shared, read-only here) */
 
@@ -61,6 +70,17 @@ typedef struct op_state {
      * key minute number, resp. 10-minute slot number. */
     op_ktable_t revised_minutes, revised_slots;
     op_users_t users;
+
+    /* Per calendar day in --timezone, filled only from shards that carry
+     * days (--archive; shard.h). Kept for --retention, like the windows. */
+    int64_t tz_ms;           /* the time zone of the days, east of UTC */
+    op_ktable_t brand_days;  /* key: op_ktable_pair(day, brand id) */
+    op_ktable_t gender_days; /* key: op_ktable_pair(day, gender id) */
+    op_ktable_t user_days;   /* key: op_shard_user_day(day, entry in users); no quantity */
+    uint32_t days_kept_from; /* op_state_evict: the first day it kept */
+    int track_rewrites;      /* --archive: fill rewrite */
+    op_state_rewrite_t rewrite;
+
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
     uint32_t heap_len;
 
@@ -125,7 +145,7 @@ void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amo
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,
                                 int64_t now_ms, int at_end);
 
-/* Drops minute and slot windows that end before watermark - retention_ms. */
+/* Drops minute, slot and day windows that end before watermark - retention_ms. */
 void op_state_evict(op_state_t *st, int64_t retention_ms);
 
 /* Window states, as the snapshot shows them. */

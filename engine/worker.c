@@ -162,6 +162,9 @@ static void add_record(op_worker_t *w, const parsed_t *pd)
     uint32_t e = op_users_upsert(&s->users, o->user.ptr, o->user.len, pd->user_hash);
     s->users.ent[e].amount += o->amount;
     s->users.ent[e].orders++;
+    if (w->conf.days)
+        op_shard_add_day(s, o->event_ms, (int64_t)w->conf.tz_offset_s * 1000, e, (uint32_t)g,
+                         (uint32_t)b, o->num, o->amount);
 
     s->late += late;
     if (late && w->conf.late_drop)

@@ -32,7 +32,8 @@ typedef struct op_worker_conf {
     op_deadletter_t *dead_letters; /* may be NULL */
     int64_t lateness_ms;
     int late_drop;       /* --late drop: late orders stay out of the windows */
-    int32_t tz_offset_s; /* for orderTime */
+    int32_t tz_offset_s; /* for orderTime, and the calendar days */
+    int days;            /* --archive: note calendar days in the shards (shard.h) */
 } op_worker_conf_t;
 
 typedef struct op_worker op_worker_t;

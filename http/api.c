@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/io/archive.h"
+#include "engine/parse.h"
 #include "engine/shard.h"
 #include "engine/util.h"
 
@@ -21,6 +23,8 @@
 #define MAX_USERS           100
 #define DEFAULT_USERS       10
 #define MAX_EPOCH_MS_DIGITS 16
+#define MAX_TIME_TEXT       64
+#define HISTORY_DEFAULT_MS  3600000 /* a range given by one end, or none, spans an hour */
 
 typedef enum route {
     R_NONE = 0,
@@ -32,6 +36,9 @@ typedef enum route {
     R_USERS,
     R_GENDER,
     R_GENDER_SLOTS,
+    R_HISTORY_MINUTES,
+    R_HISTORY_CATEGORIES,
+    R_HISTORY_GENDER_SLOTS,
     R_STREAM,
     R_METRICS,
     R_HEALTH,
@@ -51,6 +58,9 @@ static const struct {
     {H2O_STRLIT("/api/v1/users/top"), R_USERS},
     {H2O_STRLIT("/api/v1/gender"), R_GENDER},
     {H2O_STRLIT("/api/v1/gender/slots"), R_GENDER_SLOTS},
+    {H2O_STRLIT("/api/v1/history/minutes"), R_HISTORY_MINUTES},
+    {H2O_STRLIT("/api/v1/history/categories"), R_HISTORY_CATEGORIES},
+    {H2O_STRLIT("/api/v1/history/gender/slots"), R_HISTORY_GENDER_SLOTS},
     {H2O_STRLIT("/api/v1/stream"), R_STREAM},
     {H2O_STRLIT("/metrics"), R_METRICS},
     {H2O_STRLIT("/healthz"), R_HEALTH},
@@ -272,6 +282,98 @@ static int parse_u64(h2o_iovec_t v, uint64_t min, uint64_t max, uint64_t *out)
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Exactly n decimal digits at *p, as a number; *p moves past them. */
+static int digits(const char **p, int n, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (unsigned)(c - '0');
+    }
+    *p += n;
+    *out = v;
+    return 0;
+}
+
+/* A time: epoch milliseconds (digits only), or ISO-8601 YYYY-MM-DD with an
+ * optional [T ]HH:MM[:SS[.fff]] and Z or +HH:MM / -HH:MM (UTC without
+ * one). %XX escapes are decoded. 0 or -1. */
+static int parse_time(h2o_iovec_t v, int64_t *out)
+{
+    char s[MAX_TIME_TEXT + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        char c = v.base[i];
+        if (c == '%') {
+            int hi = i + 2 < v.len ? hex_digit(v.base[i + 1]) : -1;
+            int lo = i + 2 < v.len ? hex_digit(v.base[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -1;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (n == MAX_TIME_TEXT)
+            return -1;
+        s[n++] = c;
+    }
+    s[n] = '\0';
+    uint64_t ms;
+    if (n && n <= MAX_EPOCH_MS_DIGITS && strspn(s, "0123456789") == n &&
+        parse_u64(h2o_iovec_init(s, n), 0, OP_PARSE_MAX_EVENT_MS, &ms) == 0) {
+        *out = (int64_t)ms;
+        return 0;
+    }
+    unsigned y, mo, d, h = 0, mi = 0, sec = 0, frac = 0, oh = 0, om = 0;
+    int sign = 0;
+    const char *p = s;
+    if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+        digits(&p, 2, &d) < 0)
+        return -1;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (digits(&p, 2, &h) < 0 || *p++ != ':' || digits(&p, 2, &mi) < 0)
+            return -1;
+        if (*p == ':') {
+            p++;
+            if (digits(&p, 2, &sec) < 0)
+                return -1;
+            if (*p == '.') {
+                unsigned scale = 100;
+                for (p++; *p >= '0' && *p <= '9'; p++, scale /= 10)
+                    frac += scale * (unsigned)(*p - '0');
+            }
+        }
+    }
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        sign = *p++ == '-' ? -1 : 1;
+        if (digits(&p, 2, &oh) < 0 || *p++ != ':' || digits(&p, 2, &om) < 0 || oh > 23 || om > 59)
+            return -1;
+    }
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+        return -1;
+    int64_t days = op_parse_days_from_civil(y, mo, d);
+    if (op_parse_days_from_civil(y, mo, 1) + d - 1 != days ||
+        (d > 28 &&
+         op_parse_days_from_civil(mo == 12 ? y + 1 : y, mo == 12 ? 1 : mo + 1, 1) <= days))
+        return -1; /* no such day in that month */
+    *out =
+        ((days * 86400 + h * 3600 + mi * 60 + sec) - sign * (int64_t)(oh * 3600 + om * 60)) * 1000 +
+        frac;
+    return 0;
+}
+
 /* --- routes ------------------------------------------------------------------------- */
 
 op_http_view_t *op_http_env_refresh(op_http_env_t *env)
@@ -357,12 +459,17 @@ static int serve_whole(op_http_env_t *env, h2o_req_t *req, op_resource_t r)
 static int serve_metrics(op_http_env_t *env, h2o_req_t *req)
 {
     op_http_view_t *v = op_http_env_refresh(env);
-    h2o_iovec_t body =
-        op_http_metrics_render(&req->pool, v, op_now_wall_ms(), env->all, env->nthreads);
+    op_archive_stats_t archive;
+    if (env->conf->archive)
+        op_archive_stats(env->conf->archive, &archive);
+    h2o_iovec_t body = op_http_metrics_render(&req->pool, v, op_now_wall_ms(), env->all,
+                                              env->nthreads, env->conf->archive ? &archive : NULL);
     add_common(env, req, H2O_STRLIT(METRICS_TYPE));
     return send_whole(req, 200, "OK", &body, 1);
 }
 
+/* With --archive, ready says what waits for MariaDB: its being down does
+ * not stop the engine serving, so it does not make the engine unready. */
 static int serve_ready(op_http_env_t *env, h2o_req_t *req)
 {
     if (!op_http_env_refresh(env))
@@ -371,7 +478,103 @@ static int serve_ready(op_http_env_t *env, h2o_req_t *req)
     if (env->conf->ready && !env->conf->ready(env->conf->ready_arg))
         return send_json_lit(env, req, 503, "Service Unavailable",
                              "{\"status\":\"not ready\",\"reason\":\"source not ready\"}\n");
-    return send_json_lit(env, req, 200, "OK", "{\"status\":\"ready\"}\n");
+    if (!env->conf->archive)
+        return send_json_lit(env, req, 200, "OK", "{\"status\":\"ready\"}\n");
+    op_archive_stats_t a;
+    op_archive_stats(env->conf->archive, &a);
+    char *body = h2o_mem_alloc_pool(&req->pool, 256);
+    int n = snprintf(body, 256,
+                     "{\"status\":\"ready\",\"archive\":{\"connected\":%s,\"pending_rows\":%lld,"
+                     "\"max_pending_rows\":%lld,\"dropped_rows\":%lld}}\n",
+                     a.connected ? "true" : "false", (long long)a.pending_rows,
+                     (long long)a.max_pending_rows, (long long)a.dropped_rows);
+    add_common(env, req, H2O_STRLIT(JSON_TYPE));
+    h2o_iovec_t b = h2o_iovec_init(body, (size_t)n);
+    return send_whole(req, 200, "OK", &b, 1);
+}
+
+/* --- history (history.h) ------------------------------------------------------------ */
+
+/* The request's pool is going: its job, if still out, must not answer it. */
+static void history_request_gone(void *anchor)
+{
+    op_history_job_t *job = *(op_history_job_t **)anchor;
+    if (job)
+        job->req = NULL;
+}
+
+static int serve_history(op_http_env_t *env, h2o_req_t *req, op_history_kind_t kind)
+{
+    h2o_iovec_t q;
+    int64_t from = 0, to = 0;
+    int has_from = query_get(req, "from", &q);
+    if (has_from && parse_time(q, &from) < 0)
+        return send_bad_request(env, req,
+                                "from must be epoch milliseconds or ISO-8601 "
+                                "(2024-11-11T08:00:00+08:00)");
+    int has_to = query_get(req, "to", &q);
+    if (has_to && parse_time(q, &to) < 0)
+        return send_bad_request(env, req,
+                                "to must be epoch milliseconds or ISO-8601 "
+                                "(2024-11-11T09:00:00+08:00)");
+    if (!has_to)
+        to = has_from ? from + HISTORY_DEFAULT_MS : op_now_wall_ms();
+    if (!has_from)
+        from = to - HISTORY_DEFAULT_MS;
+    if (from >= to)
+        return send_bad_request(env, req, "from must be before to");
+    if (to - from > op_history_max_range_ms(kind))
+        return send_bad_request(env, req,
+                                kind == OP_HISTORY_CATEGORIES
+                                    ? "the range is too large: at most 1 day of categories"
+                                    : "the range is too large: at most 31 days");
+    if (!op_http_env_refresh(env)) /* as every resource: one rule for clients */
+        return send_no_snapshot(env, req);
+    if (!env->history)
+        return send_not_found(env, req, "no archive: start the engine with --archive");
+    op_history_job_t *job = h2o_mem_alloc(sizeof(*job));
+    memset(job, 0, sizeof(*job));
+    job->reply_to = &env->history_recv;
+    job->kind = kind;
+    job->from_ms = from;
+    job->to_ms = to;
+    job->req = req;
+    if (op_history_submit(env->history, job) < 0) {
+        free(job);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        return send_error(env, req, 503, "Service Unavailable", "too many history queries");
+    }
+    job->anchor = h2o_mem_alloc_shared(&req->pool, sizeof(*job->anchor), history_request_gone);
+    *job->anchor = job;
+    return 0;
+}
+
+void op_http_api_history_answers(h2o_multithread_receiver_t *r, h2o_linklist_t *messages)
+{
+    op_http_env_t *env = H2O_STRUCT_FROM_MEMBER(op_http_env_t, history_recv, r);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_multithread_message_t *m =
+            H2O_STRUCT_FROM_MEMBER(h2o_multithread_message_t, link, messages->next);
+        h2o_linklist_unlink(&m->link);
+        op_history_job_t *job = H2O_STRUCT_FROM_MEMBER(op_history_job_t, msg, m);
+        h2o_req_t *req = job->req;
+        if (req) {
+            *job->anchor = NULL;
+            char *body = h2o_mem_alloc_pool(&req->pool, job->body.len + 1);
+            memcpy(body, job->body.buf, job->body.len);
+            add_common(env, req, H2O_STRLIT(JSON_TYPE));
+            h2o_iovec_t b = h2o_iovec_init(body, job->body.len);
+            if (job->status == 200) {
+                send_whole(req, 200, "OK", &b, 1);
+            } else {
+                h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
+                               H2O_STRLIT("1"));
+                send_whole(req, 503, "Service Unavailable", &b, 1);
+            }
+        }
+        op_jbuf_dispose(&job->body);
+        free(job);
+    }
 }
 
 static int serve_stream(op_http_env_t *env, h2o_req_t *req)
@@ -472,6 +675,12 @@ int op_http_api_handle(op_http_env_t *env, h2o_req_t *req)
         return serve_whole(env, req, OP_RES_GENDER);
     case R_GENDER_SLOTS:
         return serve_last(env, req, OP_RES_GENDER_SLOTS);
+    case R_HISTORY_MINUTES:
+        return serve_history(env, req, OP_HISTORY_MINUTES);
+    case R_HISTORY_CATEGORIES:
+        return serve_history(env, req, OP_HISTORY_CATEGORIES);
+    case R_HISTORY_GENDER_SLOTS:
+        return serve_history(env, req, OP_HISTORY_GENDER_SLOTS);
     case R_STREAM:
         return serve_stream(env, req);
     case R_METRICS:

@@ -9,6 +9,8 @@
  *   GET /api/v1/users/top?n=K             metric 6, the first K (1..100, default 10)
  *   GET /api/v1/gender                    metric 7
  *   GET /api/v1/gender/slots?last=N       metric 8
+ *   GET /api/v1/history/minutes|categories|gender/slots?from=T&to=T
+ *                                         archived windows (--archive; history.h)
  *   GET /api/v1/stream                    Server-Sent Events (sse.h)
  *   GET /metrics, /healthz, /readyz
  *   GET /, /index.html, /app.js, ...      the dashboard (h2o's file handler)
@@ -27,6 +29,7 @@
 
 #include <h2o.h>
 
+#include "http/history.h"
 #include "http/metrics.h"
 #include "http/server.h"
 #include "http/sse.h"
@@ -44,8 +47,10 @@ typedef struct op_http_env {
     op_http_counters_t *counters;   /* this thread's */
     op_http_counters_t *const *all; /* every thread's, for /metrics */
     int nthreads;
-    int have_static; /* conf->static_dir is a directory */
-    int have_vendor; /* OP_HTTP_VENDOR_FILE exists under conf->vendor_dir */
+    int have_static;                         /* conf->static_dir is a directory */
+    int have_vendor;                         /* OP_HTTP_VENDOR_FILE exists under conf->vendor_dir */
+    op_history_t *history;                   /* --archive's readers (shared), or NULL */
+    h2o_multithread_receiver_t history_recv; /* their answers to this thread */
 } op_http_env_t;
 
 /* Brings env->view up to the published snapshot (a copy when the tick
@@ -55,5 +60,9 @@ op_http_view_t *op_http_env_refresh(op_http_env_t *env);
 /* The handler: answers req and returns 0, or returns -1 to let the next
  * handler of the path (the static file handler) serve an existing file. */
 int op_http_api_handle(op_http_env_t *env, h2o_req_t *req);
+
+/* The history readers' answers (history.h), as env->history_recv's
+ * callback: sends each one, or drops it if its request has gone. */
+void op_http_api_history_answers(h2o_multithread_receiver_t *r, h2o_linklist_t *messages);
 
 #endif

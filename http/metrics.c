@@ -80,8 +80,33 @@ static void label_value(text_t *t, const char *s)
     }
 }
 
+static void archive_metrics(text_t *t, const op_archive_stats_t *a)
+{
+    scalar(t, "orderpulse_archive_connected", "gauge",
+           "1 if the archive's last attempt to talk to MariaDB worked.", a->connected);
+    scalar(t, "orderpulse_archive_pending_rows", "gauge",
+           "Rows offered to the archive, not yet written.", a->pending_rows);
+    scalar(t, "orderpulse_archive_max_pending_rows", "gauge",
+           "The bound of pending rows (--archive-max-pending).", a->max_pending_rows);
+    scalar(t, "orderpulse_archive_written_rows_total", "counter",
+           "Rows upserted into the archive (a rewritten window counts again).", a->written_rows);
+    scalar(t, "orderpulse_archive_dropped_rows_total", "counter",
+           "Pending rows dropped past the bound (the windows still held are offered again).",
+           a->dropped_rows);
+    scalar(t, "orderpulse_archive_late_rows_total", "counter",
+           "Changes to windows older than --retention, which the archive cannot rewrite.",
+           a->late_rows);
+    scalar(t, "orderpulse_archive_rejected_rows_total", "counter",
+           "Rows left out because a name is longer than its column.", a->rejected_rows);
+    scalar(t, "orderpulse_archive_errors_total", "counter",
+           "Failed archive statements and connection attempts.", a->errors);
+    scalar(t, "orderpulse_archive_sweeps_total", "counter",
+           "Times every retained final window was offered again after an overflow.", a->sweeps);
+}
+
 h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v, int64_t now_ms,
-                                   op_http_counters_t *const *threads, int nthreads)
+                                   op_http_counters_t *const *threads, int nthreads,
+                                   const op_archive_stats_t *archive)
 {
     text_t t = {.pool = pool, .cap = 8192};
     t.buf = h2o_mem_alloc_pool(pool, t.cap);
@@ -154,5 +179,7 @@ h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v
                "writes, partitions taken over while their records were pending).",
                (int64_t)s->redis.rewinds);
     }
+    if (archive)
+        archive_metrics(&t, archive);
     return h2o_iovec_init(t.buf, t.len);
 }

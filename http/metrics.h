@@ -18,6 +18,7 @@
 #include <h2o.h>
 #include <stdint.h>
 
+#include "engine/io/archive.h"
 #include "http/view.h"
 
 #define OP_HTTP_MAX_STATUS 600
@@ -43,9 +44,11 @@ static inline void op_http_metrics_inc(uint64_t *counter)
 }
 
 /* Renders the exposition into memory from pool. v may be NULL (no snapshot
- * yet: the engine's figures are 0 and the snapshot age is left out).
+ * yet: the engine's figures are 0 and the snapshot age is left out);
+ * archive is NULL without --archive (its families are left out).
  * threads[0..nthreads) are every HTTP thread's counters. */
 h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v, int64_t now_ms,
-                                   op_http_counters_t *const *threads, int nthreads);
+                                   op_http_counters_t *const *threads, int nthreads,
+                                   const op_archive_stats_t *archive);
 
 #endif

@@ -51,6 +51,7 @@
 #define STOP_GRACE_MS        1000 /* then open connections are shut down */
 #define ACCEPT_BATCH         64
 #define STATIC_SEARCH_DEPTH  4
+#define HISTORY_READERS      2 /* MariaDB connections for /api/v1/history/... */
 
 typedef struct http_thread http_thread_t;
 
@@ -93,6 +94,7 @@ struct op_http {
     http_thread_t **threads;
     op_http_counters_t **counters; /* each thread's, for /metrics */
     int have_static, have_vendor;
+    op_history_t *history; /* --archive: the readers of /api/v1/history/... */
     char vendor_file[PATH_MAX];
     char address[INET6_ADDRSTRLEN + 16];
 
@@ -461,6 +463,8 @@ static void *thread_main(void *arg)
     h2o_linklist_init_anchor(&t->conns);
     h2o_multithread_register_receiver(t->ctx.queue, &t->wake_recv, on_wake);
     h2o_multithread_register_receiver(t->ctx.queue, &t->stop_recv, on_stop);
+    h2o_multithread_register_receiver(t->ctx.queue, &t->env.history_recv,
+                                      op_http_api_history_answers);
     op_http_sse_init(&t->env.sse, t->ctx.loop, h->conf.heartbeat_ms, &t->counters.sse_subscribers);
     t->listener = h2o_evloop_socket_create(t->ctx.loop, t->fd, H2O_SOCKET_FLAG_DONT_READ);
     t->fd = -1; /* owned by the listener now */
@@ -485,6 +489,7 @@ static void *thread_main(void *arg)
         t->env.view = NULL;
         h2o_multithread_unregister_receiver(t->ctx.queue, &t->wake_recv);
         h2o_multithread_unregister_receiver(t->ctx.queue, &t->stop_recv);
+        h2o_multithread_unregister_receiver(t->ctx.queue, &t->env.history_recv);
         h2o_loop_t *loop = t->ctx.loop;
         /* h2o_context_request_shutdown armed the context's one-second
          * "resend GOAWAY" timer; the connections are gone, so disarm it
@@ -514,6 +519,7 @@ static http_thread_t *thread_create(op_http_t *h, int idx)
     t->env.nthreads = h->nthreads;
     t->env.have_static = h->have_static;
     t->env.have_vendor = h->have_vendor;
+    t->env.history = h->history;
     return t;
 }
 
@@ -535,6 +541,7 @@ static void free_server(op_http_t *h)
     }
     if (leaked)
         return; /* the stragglers still point at the configuration */
+    op_history_destroy(h->history);
     free(h->threads);
     free(h->counters);
     if (h->config_inited)
@@ -578,6 +585,9 @@ int op_http_start(op_http_t **out, const op_http_conf_t *conf, char *err, size_t
         (size_t)snprintf(h->vendor_file, sizeof(h->vendor_file), "%s/%s", h->conf.vendor_dir,
                          OP_HTTP_VENDOR_FILE) < sizeof(h->vendor_file) &&
         is_file(h->vendor_file);
+    if (h->conf.archive && (rc = op_history_create(&h->history, op_archive_db(h->conf.archive),
+                                                   HISTORY_READERS, err, errlen)) < 0)
+        goto fail;
     h->threads = calloc((size_t)h->nthreads, sizeof(*h->threads));
     h->counters = calloc((size_t)h->nthreads, sizeof(*h->counters));
     if (!h->threads || !h->counters) {
@@ -641,6 +651,9 @@ void op_http_stop(op_http_t *h)
 {
     if (!h)
         return;
+    /* The readers' last answers reach the threads before "stop" does. */
+    op_history_destroy(h->history);
+    h->history = NULL;
     for (int i = 0; i < h->nthreads; i++)
         if (h->threads[i]->started)
             h2o_multithread_send_message(&h->threads[i]->stop_recv, &h->threads[i]->stop_msg);

@@ -43,6 +43,9 @@ typedef struct op_http_conf {
     void *ready_arg;
     uint64_t heartbeat_ms; /* SSE heartbeat period (0 = 15 s) */
     int max_connections;   /* per thread (0 = 10000); more are closed at once */
+    /* --archive, or NULL: /api/v1/history/... read it back, /metrics and
+     * /readyz show what waits for it. */
+    struct op_archive *archive;
 } op_http_conf_t;
 
 typedef struct op_http op_http_t;

@@ -6,6 +6,8 @@
 #
 #   BROKERS=host:port   use this Kafka instead of starting the dev broker
 #   REDIS=host:port     use this Redis instead of starting one (own temp dir, free port)
+#   ARCHIVE=mysql://USER[:PASS]@HOST[:PORT]/DB  use this MariaDB/MySQL as the archive
+#                       instead of starting a mariadbd (own temp dir, free port); ARCHIVE=none: no archive
 #   DEMO_HTTP_PORT (8080)  DEMO_RATE (2000 orders/s)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -13,6 +15,7 @@ cd "$top"
 http_port=${DEMO_HTTP_PORT:-8080}
 brokers=${BROKERS:-}
 redis=${REDIS:-}
+archive=${ARCHIVE:-}
 rate=${DEMO_RATE:-2000}
 logs=build/demo
 mkdir -p $logs
@@ -29,6 +32,7 @@ stop() {
         wait "$p" 2>/dev/null || true
     done
     [ -n "${redis_dir:-}" ] && rm -rf "$redis_dir"
+    [ -n "${mariadb_dir:-}" ] && rm -rf "$mariadb_dir"
     exit 0
 }
 trap stop INT TERM EXIT
@@ -55,6 +59,35 @@ if [ -z "$redis" ]; then
     done
 fi
 
+# The archive: a throw-away mariadbd starts in about a second.
+if [ -z "$archive" ]; then
+    mariadb_port=$(free_port)
+    mariadb_dir=$(mktemp -d /tmp/orderpulse-demo-mariadb.XXXXXX)
+    mariadb-install-db --user="$(id -un)" --datadir="$mariadb_dir" \
+        --auth-root-authentication-method=normal --skip-test-db > $logs/mariadb.log 2>&1 ||
+        { echo "demo: mariadb-install-db failed (see $logs/mariadb.log)" >&2; exit 1; }
+    mariadbd --user="$(id -un)" --datadir="$mariadb_dir" --port="$mariadb_port" \
+        --bind-address=127.0.0.1 --socket="$mariadb_dir/sock" --skip-grant-tables \
+        >> $logs/mariadb.log 2>&1 &
+    pids="$pids $!"
+    i=0
+    until mariadb --protocol=TCP -h 127.0.0.1 -P "$mariadb_port" -u root \
+            -e 'CREATE DATABASE IF NOT EXISTS orderpulse' > /dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 100 ] || { echo "demo: mariadbd did not start (see $logs/mariadb.log)" >&2; exit 1; }
+        sleep 0.1
+    done
+    archive=mysql://root@127.0.0.1:$mariadb_port/orderpulse
+fi
+archive_opt=""
+archive_hint="none (ARCHIVE=none)"
+if [ "$archive" != none ]; then
+    archive_opt="--archive $archive"
+    archive_hint="${archive%%:*}://${archive#*@}, GET /api/v1/history/minutes?from=...&to=..."
+    [ -n "${mariadb_port:-}" ] &&
+        archive_hint="mariadb --protocol=TCP -h 127.0.0.1 -P $mariadb_port -u root orderpulse"
+fi
+
 if [ -z "$brokers" ]; then
     rm -f $logs/devbroker.out
     bin/orderpulse-devbroker --partitions 8 > $logs/devbroker.out 2> $logs/devbroker.log &
@@ -65,7 +98,7 @@ if [ -z "$brokers" ]; then
     [ -n "$brokers" ] || { echo "demo: the dev broker did not start (see $logs/devbroker.log)" >&2; exit 1; }
 fi
 
-engine_cmd="bin/orderpulse --brokers $brokers --topic orders --group demo --redis $redis --http 0.0.0.0:$http_port --dead-letter $logs/dead-letters.jsonl"
+engine_cmd="bin/orderpulse --brokers $brokers --topic orders --group demo --redis $redis --http 0.0.0.0:$http_port $archive_opt --dead-letter $logs/dead-letters.jsonl"
 $engine_cmd > $logs/engine.log 2>&1 &
 engine_pid=$!
 pids="$pids $engine_pid"
@@ -91,6 +124,7 @@ cat <<MSG
   API:        http://localhost:$http_port/api/v1/snapshot   (curl --http2-prior-knowledge works too)
   Metrics:    http://localhost:$http_port/metrics
   Redis:      redis-cli -h ${redis%:*} -p ${redis##*:} hgetall '{op}:totals'
+  Archive:    $archive_hint
   Logs:       $logs/
 
   Ctrl-C stops everything.

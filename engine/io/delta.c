@@ -23,7 +23,14 @@ enum {
     TAG_TALLY = 5,
     TAG_USER = 6,
     TAG_PART = 7,
+    TAG_USERDAY = 8,
 };
+
+/* Per calendar day (--archive; shard.h): brands and genders as TALLY records
+ * of these table ids (keyed by day and name), users as USERDAY records. They
+ * are not op_tables: a shard keeps them as a base day plus off-day tables,
+ * the state as whole tables. */
+enum { TABLE_BRAND_DAYS = 6, TABLE_GENDER_DAYS = 7 };
 
 #define HEADER_LEN 5
 #define RECORD_MAX (1 + 2 + OP_PARSE_MAX_NAME + 5 * 10) /* the longest record, generously */
@@ -218,12 +225,106 @@ static void encode_part(op_delta_buf_t *b, int32_t p, int64_t next_offset, int64
     done(b, c, start);
 }
 
+static void put_day_tally(op_delta_buf_t *b, const op_intern_t *dict, uint8_t table, int dim,
+                          uint64_t day, uint32_t id, const op_tally_t *t)
+{
+    if (!t->orders && !t->quantity && !t->amount)
+        return;
+    op_delta_chunk_t *c = room(b);
+    int64_t name = name_index(b, c, dict, dim, id);
+    if (name < 0)
+        return;
+    size_t start = c->len;
+    put_u8(c, TAG_TALLY);
+    put_u8(c, table);
+    put_varint(c, day);
+    put_varint(c, (uint64_t)name);
+    put_tally(c, t);
+    done(b, c, start);
+}
+
+static void put_user_day(op_delta_buf_t *b, uint64_t day, const char *name, size_t len,
+                         int64_t amount, int64_t orders)
+{
+    if (!amount && !orders)
+        return;
+    op_delta_chunk_t *c = room(b);
+    size_t start = c->len;
+    put_u8(c, TAG_USERDAY);
+    put_varint(c, day);
+    put_u8(c, (uint8_t)len);
+    put_bytes(c, name, len);
+    put_svarint(c, amount);
+    put_svarint(c, orders);
+    done(b, c, start);
+}
+
+/* A dimension's exact figures per day from a shard's base day and off-day
+ * table (shard.h): the base day holds the totals less every off-day share. */
+static void encode_dim_days(op_delta_buf_t *b, const op_intern_t *dict, uint8_t table, int dim,
+                            uint64_t base, const op_ktable_t *total, const op_ktable_t *off)
+{
+    op_ktable_t moved;
+    op_ktable_init(&moved);
+    for (uint32_t i = 0; i < off->cap; i++)
+        if (op_ktable_used(off, i))
+            op_tally_add(op_ktable_upsert(&moved, op_ktable_pair_dim(op_ktable_key(off, i))),
+                         &off->vals[i]);
+    for (uint32_t i = 0; i < total->cap; i++) {
+        if (!op_ktable_used(total, i))
+            continue;
+        op_tally_t t = total->vals[i];
+        const op_tally_t *m = op_ktable_find(&moved, op_ktable_key(total, i));
+        if (m)
+            op_tally_sub(&t, m);
+        put_day_tally(b, dict, table, dim, base, (uint32_t)op_ktable_key(total, i), &t);
+    }
+    for (uint32_t i = 0; i < off->cap; i++)
+        if (op_ktable_used(off, i))
+            put_day_tally(b, dict, table, dim, op_ktable_pair_bucket(op_ktable_key(off, i)),
+                          op_ktable_pair_dim(op_ktable_key(off, i)), &off->vals[i]);
+    op_ktable_dispose(&moved);
+}
+
+static void encode_shard_days(op_delta_buf_t *b, const op_shard_t *s, const op_intern_t *dict)
+{
+    if (s->day < 0)
+        return;
+    uint64_t base = (uint64_t)s->day;
+    encode_dim_days(b, dict, TABLE_BRAND_DAYS, OP_DIM_BRAND, base, &s->brands, &s->brand_offday);
+    encode_dim_days(b, dict, TABLE_GENDER_DAYS, OP_DIM_GENDER, base, &s->genders,
+                    &s->gender_offday);
+    op_ktable_t moved; /* key: user entry */
+    op_ktable_init(&moved);
+    const op_ktable_t *off = &s->user_offday;
+    for (uint32_t i = 0; i < off->cap; i++)
+        if (op_ktable_used(off, i))
+            op_tally_add(op_ktable_upsert(&moved, (uint32_t)op_ktable_key(off, i)), &off->vals[i]);
+    for (uint32_t e = 0; e < s->users.count; e++) {
+        size_t len;
+        const char *name = op_users_name(&s->users, e, &len);
+        const op_tally_t *m = op_ktable_find(&moved, e);
+        put_user_day(b, base, name, len, s->users.ent[e].amount - (m ? m->amount : 0),
+                     (int64_t)s->users.ent[e].orders - (m ? m->orders : 0));
+    }
+    for (uint32_t i = 0; i < off->cap; i++) {
+        if (!op_ktable_used(off, i))
+            continue;
+        uint64_t k = op_ktable_key(off, i);
+        size_t len;
+        const char *name = op_users_name(&s->users, (uint32_t)k, &len);
+        put_user_day(b, k >> 32, name, len, off->vals[i].amount, off->vals[i].orders);
+    }
+    op_ktable_dispose(&moved);
+}
+
 void op_delta_encode_shard(op_delta_buf_t *b, const op_shard_t *s, op_intern_t *dict)
 {
     encode_counters(b, &s->totals, s->bad, s->late);
     for (int i = 0; i < op_ntables; i++)
         encode_table(b, &op_tables[i], op_table_in_shard(&op_tables[i], (op_shard_t *)s), dict);
     encode_users(b, &s->users);
+    encode_shard_days(b, s, dict);
     for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) {
         const op_shard_part_t *sp = &s->parts[p];
         encode_part(b, p, sp->next_offset, sp->max_event_ms, sp->records, sp->lost);
@@ -236,6 +337,23 @@ void op_delta_encode_state(op_delta_buf_t *b, const op_state_t *st)
     for (int i = 0; i < op_ntables; i++)
         encode_table(b, &op_tables[i], op_table_in_state(&op_tables[i], st), st->dict);
     encode_users(b, &st->users);
+    const op_ktable_t *days[2] = {&st->brand_days, &st->gender_days};
+    for (int t = 0; t < 2; t++)
+        for (uint32_t i = 0; i < days[t]->cap; i++)
+            if (op_ktable_used(days[t], i))
+                put_day_tally(b, st->dict, t ? TABLE_GENDER_DAYS : TABLE_BRAND_DAYS,
+                              t ? OP_DIM_GENDER : OP_DIM_BRAND,
+                              op_ktable_pair_bucket(op_ktable_key(days[t], i)),
+                              op_ktable_pair_dim(op_ktable_key(days[t], i)), &days[t]->vals[i]);
+    for (uint32_t i = 0; i < st->user_days.cap; i++) {
+        if (!op_ktable_used(&st->user_days, i))
+            continue;
+        uint64_t k = op_ktable_key(&st->user_days, i);
+        size_t len;
+        const char *name = op_users_name(&st->users, (uint32_t)k, &len);
+        put_user_day(b, k >> 32, name, len, st->user_days.vals[i].amount,
+                     st->user_days.vals[i].orders);
+    }
     for (int32_t p = 0; p < st->nparts_seen; p++) {
         const op_state_part_t *sp = &st->parts[p];
         if (sp->next_offset >= 0 || sp->max_event_ms != INT64_MIN || sp->lost)
@@ -375,6 +493,14 @@ static int bad_chunk(char *err, size_t errlen, const char *what)
                          what);
 }
 
+/* A decoded shard holds its days exactly, in its off-day tables (shard.h). */
+static void days_exact(op_shard_t *s)
+{
+    s->days_exact = 1;
+    if (s->day < 0)
+        s->day = 0;
+}
+
 int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_t *cache, char *err,
                     size_t errlen)
 {
@@ -418,6 +544,37 @@ int op_delta_decode(const char *buf, size_t len, op_shard_t *s, op_intern_cache_
                 if (strlen(rn) == n && memcmp(rn, name, n) == 0)
                     s->bad[reason] += count;
             }
+        } else if (tag == TAG_TALLY && r.p < r.end &&
+                   (*r.p == TABLE_BRAND_DAYS || *r.p == TABLE_GENDER_DAYS)) {
+            int brand = get_u8(&r) == TABLE_BRAND_DAYS;
+            uint64_t day = get_varint(&r), idx = get_varint(&r);
+            op_tally_t t = get_tally(&r);
+            int dim = brand ? OP_DIM_BRAND : OP_DIM_GENDER;
+            if (r.bad || idx >= nm.n || nm.dim[idx] != dim || day > UINT32_MAX) {
+                rc = bad_chunk(err, errlen, "day tally");
+                break;
+            }
+            if (nm.id[idx] < 0)
+                continue;
+            days_exact(s);
+            op_tally_add(op_ktable_upsert(brand ? &s->brand_offday : &s->gender_offday,
+                                          op_ktable_pair(day, (uint32_t)nm.id[idx])),
+                         &t);
+        } else if (tag == TAG_USERDAY) {
+            uint64_t day = get_varint(&r);
+            uint8_t n = get_u8(&r);
+            const char *name = get_bytes(&r, n);
+            op_tally_t t = {0};
+            t.amount = get_svarint(&r);
+            t.orders = get_svarint(&r);
+            if (r.bad || !name || !n || day > UINT32_MAX) {
+                rc = bad_chunk(err, errlen, "user day");
+                break;
+            }
+            days_exact(s);
+            uint32_t e = op_users_upsert(&s->users, name, n, op_hash_bytes(name, n));
+            op_tally_add(op_ktable_upsert(&s->user_offday, op_shard_user_day((uint32_t)day, e)),
+                         &t);
         } else if (tag == TAG_TALLY) {
             const op_table_desc_t *d = table_by_id(get_u8(&r));
             if (!d) {

@@ -40,6 +40,9 @@
   const BRAND_BARS = 15;            // metric 5: at most this many brands
   const SLOT_BARS = 24;             // metric 8: last 24 ten-minute slots (4 h)
   const DEFAULT_TICK_MS = 1000;     // before a snapshot says otherwise
+  const DAY_MS = 86400000;
+  const YESTERDAY_URL = '/api/v1/history/minutes';  // the archive (--archive)
+  const YESTERDAY_REFRESH_MS = 60000;
   const CLOCK_TRUST_MS = 300000;    // beyond this, the screen's clock is not the engine's
   const PARAMS = new URLSearchParams(window.location.search);
   const ANIMATE = PARAMS.get('animation') !== '0';
@@ -56,12 +59,13 @@
       totalAmount: 'Total sales amount', orders: 'Orders', quantity: 'Quantity sold',
       minutesTitle: 'Sales per minute', minutesNote: 'amount and orders · last 60 minutes',
       minutesLegend: '◆ revised after closing · dashed: open minute, still counting',
+      minutesYesterday: 'grey dashes: the same minutes yesterday (archive)',
       categoriesTitle: 'Category ranking', genderTitle: 'Gender purchasing power',
       genderNote: 'outer amount · inner quantity', brandsTitle: 'Brand ranking', rankBy: 'rank brands by',
       byQuantity: 'quantity', byAmount: 'amount', topUsersTitle: 'Top 10 users', topUsersNote: 'by cumulative amount',
       user: 'user', amount: 'amount', ordersShort: 'orders', slotsTitle: 'Quantity per 10 minutes by gender',
       slotsNote: 'stacked · last 24 slots · * still open', noData: 'no data yet', seriesAmount: 'amount', seriesOpen: 'open minute',
-      seriesOrders: 'orders', seriesRevised: 'revised', partial: 'partial', minute: 'minute',
+      seriesOrders: 'orders', seriesRevised: 'revised', seriesYesterday: 'yesterday', partial: 'partial', minute: 'minute',
       open: 'open', final: 'final', revised: 'revised', topOf: 'top {n} of {m}', allOf: 'all {m}',
       bad: 'bad', late: 'late', lag: 'lag', ago: '{age} ago', seconds: '{n} s', minutes: '{n} min', hours: '{n} h',
       staleGone: 'No update for {age}: the engine cannot be reached. The figures are from {time} and are not changing.',
@@ -75,12 +79,13 @@
       totalAmount: '销售总额', orders: '订单数', quantity: '销售件数',
       minutesTitle: '每分钟销售', minutesNote: '金额与订单数 · 最近 60 分钟',
       minutesLegend: '◆ 关窗后修订 · 虚线：当前分钟，仍在累计',
+      minutesYesterday: '灰色虚线：昨日同时段（归档）',
       categoriesTitle: '品类排行', genderTitle: '性别消费力',
       genderNote: '外环金额 · 内环件数', brandsTitle: '品牌排行', rankBy: '品牌排序依据',
       byQuantity: '按件数', byAmount: '按金额', topUsersTitle: '消费榜前十', topUsersNote: '按累计金额',
       user: '用户', amount: '金额', ordersShort: '订单', slotsTitle: '每 10 分钟分性别销量',
       slotsNote: '堆叠 · 最近 24 个时段 · * 仍在累计', noData: '暂无数据', seriesAmount: '金额', seriesOpen: '当前分钟',
-      seriesOrders: '订单数', seriesRevised: '已修订', partial: '未完', minute: '分钟',
+      seriesOrders: '订单数', seriesRevised: '已修订', seriesYesterday: '昨日同时段', partial: '未完', minute: '分钟',
       open: '进行中', final: '已定', revised: '已修订', topOf: '前 {n} / 共 {m}', allOf: '共 {m}',
       bad: '异常', late: '迟到', lag: '积压', ago: '{age}前', seconds: '{n} 秒', minutes: '{n} 分钟', hours: '{n} 小时',
       staleGone: '已 {age}未更新：无法连接引擎。以下为 {time} 的数据，不再变化。',
@@ -339,6 +344,10 @@
             const lines = [date(t) + ' ' + hhmm(t) + (row ? ' · ' + T(row.state) : '')];
             const seen = {};
             ps.forEach((p) => {
+              if (p.seriesIndex === 4) { // yesterday, from the archive
+                lines.push(p.marker + T('seriesYesterday') + ': ¥' + formatMoney(p.value[1]));
+                return;
+              }
               const amount = p.seriesIndex !== 3;
               if (p.seriesIndex === 2 || seen[amount]) return; // one amount line, one orders line
               seen[amount] = true;
@@ -392,6 +401,12 @@
           {
             name: T('seriesOrders'), type: 'bar', yAxisIndex: 1, data: [], barMaxWidth: fs(12), z: 1,
             itemStyle: { color: 'rgba(54,207,201,0.35)', borderRadius: [2, 2, 0, 0] }
+          },
+          // The same minutes of the previous day, from the archive, drawn on
+          // today's time axis.
+          {
+            name: T('seriesYesterday'), type: 'line', yAxisIndex: 0, showSymbol: false, data: [], z: 2,
+            lineStyle: { width: fs(1.5), type: 'dashed', color: COLORS.muted }, itemStyle: { color: COLORS.muted }
           }
         ]
       }, emptyGraphic(true))),
@@ -510,6 +525,35 @@
   const stateOf = (w) => w.state || (w.final === false ? 'open' : 'final');
   const minuteRows = new Map();   // minute -> row, for the tooltip
 
+  // Metric 3's "yesterday": the archive's minutes of the previous day,
+  // fetched when the shown hour moves (at most once a minute) and shifted by
+  // a day; only from an engine with an archive (stats.archive).
+  const yesterday = { latest: 0, fetchedAt: 0, busy: false, off: false, rows: [] };
+
+  function refreshYesterday(snap, latest) {
+    const y = yesterday;
+    if (!(snap.stats && snap.stats.archive) || y.off || y.busy || !latest ||
+      (latest === y.latest && Date.now() - y.fetchedAt < YESTERDAY_REFRESH_MS)) return;
+    y.busy = true;
+    const from = latest - DAY_MS - (MINUTES_SPAN - 1) * 60000;
+    const url = YESTERDAY_URL + '?from=' + from + '&to=' + (latest - DAY_MS + 60000);
+    fetch(url, { cache: 'no-store', headers: { Accept: 'application/json' } })
+      .then((res) => {
+        if (res.status === 404) y.off = true;
+        return res.ok ? res.json() : null;
+      })
+      .then((rows) => {
+        if (rows) {
+          y.rows = rows;
+          y.latest = latest;
+          y.fetchedAt = Date.now();
+          if (pub.last) renderMinutes(pub.last);
+        }
+      })
+      .catch(() => {})
+      .then(() => { y.busy = false; });
+  }
+
   // Metric 3: the minutes within the 60 minutes that end at the latest one.
   // Closed minutes are a solid line; the open ones (still counting: the
   // newest is partial) a dashed one from the last closed minute, labelled,
@@ -528,7 +572,14 @@
     const openData = anchor.concat(open.map((m, i) => i === open.length - 1
       ? { value: [m.minute, m.amount], label: { show: true, position: 'left', formatter: T('partial'), color: COLORS.amount, fontSize: fs(13) } }
       : [m.minute, m.amount]));
+    refreshYesterday(snap, latest);
+    const before = yesterday.rows.filter((m) => m.minute + DAY_MS > latest - MINUTES_SPAN * 60000 &&
+      m.minute + DAY_MS <= latest);
     charts.minutes.setOption({
+      legend: {
+        data: [T('seriesAmount'), T('seriesOpen'), T('seriesRevised'), T('seriesOrders')]
+          .concat(before.length ? [T('seriesYesterday')] : [])
+      },
       // Always the whole 60-minute window, so the axis does not jump around
       // while it fills up.
       xAxis: rows.length ? { min: latest - (MINUTES_SPAN - 0.5) * 60000, max: latest + 30000 } : {},
@@ -546,16 +597,19 @@
           data: rows.map((m) => stateOf(m) === 'open'
             ? { value: [m.minute, m.orders], itemStyle: { opacity: 0.45, borderType: 'dashed', borderColor: COLORS.orders, borderWidth: 1 } }
             : [m.minute, m.orders])
-        }
+        },
+        { data: before.map((m) => [m.minute + DAY_MS, m.amount]) }
       ],
       graphic: [{ id: 'empty', invisible: rows.length > 0 }]
     });
-    setText('minutes-note', T('minutesNote') + (rows.length ? ' · ' + T('minutesLegend') : ''));
+    setText('minutes-note', T('minutesNote') + (rows.length ? ' · ' + T('minutesLegend') : '') +
+      (before.length ? ' · ' + T('minutesYesterday') : ''));
     pub.rendered.minutes = {
       minutes: rows.map((m) => m.minute),
       amount: rows.map((m) => m.amount),
       orders: rows.map((m) => m.orders),
-      states: rows.map(stateOf)
+      states: rows.map(stateOf),
+      yesterday: before.map((m) => [m.minute, m.amount])
     };
   }
 

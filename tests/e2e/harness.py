@@ -149,6 +149,33 @@ class E2ETest(unittest.TestCase):
         wait_for(lambda: _redis_ping(port), 10, "redis-server to answer PING")
         return p, port
 
+    def start_mariadb(self, port=None, datadir=None, grants=False):
+        """A throw-away mariadbd on a free loopback port with its own data
+        directory (made on first use; pass the same datadir and port to
+        start it again after a stop). Without grants anyone is root.
+        Returns (proc, port, MariaDB client)."""
+        port = port or free_port()
+        d = datadir or self.path(f"mariadb-{port}")
+        if not os.path.isdir(os.path.join(d, "mysql")):
+            os.makedirs(d, exist_ok=True)
+            r = subprocess.run(["mariadb-install-db", "--user=root", f"--datadir={d}",
+                                "--auth-root-authentication-method=normal", "--skip-test-db"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                raise AssertionError("mariadb-install-db failed:\n"
+                                     + r.stdout.decode("utf-8", "replace")[-3000:])
+        argv = ["mariadbd", "--user=root", f"--datadir={d}", f"--port={port}",
+                "--bind-address=127.0.0.1", f"--socket={d}/sock", "--skip-name-resolve",
+                "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=48M"]
+        if not grants:
+            argv.append("--skip-grant-tables")
+        p = self.start(argv, name="mariadbd")
+        db = MariaDB(port)
+        wait_for(lambda: db.ping() or not p.alive(), 30, "mariadbd to answer")
+        if not p.alive():
+            raise AssertionError("mariadbd exited:\n" + p.stderr_text()[-3000:])
+        return p, port, db
+
     def run_sim(self, args, timeout=300):
         """Runs the simulator to completion; returns its stderr text."""
         r = subprocess.run([binary("orderpulse-sim"), *map(str, args)], stdout=subprocess.PIPE,
@@ -167,6 +194,84 @@ def _redis_ping(port):
             return reply.startswith(b"+PONG") or b"NOAUTH" in reply  # up, wants AUTH
     except OSError:
         return False
+
+
+class MariaDB:
+    """The mariadb command-line client against one server, as root over
+    TCP: enough for tests (standard library only, no driver)."""
+
+    def __init__(self, port, user="root", password=None, database=None):
+        self.argv = ["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-P", str(port), "-u", user,
+                     "--batch", "--skip-column-names", "--default-character-set=utf8mb4"]
+        if password is not None:
+            self.argv.append(f"--password={password}")
+        if database:
+            self.argv.append(database)
+
+    def ping(self):
+        r = subprocess.run(self.argv + ["-e", "SELECT 1"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL)
+        return r.returncode == 0
+
+    def run(self, sql, check=True):
+        """Runs sql; returns the rows as tuples of strings (None for NULL)."""
+        r = subprocess.run(self.argv + ["-e", sql], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=300)
+        if check and r.returncode != 0:
+            raise AssertionError(f"mariadb: {sql[:200]}: " + r.stderr.decode("utf-8", "replace"))
+        rows = []
+        for line in r.stdout.decode("utf-8").split("\n"):
+            if line:
+                rows.append(tuple(None if f == "NULL" else _unescape(f)
+                                  for f in line.split("\t")))
+        return rows
+
+
+def _unescape(field):
+    """The batch mode's escapes (\\t, \\n, \\0, \\\\) undone."""
+    if "\\" not in field:
+        return field
+    out, i = [], 0
+    while i < len(field):
+        c = field[i]
+        if c == "\\" and i + 1 < len(field):
+            out.append({"t": "\t", "n": "\n", "0": "\0", "\\": "\\"}.get(field[i + 1],
+                                                                       field[i + 1]))
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def archive_doc(db, database="op"):
+    """The three window tables in the shapes of the truth's minutes,
+    categories and gender_slots (amounts as Decimal)."""
+    minutes = [{"minute": int(m), "orders": int(o), "quantity": int(q), "amount": Decimal(a),
+                "final": True}
+               for m, o, q, a in db.run(f"SELECT minute_start, orders, quantity, amount FROM "
+                                        f"{database}.op_minute ORDER BY minute_start")]
+    cats = {}
+    for m, name, q, a in db.run(f"SELECT minute_start, category, quantity, amount FROM "
+                                f"{database}.op_category_minute"):
+        cats.setdefault(int(m), []).append({"name": name, "quantity": int(q),
+                                            "amount": Decimal(a)})
+    categories = [{"minute": m, "ranking": sorted(r, key=lambda c: (-c["quantity"],
+                                                                  c["name"].encode()))}
+                  for m, r in sorted(cats.items())]
+    slots = {}
+    for s, g, q in db.run(f"SELECT slot_start, gender, quantity FROM {database}.op_gender_slot"):
+        slots.setdefault(int(s), {})[g] = int(q)
+    gender_slots = [{"slot": s, "quantity": q} for s, q in sorted(slots.items())]
+    return {"minutes": minutes, "categories": categories, "gender_slots": gender_slots}
+
+
+def truth_windows(truth):
+    """The truth's window members, as archive_doc() returns them (gender
+    slots keyed by name: the archive has no order among genders)."""
+    return {"minutes": truth["minutes"], "categories": truth["categories"],
+            "gender_slots": [{"slot": s["slot"], "quantity": dict(s["quantity"])}
+                             for s in truth["gender_slots"]]}
 
 
 def load_json(path):
@@ -305,7 +410,8 @@ def _amount(cents_value):
 # engine with itself.
 
 TABLES = {1: ("minutes", None, False), 2: ("catmin", 1, True), 3: ("brands", 2, False),
-          4: ("genders", 0, False), 5: ("gslots", 0, True)}
+          4: ("genders", 0, False), 5: ("gslots", 0, True),
+          6: ("brand_days", 2, True), 7: ("gender_days", 0, True)}
 
 
 class _Blob:
@@ -373,6 +479,12 @@ def fold_blob(data, st):
             cur = st["users"].setdefault(name, [0, 0])
             cur[0] += b.svarint()
             cur[1] += b.svarint()
+        elif tag == 8:
+            day = b.varint()
+            name = b.raw(b.u8()).decode()
+            cur = st["user_days"].setdefault((day, name), [0, 0])
+            cur[0] += b.svarint()
+            cur[1] += b.svarint()
         elif tag == 7:
             p = b.varint()
             nxt, mx, _records, lost = b.svarint(), b.svarint(), b.svarint(), b.svarint()
@@ -394,6 +506,7 @@ def read_log_state(r, prefix="{op}"):
     meta = {_str(meta[i]): _str(meta[i + 1]) for i in range(0, len(meta), 2)}
     st = {"totals": {"orders": 0, "quantity": 0, "amount": 0}, "bad": {}, "late": 0,
           "minutes": {}, "catmin": {}, "brands": {}, "genders": {}, "gslots": {},
+          "brand_days": {}, "gender_days": {}, "user_days": {},
           "users": {}, "parts": {}, "meta": meta}
     if not meta:
         return st

@@ -592,7 +592,11 @@ class ServerMatchesSpec(E2ETest):
         data = cls.shared.path("orders.jsonl")
         cls.shared.run_sim(["--out", data, "--rate", 0, "--count", ORDERS, "--start", START,
                             "--jitter", "2s", "--bad-fraction", 0.01, "--quiet"])
-        cls.srv = EngineServer(cls.shared, data, ["--tick", "200ms", "--workers", 2])
+        # An archive, so that /api/v1/history/... and the archive's metrics answer.
+        _, db_port, db = cls.shared.start_mariadb()
+        db.run("CREATE DATABASE op")
+        cls.srv = EngineServer(cls.shared, data, ["--tick", "200ms", "--workers", 2, "--archive",
+                                                  f"mysql://root@127.0.0.1:{db_port}/op"])
         cls.port = cls.srv.port
 
         def settled():
