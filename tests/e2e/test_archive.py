@@ -28,8 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (ROOT, E2ETest, archive_doc, binary, free_port, load_json,  # noqa: E402
-                     redis_snapshot, snapshot_diff, truth_windows, wait_for)
+from harness import (ROOT, E2ETest, archive_doc, binary, cents, free_port, load_json,  # noqa: E402
+                     read_users_truth, redis_snapshot, snapshot_diff, truth_windows, wait_for)
 from test_api import sanitizer_env, sanitizer_reports  # noqa: E402
 
 START = "2024-11-11T00:00:00"
@@ -291,7 +291,8 @@ class ArchiveLive(ArchiveTest):
         sim = self.start([binary("orderpulse-sim"), "--brokers", boot, "--rate", rate,
                           "--count", count, "--start", START, "--speed", speed,
                           "--jitter", "2s", "--late-fraction", 0.02, "--bad-fraction", 0.01,
-                          "--truth", truth_path, "--quiet"])
+                          "--truth", truth_path, "--truth-users", self.path("users.tsv"),
+                          "--quiet"])
         return sim, truth_path
 
     def finish(self, sim, truth_path, eng, redis_port, db, db_port, boot, snap):
@@ -323,7 +324,29 @@ class ArchiveLive(ArchiveTest):
                            stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr.decode()[-3000:])
         self.assert_windows(db, truth, "after the stream")
+        self.assert_one_day(db, truth)
         return truth
+
+    def assert_one_day(self, db, truth):
+        """The stream lies within one calendar day: that day's brand, gender
+        and user rows are the truth's cumulative figures, every user's too
+        (the day tables survive the kills through Redis like the rest)."""
+        days = {day_text(m["minute"]) for m in truth["minutes"]}
+        self.assertEqual(len(days), 1, f"the stream spans {sorted(days)}")
+        day = days.pop()
+        got = days_from_archive(db)
+        want_brands = {(day, b["name"]): (b["quantity"], cents(b["amount"]))
+                       for b in truth["brands"]}
+        self.assertEqual({k: (v[1], v[2]) for k, v in got["brand"].items()}, want_brands)
+        want_genders = {(day, g["name"]): (g["quantity"], cents(g["amount"]))
+                        for g in truth["gender"]}
+        self.assertEqual({k: (v[1], v[2]) for k, v in got["gender"].items()}, want_genders)
+        users = read_users_truth(self.path("users.tsv"))
+        want_users = {(day, n): (o, c) for n, (c, o) in users.items()}
+        got_users = {k: (v[0], v[2]) for k, v in got["user"].items()}
+        missing = [k for k in want_users if got_users.get(k) != want_users[k]][:5]
+        self.assertEqual(len(got_users), len(want_users), f"users per day; e.g. {missing}")
+        self.assertEqual(missing, [], "users per day")
 
     def test_kill_9_at_random_moments(self):
         kills = int(os.environ.get("OP_E2E_KILLS", "5"))
