@@ -50,8 +50,10 @@ void op_shard_clear(op_shard_t *s)
     memset(s->bad, 0, sizeof(s->bad));
     s->late = 0;
     s->dead_letter_errors = 0;
-    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1))
+    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) {
         s->parts[p].records = 0;
+        s->parts[p].lost = 0;
+    }
     memset(s->touched, 0, sizeof(s->touched));
     s->last = 0;
 }
@@ -77,8 +79,10 @@ void op_shard_add(op_shard_t *dst, const op_shard_t *src)
     dst->dead_letter_errors += src->dead_letter_errors;
     for (int32_t p = op_shard_next_touched(src, 0); p >= 0; p = op_shard_next_touched(src, p + 1)) {
         int64_t records = op_shard_touched(dst, p) ? dst->parts[p].records : 0;
+        int64_t lost = op_shard_touched(dst, p) ? dst->parts[p].lost : 0;
         dst->parts[p] = src->parts[p];
         dst->parts[p].records += records;
+        dst->parts[p].lost += lost;
         dst->touched[p >> 6] |= 1ULL << (p & 63);
     }
 }

@@ -156,6 +156,8 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
         if (sp->max_event_ms > st->max_event_ms)
             st->max_event_ms = sp->max_event_ms;
         gp->next_offset = sp->next_offset;
+        gp->lost += sp->lost;
+        st->lost += sp->lost;
         if (sp->records)
             gp->last_active_ms = now_ms;
         if (p + 1 > st->nparts_seen)
