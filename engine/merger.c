@@ -475,6 +475,7 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .as_of_ms = op_now_wall_ms(),
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
+        .src = m->conf.src,
     };
     op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
     if (!s)
