@@ -39,6 +39,8 @@ static const op_conf_spec_t options[] = {
     {"kafka-config", OP_CONF_VALUE, "NAME=VALUE,...", NULL,
      "extra librdkafka consumer properties (e.g. session.timeout.ms=6000)"},
     {"source", OP_CONF_VALUE, "kafka|file:PATH", "kafka", "where orders come from"},
+    {"on-loss", OP_CONF_VALUE, "continue|stop", "continue",
+     "records the broker deleted before they were read: count them and go on, or stop (exit 4)"},
     {"once", OP_CONF_FLAG, NULL, NULL,
      "stop at the end of the input (the file, or the end offsets seen at start), print the "
      "final snapshot on stdout"},
@@ -179,6 +181,10 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     ec->src.group = op_conf_get(c, "group");
     ec->src.kafka_config = op_conf_get(c, "kafka-config");
     ec->src.once = op_conf_flag(c, "once");
+    static const char *const on_loss[] = {"continue", "stop", NULL};
+    if (op_conf_parse_choice("--on-loss", op_conf_get(c, "on-loss"), on_loss, &ec->src.on_loss_stop,
+                             err, errlen) < 0)
+        return -EINVAL;
     ec->src.batch_max = 1024;
     ec->src.nworkers = online_cpus();
     if (op_conf_get(c, "workers")) {
@@ -420,10 +426,10 @@ static int run(engine_conf_t *ec, sigset_t *signals)
         int sig = sigtimedwait(signals, NULL, &poll);
         if (sig == SIGINT || sig == SIGTERM || (sig == SIGUSR1 && ec->src.once))
             break;
-        if (!op_merger_running(merger)) /* once: done; otherwise: fenced */
+        if (!op_merger_running(merger) || op_source_failed(src)) /* done, fenced, --on-loss */
             break;
     }
-    rc = op_merger_fenced(merger) ? 3 : 0;
+    rc = op_merger_fenced(merger) ? 3 : op_source_failed(src) ? 4 : 0;
 stop:
     if (merger)
         op_merger_stop(merger);
