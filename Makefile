@@ -228,10 +228,13 @@ profile: deps all
 	$(MAKE) VARIANT=profile all
 	tools/profile.sh $(PROFILE_ORDERS)
 
-# 20 kill -9 of the engine while the simulator produces (make test does 5).
+# 20 kill -9 of the engine while the simulator produces (make test does 5);
+# the Kafka fault tests with 10 rounds each over 600 000 orders (make test: 3).
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
 	    test_redis.RedisExactness.test_kill_9_at_random_moments
+	OP_E2E_FAULT_ROUNDS=10 OP_E2E_FAULT_ORDERS=600000 tests/run_e2e.sh \
+	    test_kafka_faults.FaultsWithRedis
 
 # --- install --------------------------------------------------------------------
 PREFIX  ?= /usr/local
