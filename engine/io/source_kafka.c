@@ -88,7 +88,7 @@ typedef struct kafka_input {
     rd_kafka_message_t **raw;  /* batch_max: what rd_kafka_consume_batch_queue returned */
     rd_kafka_message_t **held; /* batch_max: the messages behind the records handed out */
     op_record_t *recs;         /* batch_max */
-    op_loss_t *losses;         /* batch_max: the losses noticed in the batch */
+    op_loss_t *losses;         /* batch_max + OP_SOURCE_MAX_PARTITIONS: the batch's losses */
     size_t nheld;              /* records of the batch not yet released */
     size_t nlosses;            /* losses of the batch not yet released */
     int handed;                /* a batch (records or losses) is out, not yet released */
@@ -103,6 +103,7 @@ struct kafka_source {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt; /* for storing offsets past a loss */
     char *topic;
+    char *group;
     int nworkers;
     int once;
     int on_loss_stop;
@@ -219,21 +220,20 @@ static void revoke_all(kafka_source_t *ks)
  * it left the default) start at the group's committed offset: one request
  * for all of them, so that the worker knows what offset comes next and a
  * reset past it counts as a loss. Where the group has none (or the request
- * fails) the offset stays -1001 and librdkafka applies auto.offset.reset:
- * a start that nobody asked for cannot lose anything. */
-static void resolve_committed(kafka_source_t *ks, rd_kafka_topic_partition_list_t *l)
+ * fails: the error is returned) the offset stays -1001 and librdkafka
+ * applies auto.offset.reset: a start that nobody asked for cannot lose
+ * anything. */
+static rd_kafka_resp_err_t resolve_committed(kafka_source_t *ks, rd_kafka_topic_partition_list_t *l)
 {
     int need = 0;
     for (int i = 0; i < l->cnt; i++)
         need |= l->elems[i].offset == RD_KAFKA_OFFSET_INVALID;
     if (!need)
-        return;
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
     rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(l);
     if (!c)
-        return;
+        return RD_KAFKA_RESP_ERR__FAIL; /* out of memory */
     rd_kafka_resp_err_t e = rd_kafka_committed(ks->rk, c, META_TIMEOUT_MS);
-    if (e)
-        log_limited(&ks->pol_log, "committed offsets of %s: %s", ks->topic, rd_kafka_err2str(e));
     for (int i = 0; !e && i < l->cnt; i++) {
         const rd_kafka_topic_partition_t *t =
             rd_kafka_topic_partition_list_find(c, ks->topic, l->elems[i].partition);
@@ -241,6 +241,7 @@ static void resolve_committed(kafka_source_t *ks, rd_kafka_topic_partition_list_
             l->elems[i].offset = t->offset;
     }
     rd_kafka_topic_partition_list_destroy(c);
+    return e;
 }
 
 /* One line per assignment (operators and tests wait for it): which
@@ -297,7 +298,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         }
         rd_kafka_topic_partition_list_add(mine, t->topic, t->partition)->offset = off;
     }
-    resolve_committed(ks, mine);
+    rd_kafka_resp_err_t ce = resolve_committed(ks, mine);
+    if (ce) /* librdkafka looks them up itself; a loss at that start goes unseen */
+        log_limited(&ks->pol_log, "committed offsets of %s: %s", ks->topic, rd_kafka_err2str(ce));
     for (int i = 0; i < mine->cnt; i++)
         set_owned(ks, mine->elems[i].partition, mine->elems[i].offset);
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, mine);
@@ -645,6 +648,7 @@ static void kafka_close(op_source_t *src)
     free(ks->end);
     free(ks->done);
     free(ks->topic);
+    free(ks->group);
     free(ks);
 }
 
@@ -678,17 +682,12 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
      * 64 MB cap bounds the memory per worker. fetch.wait.max.ms is low so
      * that a trickle of orders is not held up by the broker. */
     const char *settings[][2] = {
-        {"bootstrap.servers", conf->brokers},
-        {"group.id", conf->group && *conf->group ? conf->group : "orderpulse"},
-        {"client.id", "orderpulse"},
-        {"enable.auto.commit", "true"},
-        {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", "earliest"},
+        {"bootstrap.servers", conf->brokers},  {"group.id", ks->group},
+        {"client.id", "orderpulse"},           {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "true"}, /* --once's end, and op_source_lag */
-        {"queued.min.messages", "100000"},
-        {"queued.max.messages.kbytes", "65536"},
-        {"fetch.wait.max.ms", "10"},
-        {"fetch.message.max.bytes", "4194304"},
+        {"queued.min.messages", "100000"},     {"queued.max.messages.kbytes", "65536"},
+        {"fetch.wait.max.ms", "10"},           {"fetch.message.max.bytes", "4194304"},
     };
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc)
@@ -734,7 +733,8 @@ static int make_inputs(kafka_source_t *ks, char *err, size_t errlen)
         ki->raw = calloc(ks->batch_max, sizeof(*ki->raw));
         ki->held = calloc(ks->batch_max, sizeof(*ki->held));
         ki->recs = calloc(ks->batch_max, sizeof(*ki->recs));
-        ki->losses = calloc(ks->batch_max, sizeof(*ki->losses));
+        /* One per message of a batch, or one per partition at open. */
+        ki->losses = calloc(ks->batch_max + OP_SOURCE_MAX_PARTITIONS, sizeof(*ki->losses));
         if (!ki->q || !ki->raw || !ki->held || !ki->recs || !ki->losses)
             return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
     }
@@ -825,7 +825,12 @@ static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
             off = RD_KAFKA_OFFSET_INVALID;
         rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
     }
-    resolve_committed(ks, l);
+    rd_kafka_resp_err_t ce = resolve_committed(ks, l);
+    if (ce) {
+        rc = op_source_error(err, errlen, -EIO, "source: committed offsets of group %s: %s",
+                             ks->group, rd_kafka_err2str(ce));
+        goto out;
+    }
     rd_kafka_topic_partition_list_t *todo = l;
     l = rd_kafka_topic_partition_list_new(np);
     for (int i = 0; l && i < todo->cnt; i++) {
@@ -911,7 +916,8 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
     ks->on_assigned = conf->on_assigned;
     ks->start_opaque = conf->start_opaque;
     ks->topic = strdup(conf->topic);
-    if (!ks->topic) {
+    ks->group = strdup(conf->group && *conf->group ? conf->group : "orderpulse");
+    if (!ks->topic || !ks->group) {
         rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
         goto fail;
     }
