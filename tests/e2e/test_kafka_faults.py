@@ -52,9 +52,13 @@ class FaultsWithRedis(E2ETest):
 
     def setUp(self):
         super().setUp()
-        self.broker, self.boot = self.start_devbroker(partitions=8, control=True)
-        self.ctl = DevbrokerControl(self.broker)
-        _, self.redis_port = self.start_redis()
+        try:
+            self.broker, self.boot = self.start_devbroker(partitions=8, control=True)
+            self.ctl = DevbrokerControl(self.broker)
+            _, self.redis_port = self.start_redis()
+        except BaseException:
+            self.tearDown()  # unittest skips tearDown when setUp fails
+            raise
 
     def engine(self, name, *extra):
         snap = self.path(f"{name}.json")
@@ -227,6 +231,13 @@ class LostRecords(E2ETest):
 
     def setUp(self):
         super().setUp()
+        try:
+            self.commit_then_overflow()
+        except BaseException:
+            self.tearDown()  # unittest skips tearDown when setUp fails
+            raise
+
+    def commit_then_overflow(self):
         self.broker, self.boot = self.start_devbroker(partitions=1)
         self.run_sim(["--brokers", self.boot, "--rate", 0, "--count", self.COMMITTED,
                       "--seed", 1, "--quiet"])
