@@ -273,8 +273,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     where[idx].offset = m->offset;
 }
 
-/* Produces messages first..first+n-1: key "user-<i % 97>", value "order-<i>". */
-static void produce(const char *topic, int first, int n, produced_t *where)
+/* A producer to the test's broker; with where, delivery reports fill it. */
+static rd_kafka_t *new_producer(produced_t *where)
 {
     char errstr[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -282,10 +282,19 @@ static void produce(const char *topic, int first, int n, produced_t *where)
         rd_kafka_conf_set(kc, "bootstrap.servers", broker.bootstrap, errstr, sizeof(errstr)),
         RD_KAFKA_CONF_OK);
     rd_kafka_conf_set(kc, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
-    rd_kafka_conf_set_opaque(kc, where);
+    if (where) {
+        rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+        rd_kafka_conf_set_opaque(kc, where);
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
     cr_assert_not_null(rk, "%s", errstr);
+    return rk;
+}
+
+/* Produces messages first..first+n-1: key "user-<i % 97>", value "order-<i>". */
+static void produce(const char *topic, int first, int n, produced_t *where)
+{
+    rd_kafka_t *rk = new_producer(where);
     for (int i = first; i < first + n; i++) {
         char key[32], val[32];
         snprintf(key, sizeof(key), "user-%d", i % 97);
@@ -641,14 +650,7 @@ Test(kafka_source, too_many_partitions_and_bad_brokers)
 /* Produces n messages of size bytes each to partition 0 of topic. */
 static void produce_big(const char *topic, int n, size_t size)
 {
-    char errstr[256];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    cr_assert_eq(
-        rd_kafka_conf_set(kc, "bootstrap.servers", broker.bootstrap, errstr, sizeof(errstr)),
-        RD_KAFKA_CONF_OK);
-    rd_kafka_conf_set(kc, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
-    cr_assert_not_null(rk, "%s", errstr);
+    rd_kafka_t *rk = new_producer(NULL);
     char *val = malloc(size);
     memset(val, 'x', size);
     for (int i = 0; i < n; i++) {
@@ -668,11 +670,7 @@ static void produce_big(const char *topic, int n, size_t size)
 
 static void watermarks(const char *topic, int64_t *lo, int64_t *hi)
 {
-    char errstr[256];
-    rd_kafka_conf_t *kc = rd_kafka_conf_new();
-    rd_kafka_conf_set(kc, "bootstrap.servers", broker.bootstrap, errstr, sizeof(errstr));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
-    cr_assert_not_null(rk, "%s", errstr);
+    rd_kafka_t *rk = new_producer(NULL);
     cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, 0, lo, hi, 10000), 0);
     rd_kafka_destroy(rk);
 }
@@ -746,24 +744,31 @@ static int64_t overflow(int64_t past)
     return lo;
 }
 
-Test(kafka_source, lost_records_are_reported_once_with_their_range)
+/* Produces n small messages to partition 0 of "lossy"; --once reads them
+ * (without a loss: the log is whole) and the group commits offset n. */
+static void read_and_commit(const char *group, int n)
 {
-    start_broker();
-    produce_big("lossy", 100, 100);
-    /* --once reads the 100 and commits offset 100 for the group. */
-    op_source_t *src = open_lossy(1, 0, "test-loss");
+    produce_big("lossy", n, 100);
+    op_source_t *src = open_lossy(1, 0, group);
     taken_t t;
     take_all(src, 2, -1, 30000, &t);
     cr_assert(t.eof);
-    cr_assert_eq(t.records, 100);
+    cr_assert_eq(t.records, (size_t)n);
     cr_assert_eq(t.nlosses, 0, "a loss in a full log");
     op_source_close(src);
+}
+
+Test(kafka_source, lost_records_are_reported_once_with_their_range)
+{
+    start_broker();
+    read_and_commit("test-loss", 100);
 
     /* Past the committed offset 100, the log now starts at lo: --once
      * reports [100, lo) lost, at open, then reads lo..hi-1 without a gap. */
     int64_t lo = overflow(100), lo2, hi;
     watermarks("lossy", &lo2, &hi);
-    src = open_lossy(1, 0, "test-loss");
+    op_source_t *src = open_lossy(1, 0, "test-loss");
+    taken_t t;
     op_source_part_t parts[8];
     int n = op_source_partitions(src, parts, 8);
     cr_assert_eq(n, 1);
@@ -800,16 +805,12 @@ Test(kafka_source, lost_records_are_reported_once_with_their_range)
 Test(kafka_source, on_loss_stop_reads_nothing_past_the_gap)
 {
     start_broker();
-    produce_big("lossy", 10, 100);
-    op_source_t *src = open_lossy(1, 0, "test-stop");
-    taken_t t;
-    take_all(src, 2, -1, 30000, &t);
-    cr_assert_eq(t.records, 10);
-    op_source_close(src);
+    read_and_commit("test-stop", 10);
     overflow(10);
 
     /* At open (--once) ... */
-    src = open_lossy(1, 1, "test-stop");
+    op_source_t *src = open_lossy(1, 1, "test-stop");
+    taken_t t;
     cr_assert_lt(op_source_failed(src), 0);
     take_all(src, 2, -1, 2000, &t);
     cr_assert_eq(t.records, 0);
