@@ -246,7 +246,7 @@ install: all
 	install -m 644 http/static/* $(DESTDIR)$(PREFIX)/share/orderpulse/http/static/
 	install -m 644 node_modules/echarts/dist/echarts.min.js \
 	    $(DESTDIR)$(PREFIX)/share/orderpulse/node_modules/echarts/dist/
-	@echo "installed; serve the dashboard with: orderpulse --http 8080 --static-dir $(PREFIX)/share/orderpulse/http/static"
+	@echo "installed; $(PREFIX)/bin/orderpulse --http 8080 serves the dashboard (found in $(PREFIX)/share/orderpulse)"
 
 demo: deps all
 	@tools/demo.sh

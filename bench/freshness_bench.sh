@@ -61,7 +61,7 @@ wait_for 30 ready || { cat "$work/engine.err" >&2; exit 1; }
 xbg python3 bench/freshness.py poll "http://127.0.0.1:$port/api/v1/snapshot" "$work/ticks.tsv" \
     "$count" $((seconds + 60))
 poll_pid=$!
-x "$bin/orderpulse-sim" --brokers "$brokers" --rate "$rate" --count "$count" --quiet \
+x "$bin/orderpulse-sim" --brokers "$brokers" --rate "$rate" --count "$count" --zipf 1.1 --quiet \
     2>"$work/sim.err" || { cat "$work/sim.err" >&2; exit 1; }
 grep -q "delivered=$count errors=0" "$work/sim.err" || { cat "$work/sim.err" >&2; exit 1; }
 wait "$poll_pid" || { echo "freshness_bench: the engine never showed $count orders" >&2; exit 1; }

@@ -54,7 +54,7 @@ run_h2load() { # url logfile -> prints rate
 }
 
 # --- the engine, serving a settled snapshot
-x "$bin/orderpulse-sim" --out "$work/orders.jsonl" --rate 0 --count "$orders" --seed 11 \
+x "$bin/orderpulse-sim" --out "$work/orders.jsonl" --rate 0 --count "$orders" --seed 11 --zipf 1.1 \
     --start 2024-11-11T00:00:00 --jitter 2s --quiet 2>/dev/null
 port=$(free_port)
 xbg "$bin/orderpulse" --source "file:$work/orders.jsonl" --workers 1 --tick 1s \

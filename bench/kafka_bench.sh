@@ -58,7 +58,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b < a) ? b : a }'; }
 
 start_devbroker "$work" --partitions "$partitions"
-x "$bin/orderpulse-sim" --brokers "$brokers" --rate 0 --count "$orders" --key random --seed 7 \
+x "$bin/orderpulse-sim" --brokers "$brokers" --rate 0 --count "$orders" --key random --seed 7 --zipf 1.1 \
     --quiet 2>"$work/sim.err" || { cat "$work/sim.err" >&2; exit 1; }
 grep -q "delivered=$orders errors=0" "$work/sim.err" || {
     echo "kafka_bench: the simulator did not deliver $orders orders:" >&2

@@ -112,7 +112,7 @@ ratios above.
 
 ### Data and method
 
-Data: $(val sim_file orders) orders from \`orderpulse-sim --rate 0 --seed 7 --start 2024-11-11T00:00:00 --jitter 2s\`
+Data: $(val sim_file orders) orders from \`orderpulse-sim --rate 0 --seed 7 --zipf 1.1 --start 2024-11-11T00:00:00 --jitter 2s\`
 ($(val sim_file bytes) bytes). Engine rates are records per second from the
 start of the workers to the final snapshot (its \`--once\` summary line), best of 3.
 Memory: anonymous RSS after \`--once\` over 3 M orders of $(val memory users) distinct users

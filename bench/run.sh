@@ -53,7 +53,7 @@ fi
 } > $B/machine.txt
 
 # --- data: the simulator, timed; its ceiling is dd copying the same bytes
-sim_line=$(x bin/orderpulse-sim --out $data --rate 0 --count "$orders" --seed 7 \
+sim_line=$(x bin/orderpulse-sim --out $data --rate 0 --count "$orders" --seed 7 --zipf 1.1 \
     --start 2024-11-11T00:00:00 --jitter 2s --quiet 2>&1 | tail -1)
 sim_rate=$(echo "$sim_line" | sed -n 's/.*rate=\([0-9]*\)\/s.*/\1/p')
 bytes=$(stat -c %s $data)

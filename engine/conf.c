@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int op_conf_error(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -92,9 +94,14 @@ static int load_file(op_conf_t *conf, const char *path, char *err, size_t errlen
         char *rest = s + keylen;
         while (*rest == ' ' || *rest == '\t')
             rest++;
-        if (*rest == '=')
-            rest++;
-        char *value = trim(rest);
+        /* "name value" or a bare "name" is a typo more often than not: no
+         * guessing, the line is refused. */
+        if (*rest != '=' || keylen == 0) {
+            rc = op_conf_error(err, errlen, "%s:%d: expected 'name = value', got '%s'", path,
+                               lineno, s);
+            goto out;
+        }
+        char *value = trim(rest + 1);
         long i = spec_index(conf->spec, conf->nspec, s, keylen);
         if (i < 0 || strcmp(conf->spec[i].name, "config") == 0) {
             rc = op_conf_error(err, errlen, "%s:%d: unknown option '%.*s'", path, lineno,
@@ -283,6 +290,23 @@ const char *op_conf_origin(const op_conf_t *conf, const char *name)
     return conf->origins[i] ? conf->origins[i] : "by default";
 }
 
+void op_conf_locate_error(const op_conf_t *conf, char *err, size_t errlen)
+{
+    if (!conf->values || strncmp(err, "--", 2) != 0)
+        return;
+    size_t n = strspn(err + 2, "abcdefghijklmnopqrstuvwxyz0123456789-");
+    long i = spec_index(conf->spec, conf->nspec, err + 2, n);
+    const char *origin = i >= 0 ? conf->origins[i] : NULL;
+    if (!origin || strncmp(origin, "--", 2) == 0)
+        return; /* from the command line (or the default): the flag names it */
+    char located[1024];
+    if (strchr(origin, ':')) /* file:line */
+        snprintf(located, sizeof(located), "%s: %s", origin, err + 2);
+    else /* an environment variable: its name instead of the flag's */
+        snprintf(located, sizeof(located), "%s%s", origin, err + 2 + n);
+    snprintf(err, errlen, "%s", located);
+}
+
 void op_conf_usage(const op_conf_spec_t *spec, size_t nspec, const char *env_prefix,
                    const char *usage, const char *description, FILE *f)
 {
@@ -430,4 +454,33 @@ int op_conf_parse_choice(const char *what, const char *s, const char *const *cho
         strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
     }
     return op_conf_error(err, errlen, "%s: '%s' is not one of %s", what, s ? s : "", list);
+}
+
+int op_conf_check_output_file(const char *what, const char *path, char *err, size_t errlen)
+{
+    if (!path || !*path)
+        return op_conf_error(err, errlen, "%s: empty path", what);
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash && !slash[1])
+        return op_conf_error(err, errlen, "%s: '%s' names a directory, not a file", what, path);
+    if (!slash)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else if ((size_t)(slash - path) >= sizeof(dir))
+        return op_conf_error(err, errlen, "%s: path too long", what);
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return op_conf_error(err, errlen, "%s: directory %s: %s", what, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return op_conf_error(err, errlen, "%s: %s is not a directory", what, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return op_conf_error(err, errlen, "%s: directory %s is not writable: %s", what, dir,
+                             strerror(errno));
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return op_conf_error(err, errlen, "%s: '%s' is a directory, not a file", what, path);
+    return 0;
 }

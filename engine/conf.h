@@ -61,6 +61,12 @@ int op_conf_flag(const op_conf_t *conf, const char *name);
 /* "from --rate", "from ORDERPULSE_SIM_RATE", "from config.conf:3" or "by default". */
 const char *op_conf_origin(const op_conf_t *conf, const char *name);
 
+/* An error about an option (a message starting "--name") whose value came
+ * from the config file or the environment is rewritten to say where:
+ * "orderpulse.conf:3: tick: 'x' is not a duration", "ORDERPULSE_TICK: 'x'
+ * is not a duration". Other messages are left as they are. */
+void op_conf_locate_error(const op_conf_t *conf, char *err, size_t errlen);
+
 /* Writes the help text for spec to f, after a usage line and a description. */
 void op_conf_usage(const op_conf_spec_t *spec, size_t nspec, const char *env_prefix,
                    const char *usage, const char *description, FILE *f);
@@ -81,6 +87,11 @@ int op_conf_parse_size(const char *what, const char *s, uint64_t min, uint64_t m
 /* One of a fixed set of words; *out is its index in choices (NULL-terminated). */
 int op_conf_parse_choice(const char *what, const char *s, const char *const *choices, int *out,
                          char *err, size_t errlen);
+
+/* A file the program will (re)create: its directory must exist and be
+ * writable, checked at start so that a typo is one line at start, not a
+ * silent failure later. */
+int op_conf_check_output_file(const char *what, const char *path, char *err, size_t errlen);
 
 /* Helper shared by the typed parsers and callers: a formatted error. Always
  * returns -EINVAL so that `return op_conf_error(...)` reads naturally. */

@@ -56,6 +56,8 @@ static const op_conf_spec_t options[] = {
     {"idle", OP_CONF_VALUE, "DURATION", "10s",
      "a partition without records this long no longer holds the watermark back"},
     {"timezone", OP_CONF_VALUE, "OFFSET", "+08:00", "time zone of orderTime (e.g. +08:00, UTC)"},
+    {"display-timezone", OP_CONF_VALUE, "OFFSET", NULL,
+     "time zone the dashboard shows times in (default: --timezone)"},
     {"dead-letter", OP_CONF_VALUE, "FILE|kafka:TOPIC", NULL, "where rejected records are copied"},
     {"snapshot-file", OP_CONF_VALUE, "PATH", NULL, "also write each tick's snapshot document here"},
     {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
@@ -214,10 +216,19 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
         return op_conf_error(err, errlen,
                              "--timezone: expected UTC or an offset like +08:00, got '%s'",
                              op_conf_get(c, "timezone"));
+    const char *display_tz = op_conf_get(c, "display-timezone");
+    m->display_tz_offset_s = ec->tz_offset_s;
+    if (display_tz && op_parse_tz_offset(display_tz, &m->display_tz_offset_s) < 0)
+        return op_conf_error(err, errlen,
+                             "--display-timezone: expected UTC or an offset like +08:00, got '%s'",
+                             display_tz);
     if (read_redis_conf(c, ec, err, errlen) < 0)
         return -EINVAL;
     ec->dead_letter = op_conf_get(c, "dead-letter");
     m->snapshot_file = op_conf_get(c, "snapshot-file");
+    if (m->snapshot_file &&
+        op_conf_check_output_file("--snapshot-file", m->snapshot_file, err, errlen) < 0)
+        return -EINVAL;
     return read_http_conf(c, ec, err, errlen);
 }
 
@@ -498,6 +509,7 @@ int main(int argc, char **argv)
     }
     engine_conf_t ec;
     if (read_conf(&conf, &ec, err, sizeof(err)) < 0) {
+        op_conf_locate_error(&conf, err, sizeof(err));
         fprintf(stderr, PROG ": %s\n", err);
         op_conf_dispose(&conf);
         return 2;

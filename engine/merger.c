@@ -61,6 +61,7 @@ struct op_merger {
     int64_t *expected;   /* flush_pending's copy of committed[] */
     int64_t last_error_log_ms;
     int64_t last_flush_ms;
+    int snapshot_file_failing; /* the last write of --snapshot-file failed (reported) */
     op_state_t st;
     op_intern_cache_t view_cache; /* --view redis: names read back from Redis */
     op_snapshot_pub_t pub;
@@ -424,18 +425,30 @@ static void flush_pending(op_merger_t *m)
         __atomic_store_n(&m->paused[0], 1, __ATOMIC_RELEASE);
 }
 
-static void write_snapshot_file(const char *path, const op_snapshot_t *s)
+/* A failed write is reported once, and once more when writes work again:
+ * one line per change, not one per tick. */
+static void write_snapshot_file(op_merger_t *m, const op_snapshot_t *s)
 {
+    const char *path = m->conf.snapshot_file;
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f)
-        return;
-    const op_jarray_t *doc = &s->res[OP_RES_SNAPSHOT];
-    int ok = fwrite(doc->buf, 1, doc->len, f) == doc->len;
-    ok &= fclose(f) == 0;
-    if (ok)
-        rename(tmp, path);
+    int err = f ? 0 : errno;
+    if (f) {
+        const op_jarray_t *doc = &s->res[OP_RES_SNAPSHOT];
+        if (fwrite(doc->buf, 1, doc->len, f) != doc->len)
+            err = errno ? errno : EIO;
+        if (fclose(f) != 0 && !err)
+            err = errno;
+        if (!err && rename(tmp, path) != 0)
+            err = errno;
+    }
+    if (err && !m->snapshot_file_failing)
+        fprintf(stderr, "orderpulse: --snapshot-file: cannot write %s: %s (reported once)\n", path,
+                strerror(err));
+    else if (!err && m->snapshot_file_failing)
+        fprintf(stderr, "orderpulse: --snapshot-file: writing %s again\n", path);
+    m->snapshot_file_failing = err != 0;
 }
 
 /* --view redis: the global figures as Redis holds them, with this process's
@@ -449,8 +462,7 @@ static op_snapshot_t *render_redis_view(op_merger_t *m, const op_snapshot_meta_t
     int rc = op_redis_load(m->conf.redis, &v, &m->view_cache, OP_STATE_TOPK, err, sizeof(err));
     op_snapshot_t *s = NULL;
     if (rc == 0) {
-        v.watermark_ms = m->st.watermark_ms;
-        v.max_event_ms = m->st.max_event_ms;
+        op_state_copy_progress(&v, &m->st);
         op_state_evict(&v, m->conf.retention_ms);
         s = op_snapshot_render(&v, meta);
     } else {
@@ -470,11 +482,14 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     int64_t now = op_now_mono_ms();
     op_state_advance_watermark(&m->st, m->conf.lateness_ms, m->conf.idle_ms, now, at_end);
     op_state_evict(&m->st, m->conf.retention_ms);
+    op_state_note_tick(&m->st, now);
     op_snapshot_meta_t meta = {
         .tick = tick,
         .as_of_ms = op_now_wall_ms(),
         .lag = m->conf.src ? op_source_lag(m->conf.src) : 0,
         .all_final = at_end,
+        .tick_ms = m->conf.tick_ms,
+        .display_tz_offset_s = m->conf.display_tz_offset_s,
         .src = m->conf.src,
     };
     op_snapshot_t *s = m->conf.view_redis ? render_redis_view(m, &meta) : NULL;
@@ -485,7 +500,7 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     s->tick_hist = m->tick_hist;
     s->flush_hist = m->flush_hist;
     if (m->conf.snapshot_file)
-        write_snapshot_file(m->conf.snapshot_file, s);
+        write_snapshot_file(m, s);
     op_snapshot_publish(&m->pub, s);
     if (m->conf.on_publish)
         m->conf.on_publish(m->conf.on_publish_arg);
@@ -495,6 +510,7 @@ static void *merger_main(void *arg)
 {
     op_merger_t *m = arg;
     rcu_register_thread();
+    op_state_note_tick(&m->st, op_now_mono_ms()); /* the rate's base */
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
     while (!stopping(m)) {
         wait_tick(m, next);

@@ -40,7 +40,8 @@ typedef struct op_merger_conf {
     int once;          /* finish (with every window final) when every worker's input ends */
     op_source_t *src;  /* for the lag; may be NULL */
     op_intern_t *dict; /* dimension names */
-    const char *snapshot_file; /* if set, each published document is also written here */
+    const char *snapshot_file;   /* if set, each published document is also written here */
+    int32_t display_tz_offset_s; /* --display-timezone, carried in each snapshot */
     /* Once mode: called on the merger thread right after the final snapshot
      * is published (main uses it to wake up at once). May be NULL. */
     void (*on_final)(void *arg);

@@ -159,6 +159,21 @@ static op_jarray_t render_totals(const op_state_t *st)
     return plain(&b);
 }
 
+static const char *const window_states[] = {
+    [OP_WINDOW_OPEN] = "\"open\"",
+    [OP_WINDOW_FINAL] = "\"final\"",
+    [OP_WINDOW_REVISED] = "\"revised\"",
+};
+
+/* ,"state":"..." of a window. */
+static void window_state(op_jbuf_t *b, const op_state_t *st, int64_t start_ms, int64_t len_ms,
+                         int all_final)
+{
+    op_jbuf_lit(b, ",\"state\":");
+    const char *v = window_states[op_state_window(st, start_ms, len_ms, all_final)];
+    op_jbuf_raw(b, v, strlen(v));
+}
+
 static op_jarray_t render_minutes(const op_state_t *st, int all_final)
 {
     uint32_t n;
@@ -179,6 +194,8 @@ static op_jarray_t render_minutes(const op_state_t *st, int all_final)
         op_jbuf_i64(&w.b, rows[i].t.quantity);
         op_jbuf_lit(&w.b, ",\"amount\":");
         op_jbuf_cents(&w.b, rows[i].t.amount);
+        /* "final" stays last: readers (http/view.c) find closed minutes by it. */
+        window_state(&w.b, st, start, OP_MINUTE_MS, all_final);
         op_jbuf_lit(&w.b, final ? ",\"final\":true}" : ",\"final\":false}");
     }
     free(rows);
@@ -195,7 +212,7 @@ static void named_tally(op_jbuf_t *b, const row_t *r)
     op_jbuf_cents(b, r->t.amount);
 }
 
-static op_jarray_t render_categories(const op_state_t *st)
+static op_jarray_t render_categories(const op_state_t *st, int all_final)
 {
     uint32_t n;
     row_t *rows = collect(st, &st->catmin, OP_DIM_CATEGORY, 1, &n);
@@ -207,6 +224,7 @@ static op_jarray_t render_categories(const op_state_t *st)
         arr_elem(&w);
         op_jbuf_lit(&w.b, "{\"minute\":");
         op_jbuf_i64(&w.b, (int64_t)minute * OP_MINUTE_MS);
+        window_state(&w.b, st, (int64_t)minute * OP_MINUTE_MS, OP_MINUTE_MS, all_final);
         op_jbuf_lit(&w.b, ",\"ranking\":[");
         for (uint32_t j = i; i < n && rows[i].key == minute; i++) {
             if (i > j)
@@ -277,7 +295,7 @@ static op_jarray_t render_gender(const op_state_t *st)
     return arr_end(&w);
 }
 
-static op_jarray_t render_gender_slots(const op_state_t *st)
+static op_jarray_t render_gender_slots(const op_state_t *st, int all_final)
 {
     uint32_t n;
     row_t *rows = collect(st, &st->gslots, OP_DIM_GENDER, 1, &n);
@@ -289,6 +307,7 @@ static op_jarray_t render_gender_slots(const op_state_t *st)
         arr_elem(&w);
         op_jbuf_lit(&w.b, "{\"slot\":");
         op_jbuf_i64(&w.b, (int64_t)slot * OP_SLOT_MS);
+        window_state(&w.b, st, (int64_t)slot * OP_SLOT_MS, OP_SLOT_MS, all_final);
         op_jbuf_lit(&w.b, ",\"quantity\":{");
         for (uint32_t j = i; i < n && rows[i].key == slot; i++) {
             if (i > j)
@@ -356,6 +375,8 @@ static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_t *s, in
     op_jbuf_i64(&b, st->late);
     op_jbuf_lit(&b, ",\"lag\":");
     op_jbuf_i64(&b, lag);
+    op_jbuf_lit(&b, ",\"orders_per_s\":");
+    op_jbuf_cents(&b, op_state_rate_centi(st));
     op_jbuf_lit(&b, ",\"bad_by_reason\":{");
     int first = 1;
     for (int r = 1; r < OP_BAD_REASON_COUNT; r++) {
@@ -416,7 +437,17 @@ static void slice_head(op_jbuf_t *b, const op_jarray_t *a, uint32_t k)
     op_jbuf_lit(b, "]");
 }
 
-static op_jarray_t render_document(const op_snapshot_t *s)
+/* "+08:00" */
+static void tz_offset(op_jbuf_t *b, int32_t offset_s)
+{
+    char buf[16];
+    int32_t a = offset_s < 0 ? -offset_s : offset_s;
+    int n = snprintf(buf, sizeof(buf), "\"%c%02d:%02d\"", offset_s < 0 ? '-' : '+', a / 3600,
+                     a % 3600 / 60);
+    op_jbuf_raw(b, buf, (size_t)n);
+}
+
+static op_jarray_t render_document(const op_snapshot_t *s, const op_snapshot_meta_t *meta)
 {
     static const struct {
         const char *key;
@@ -442,6 +473,10 @@ static op_jarray_t render_document(const op_snapshot_t *s)
         op_jbuf_i64(&b, s->watermark_ms);
     op_jbuf_lit(&b, ",\"tick\":");
     op_jbuf_i64(&b, (int64_t)s->tick);
+    op_jbuf_lit(&b, ",\"tick_ms\":");
+    op_jbuf_i64(&b, meta->tick_ms);
+    op_jbuf_lit(&b, ",\"display_timezone\":");
+    tz_offset(&b, meta->display_tz_offset_s);
     for (size_t i = 0; i < sizeof(members) / sizeof(members[0]); i++) {
         op_jbuf_lit(&b, members[i].key);
         if (members[i].res == OP_RES_TOP_USERS)
@@ -473,14 +508,14 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
 
     s->res[OP_RES_TOTALS] = render_totals(st);
     s->res[OP_RES_MINUTES] = render_minutes(st, meta->all_final);
-    s->res[OP_RES_CATEGORIES] = render_categories(st);
+    s->res[OP_RES_CATEGORIES] = render_categories(st, meta->all_final);
     s->res[OP_RES_BRANDS_QTY] = render_brands(st, by_qty);
     s->res[OP_RES_BRANDS_AMOUNT] = render_brands(st, by_amount);
     s->res[OP_RES_TOP_USERS] = render_top_users(st);
     s->res[OP_RES_GENDER] = render_gender(st);
-    s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st);
+    s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st, meta->all_final);
     s->res[OP_RES_STATS] = render_stats(st, s, meta->lag);
-    s->res[OP_RES_SNAPSHOT] = render_document(s);
+    s->res[OP_RES_SNAPSHOT] = render_document(s, meta);
     return s;
 }
 

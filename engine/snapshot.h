@@ -117,8 +117,10 @@ typedef struct op_snapshot_meta {
     uint64_t tick;
     int64_t as_of_ms;
     int64_t lag;
-    int all_final;    /* the input is exhausted: every window is final */
-    op_source_t *src; /* for the partitions this process reads; may be NULL */
+    int all_final;               /* the input is exhausted: every window is final */
+    int64_t tick_ms;             /* --tick, so that readers know when an update is overdue */
+    int32_t display_tz_offset_s; /* --display-timezone: the zone dashboards show times in */
+    op_source_t *src;            /* for the partitions this process reads; may be NULL */
 } op_snapshot_meta_t;
 
 /* Renders a snapshot of st. Called by the merger thread only. */

@@ -15,10 +15,13 @@ void op_state_init(op_state_t *st, op_intern_t *dict)
     op_ktable_init(&st->brands);
     op_ktable_init(&st->genders);
     op_ktable_init(&st->gslots);
+    op_ktable_init(&st->revised_minutes);
+    op_ktable_init(&st->revised_slots);
     op_users_init(&st->users);
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         st->parts[p].max_event_ms = INT64_MIN;
         st->parts[p].next_offset = -1;
+        st->parts[p].worker = -1;
     }
     st->watermark_ms = INT64_MIN;
     st->max_event_ms = INT64_MIN;
@@ -31,6 +34,8 @@ void op_state_dispose(op_state_t *st)
     op_ktable_dispose(&st->brands);
     op_ktable_dispose(&st->genders);
     op_ktable_dispose(&st->gslots);
+    op_ktable_dispose(&st->revised_minutes);
+    op_ktable_dispose(&st->revised_slots);
     op_users_dispose(&st->users);
 }
 
@@ -133,8 +138,28 @@ static void merge_users(op_state_t *st, const op_users_t *delta)
     }
 }
 
+/* Adds to rev what delta brings to windows the last published watermark
+ * had closed. paired: keys are op_ktable_pair(bucket, id). A shard holds a
+ * handful of windows, so the walk is cheap. */
+static void note_revisions(op_ktable_t *rev, const op_ktable_t *delta, int paired, int64_t len_ms,
+                           int64_t watermark_ms)
+{
+    if (watermark_ms == INT64_MIN || delta->count == 0)
+        return;
+    for (uint32_t i = 0; i < delta->cap; i++) {
+        if (!op_ktable_used(delta, i))
+            continue;
+        uint64_t k = op_ktable_key(delta, i);
+        uint64_t bucket = paired ? op_ktable_pair_bucket(k) : k;
+        if ((int64_t)(bucket + 1) * len_ms <= watermark_ms)
+            op_tally_add(op_ktable_upsert(rev, bucket), &delta->vals[i]);
+    }
+}
+
 void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
 {
+    note_revisions(&st->revised_minutes, &s->minutes, 0, OP_MINUTE_MS, st->watermark_ms);
+    note_revisions(&st->revised_slots, &s->gslots, 1, OP_SLOT_MS, st->watermark_ms);
     op_tally_add(&st->totals, &s->totals);
     op_ktable_add(&st->minutes, &s->minutes);
     op_ktable_add(&st->catmin, &s->catmin);
@@ -158,29 +183,38 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
         gp->next_offset = sp->next_offset;
         gp->lost += sp->lost;
         st->lost += sp->lost;
-        if (sp->records)
+        if (sp->records) {
             gp->last_active_ms = now_ms;
+            gp->finished = 0;
+        }
+        if (s->worker >= 0)
+            gp->worker = s->worker;
         if (p + 1 > st->nparts_seen)
             st->nparts_seen = p + 1;
     }
+    if (s->last && s->worker >= 0)
+        for (int p = 0; p < st->nparts_seen; p++)
+            if (st->parts[p].worker == s->worker)
+                st->parts[p].finished = 1;
 }
 
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,
                                 int64_t now_ms, int at_end)
 {
     int64_t wm = INT64_MAX;
-    if (at_end) {
-        wm = st->max_event_ms == INT64_MIN ? INT64_MIN : st->max_event_ms - lateness_ms;
-    } else {
-        for (int p = 0; p < st->nparts_seen; p++) {
-            const op_state_part_t *gp = &st->parts[p];
-            if (gp->max_event_ms == INT64_MIN || now_ms - gp->last_active_ms > idle_ms)
-                continue;
-            if (gp->max_event_ms - lateness_ms < wm)
-                wm = gp->max_event_ms - lateness_ms;
-        }
-        if (wm == INT64_MAX)
-            return; /* every partition idle: hold the watermark */
+    for (int p = 0; !at_end && p < st->nparts_seen; p++) {
+        const op_state_part_t *gp = &st->parts[p];
+        if (gp->max_event_ms == INT64_MIN || gp->finished || now_ms - gp->last_active_ms > idle_ms)
+            continue;
+        if (gp->max_event_ms - lateness_ms < wm)
+            wm = gp->max_event_ms - lateness_ms;
+    }
+    if (wm == INT64_MAX) {
+        /* Nothing holds it back: every partition is idle or finished (a
+         * replayed file whose chunks ended, a topic nobody writes to now). */
+        if (st->max_event_ms == INT64_MIN)
+            return;
+        wm = st->max_event_ms - lateness_ms;
     }
     if (wm > st->watermark_ms)
         st->watermark_ms = wm;
@@ -197,6 +231,60 @@ void op_state_evict(op_state_t *st, int64_t retention_ms)
     op_ktable_drop_below(&st->minutes, min_minute);
     op_ktable_drop_below(&st->catmin, op_ktable_pair(min_minute, 0));
     op_ktable_drop_below(&st->gslots, op_ktable_pair(min_slot, 0));
+    op_ktable_drop_below(&st->revised_minutes, min_minute);
+    op_ktable_drop_below(&st->revised_slots, min_slot);
+}
+
+op_window_state_t op_state_window(const op_state_t *st, int64_t start_ms, int64_t len_ms,
+                                  int all_closed)
+{
+    if (!all_closed && (st->watermark_ms == INT64_MIN || start_ms + len_ms > st->watermark_ms))
+        return OP_WINDOW_OPEN;
+    const op_ktable_t *rev = len_ms == OP_SLOT_MS ? &st->revised_slots : &st->revised_minutes;
+    return op_ktable_find(rev, (uint64_t)(start_ms / len_ms)) ? OP_WINDOW_REVISED : OP_WINDOW_FINAL;
+}
+
+void op_state_note_tick(op_state_t *st, int64_t now_ms)
+{
+    if (st->rate_n == OP_STATE_RATE_SAMPLES) {
+        st->rate_first = (st->rate_first + 1) % OP_STATE_RATE_SAMPLES;
+        st->rate_n--;
+    }
+    st->rate[(st->rate_first + st->rate_n++) % OP_STATE_RATE_SAMPLES] =
+        (op_state_sample_t){.at_ms = now_ms, .orders = st->totals.orders};
+    /* Keep the newest sample that is at least the window old, and after it. */
+    while (st->rate_n > 2) {
+        const op_state_sample_t *second = &st->rate[(st->rate_first + 1) % OP_STATE_RATE_SAMPLES];
+        if (now_ms - second->at_ms < OP_STATE_RATE_WINDOW_MS)
+            break;
+        st->rate_first = (st->rate_first + 1) % OP_STATE_RATE_SAMPLES;
+        st->rate_n--;
+    }
+}
+
+int64_t op_state_rate_centi(const op_state_t *st)
+{
+    if (st->rate_n < 2)
+        return 0;
+    const op_state_sample_t *a = &st->rate[st->rate_first];
+    const op_state_sample_t *b =
+        &st->rate[(st->rate_first + st->rate_n - 1) % OP_STATE_RATE_SAMPLES];
+    if (b->at_ms <= a->at_ms || b->orders < a->orders)
+        return 0;
+    return (b->orders - a->orders) * 100000 / (b->at_ms - a->at_ms);
+}
+
+void op_state_copy_progress(op_state_t *dst, const op_state_t *src)
+{
+    dst->watermark_ms = src->watermark_ms;
+    dst->max_event_ms = src->max_event_ms;
+    op_ktable_clear(&dst->revised_minutes);
+    op_ktable_clear(&dst->revised_slots);
+    op_ktable_add(&dst->revised_minutes, &src->revised_minutes);
+    op_ktable_add(&dst->revised_slots, &src->revised_slots);
+    memcpy(dst->rate, src->rate, sizeof(dst->rate));
+    dst->rate_first = src->rate_first;
+    dst->rate_n = src->rate_n;
 }
 
 uint32_t op_state_top_users(const op_state_t *st, uint32_t *out, uint32_t k)

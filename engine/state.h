@@ -8,6 +8,16 @@
  * Owner: the merger thread. Not shared: readers see it only through the
  * immutable snapshots rendered from it (snapshot.h).
  *
+ * Window states: a minute (10-minute slot) is closed once the watermark
+ * has passed its end. Orders that reach a closed window afterwards (late
+ * orders with --late apply, or a partition that was left out of the
+ * watermark while idle) are added to it as to any window, and also to
+ * `revised`, so that the snapshot can say "revised" instead of "final".
+ * The check is made against the watermark of the last published snapshot:
+ * a window counts as revised only if some reader could have seen it closed.
+ * Revisions are this process's knowledge: they are not in Redis, so after
+ * a restart a window reads "final" until a late order revises it again.
+ *
  * Exact top-K: a user's cumulative amount only grows, so keeping a min-heap
  * of the K best (amount desc, then name asc) and offering every user whose
  * amount changed is exact: a user outside the heap never ranks above its
@@ -29,14 +39,27 @@ typedef struct op_state_part {
     int64_t max_event_ms;   /* INT64_MIN until the first record */
     int64_t next_offset;    /* -1 until the first record */
     int64_t last_active_ms; /* monotonic time the merger last saw records of it */
+    int worker;             /* the worker that read it last, -1 if unknown */
+    int finished;           /* its worker's input ended: it holds the watermark back no more */
     int64_t lost;           /* records the broker deleted before they were read */
 } op_state_part_t;
+
+/* Orders per second over the last few published ticks (wall time). */
+#define OP_STATE_RATE_SAMPLES   32
+#define OP_STATE_RATE_WINDOW_MS 5000
+typedef struct op_state_sample {
+    int64_t at_ms; /* monotonic */
+    int64_t orders;
+} op_state_sample_t;
 
 typedef struct op_state {
     op_intern_t *dict; /* names of the dimension ids (shared, read-only here) */
 
     op_tally_t totals;
     op_ktable_t minutes, catmin, brands, genders, gslots; /* keys as in op_shard_t */
+    /* What reached a window after it closed (see "Window states" above):
+     * key minute number, resp. 10-minute slot number. */
+    op_ktable_t revised_minutes, revised_slots;
     op_users_t users;
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
     uint32_t heap_len;
@@ -52,12 +75,16 @@ typedef struct op_state {
 
     int64_t watermark_ms; /* global event-time watermark, INT64_MIN until known */
     int64_t max_event_ms; /* over all partitions */
+
+    op_state_sample_t rate[OP_STATE_RATE_SAMPLES]; /* ring, oldest at rate_first */
+    int rate_first, rate_n;
 } op_state_t;
 
 void op_state_init(op_state_t *st, op_intern_t *dict);
 void op_state_dispose(op_state_t *st);
 
-/* Adds a shard's deltas. now_ms: monotonic clock, for partition idleness. */
+/* Adds a shard's deltas. now_ms: monotonic clock, for partition idleness.
+ * A shard with `last` set marks the partitions its worker read finished. */
 void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms);
 
 /* Adds to one user's cumulative amount and orders (loading from Redis),
@@ -66,14 +93,40 @@ void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amo
                        int64_t orders);
 
 /* Recomputes the global watermark: the minimum over partitions active within
- * idle_ms of (max event time - lateness_ms). It never moves back. With
- * at_end (the input is exhausted) every partition counts as done and the
- * watermark becomes max event time - lateness. */
+ * idle_ms and not finished of (max event time - lateness_ms). When no
+ * partition is left to hold it back -- every one idle or finished, or at_end
+ * (the input is exhausted) -- it becomes max event time - lateness. It never
+ * moves back. */
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,
                                 int64_t now_ms, int at_end);
 
 /* Drops minute and slot windows that end before watermark - retention_ms. */
 void op_state_evict(op_state_t *st, int64_t retention_ms);
+
+/* Window states, as the snapshot shows them. */
+typedef enum op_window_state {
+    OP_WINDOW_OPEN = 0, /* the watermark has not passed its end */
+    OP_WINDOW_FINAL,    /* closed, and unchanged since */
+    OP_WINDOW_REVISED,  /* closed, then changed by orders that came later */
+} op_window_state_t;
+
+/* The state of the window [start_ms, start_ms + len_ms) (len_ms: a minute
+ * or a slot). all_closed: the input is exhausted (--once): nothing is open. */
+op_window_state_t op_state_window(const op_state_t *st, int64_t start_ms, int64_t len_ms,
+                                  int all_closed);
+
+/* Remembers (now_ms, orders) for the rate: called when the merger starts
+ * (the base, after the state was loaded) and once per published snapshot.
+ * now_ms: monotonic. */
+void op_state_note_tick(op_state_t *st, int64_t now_ms);
+
+/* Orders per second, in hundredths, over the samples of the last
+ * OP_STATE_RATE_WINDOW_MS (at least the last tick). 0 before two samples. */
+int64_t op_state_rate_centi(const op_state_t *st);
+
+/* What a view rendered from another state (--view redis) takes from this
+ * one: the event-time progress, the revisions and the rate. */
+void op_state_copy_progress(op_state_t *dst, const op_state_t *src);
 
 /* Top-K users, best first. out must have room for OP_STATE_TOPK entries;
  * returns min(k, users in the top-K). */

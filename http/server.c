@@ -174,21 +174,24 @@ int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_le
             return op_conf_error(err, errlen, "--static-dir: path too long");
     } else {
         /* http/static next to the executable's bin/ (bin/orderpulse), or up
-         * to a few levels higher (build/asan/bin/orderpulse). */
+         * to a few levels higher (build/asan/bin/orderpulse); or where make
+         * install puts it, PREFIX/share/orderpulse/http/static beside
+         * PREFIX/bin/orderpulse. */
+        static const char *const layouts[] = {"%s/http/static", "%s/share/orderpulse/http/static"};
         ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
         if (n <= 0)
             return 0;
         buf[n] = '\0';
-        for (int up = 0; up <= STATIC_SEARCH_DEPTH; up++) {
+        for (int up = 0; up <= STATIC_SEARCH_DEPTH && !static_dir[0]; up++) {
             char *slash = strrchr(buf, '/');
             if (!slash || slash == buf)
                 break;
             *slash = '\0';
-            char cand[PATH_MAX];
-            if ((size_t)snprintf(cand, sizeof(cand), "%s/http/static", buf) < sizeof(cand) &&
-                is_dir(cand)) {
-                snprintf(static_dir, static_len, "%s", cand);
-                break;
+            for (size_t l = 0; l < sizeof(layouts) / sizeof(layouts[0]) && !static_dir[0]; l++) {
+                char cand[PATH_MAX];
+                if ((size_t)snprintf(cand, sizeof(cand), layouts[l], buf) < sizeof(cand) &&
+                    is_dir(cand))
+                    snprintf(static_dir, static_len, "%s", cand);
             }
         }
         if (!static_dir[0])

@@ -52,9 +52,10 @@ typedef struct op_http op_http_t;
 int op_http_check_listen(const char *listen, char *err, size_t errlen);
 
 /* Resolves the dashboard's directories: static_dir (the --static-dir value,
- * or NULL for the default: http/static in the first of the executable's
- * ancestor directories that has one) and vendor_dir (node_modules two levels
- * above the static directory). Missing directories are not an error (the
+ * or NULL for the default: http/static, or share/orderpulse/http/static as
+ * make install lays it out, in the first of the executable's ancestor
+ * directories that has one) and vendor_dir (node_modules two levels above
+ * the static directory). Missing directories are not an error (the
  * server answers 404 JSON) unless static_opt names one. Returns 0 or
  * -EINVAL with a message. */
 int op_http_find_dirs(const char *static_opt, char *static_dir, size_t static_len, char *vendor_dir,

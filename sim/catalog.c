@@ -205,22 +205,72 @@ static const op_catalog_str_t given[] = {
 };
 #define NGIVEN (sizeof(given) / sizeof(given[0]))
 
-size_t op_catalog_user_name(uint64_t idx, char *buf)
+/* The same given names (and a few more) by the sex they are usually given
+ * to, for names that agree with the gender an order carries. The three
+ * lists are disjoint, so names of different classes never collide. */
+static const op_catalog_str_t given_male[] = {
+    S("伟"),   S("强"),   S("磊"),   S("军"),   S("洋"),   S("勇"),   S("杰"),   S("涛"),
+    S("明"),   S("超"),   S("刚"),   S("浩然"), S("子轩"), S("雨泽"), S("宇航"), S("思远"),
+    S("俊杰"), S("鹏"),   S("建国"), S("建华"), S("志强"), S("斌"),   S("飞"),   S("鑫"),
+    S("波"),   S("博文"), S("天佑"), S("昊天"), S("子豪"), S("皓轩"), S("文"),   S("浩"),
+};
+static const op_catalog_str_t given_female[] = {
+    S("芳"),   S("娜"),   S("秀英"), S("静"),   S("丽"),   S("艳"),   S("娟"),   S("秀兰"),
+    S("霞"),   S("桂英"), S("欣怡"), S("佳怡"), S("雪"),   S("婷"),   S("晶"),   S("玲"),
+    S("海燕"), S("红梅"), S("小红"), S("嘉怡"), S("若汐"), S("诗涵"), S("梦琪"), S("语嫣"),
+    S("可馨"), S("梓涵"), S("敏"),   S("丹"),   S("慧"),   S("颖"),   S("倩"),   S("悦"),
+};
+static const op_catalog_str_t given_any[] = {
+    S("平"), S("一诺"), S("晨曦"), S("华"), S("宁"), S("欢"), S("安"), S("乐"),
+};
+#define COUNT(a) (sizeof(a) / sizeof(a[0]))
+
+static size_t user_name(uint64_t idx, const op_catalog_str_t *names, size_t nnames, char *buf)
 {
-    uint64_t combos = NSURNAMES * NGIVEN;
+    uint64_t combos = NSURNAMES * nnames;
     uint64_t base = idx % combos, suffix = idx / combos;
     size_t s = base % NSURNAMES;
     /* Spread the given names over consecutive indices, so that the most
      * frequent users (the lowest ranks) do not all share one given name. */
-    size_t g = (base / NSURNAMES + s * 13) % NGIVEN;
+    size_t g = (base / NSURNAMES + s * 13) % nnames;
     char *p = buf;
     memcpy(p, surnames + 3 * s, 3);
     p += 3;
-    memcpy(p, given[g].s, given[g].len);
-    p += given[g].len;
+    memcpy(p, names[g].s, names[g].len);
+    p += names[g].len;
     if (suffix)
         p = op_fmt_u64(p, suffix);
     return (size_t)(p - buf);
+}
+
+size_t op_catalog_user_name(uint64_t idx, char *buf)
+{
+    return user_name(idx, given, NGIVEN, buf);
+}
+
+size_t op_catalog_user_name_as(uint64_t idx, op_catalog_sex_t sex, char *buf)
+{
+    switch (sex) {
+    case OP_CATALOG_MALE:
+        return user_name(idx, given_male, COUNT(given_male), buf);
+    case OP_CATALOG_FEMALE:
+        return user_name(idx, given_female, COUNT(given_female), buf);
+    default:
+        return user_name(idx, given_any, COUNT(given_any), buf);
+    }
+}
+
+op_catalog_sex_t op_catalog_sex_of(const char *gender)
+{
+    static const char *const male[] = {"男", "M", "m", "male", "Male", "MALE", "男性"};
+    static const char *const female[] = {"女", "F", "f", "female", "Female", "FEMALE", "女性"};
+    for (size_t i = 0; i < COUNT(male); i++) {
+        if (strcmp(gender, male[i]) == 0)
+            return OP_CATALOG_MALE;
+        if (strcmp(gender, female[i]) == 0)
+            return OP_CATALOG_FEMALE;
+    }
+    return OP_CATALOG_ANY;
 }
 
 /* ---- addresses, phones, statuses -------------------------------------------- */

@@ -49,8 +49,24 @@ size_t op_catalog_nbrands(void);
 op_catalog_str_t op_catalog_brand(size_t i);
 
 /* The name of user idx (0-based): distinct for distinct idx. Writes at most
- * OP_CATALOG_USER_MAX bytes, no NUL; returns the length. */
+ * OP_CATALOG_USER_MAX bytes, no NUL; returns the length. The given name
+ * says nothing of the user's gender (the earlier generator's names). */
 size_t op_catalog_user_name(uint64_t idx, char *buf);
+
+/* Names whose given name agrees with a gender: 杨芳 is a woman's name, 杨伟
+ * a man's. ANY: given names used for both (any other gender label). */
+typedef enum op_catalog_sex {
+    OP_CATALOG_ANY = 0,
+    OP_CATALOG_MALE,
+    OP_CATALOG_FEMALE,
+} op_catalog_sex_t;
+
+/* As op_catalog_user_name, with a given name usual for sex. Distinct for
+ * distinct (idx, sex), and never equal to a name of another sex. */
+size_t op_catalog_user_name_as(uint64_t idx, op_catalog_sex_t sex, char *buf);
+
+/* The sex a gender label stands for: 男/M/male..., 女/F/female..., else ANY. */
+op_catalog_sex_t op_catalog_sex_of(const char *gender);
 
 /* The fixed per-user attributes derived from hash (a mix of seed and user
  * index): an address (no NUL, returns length; split_at receives the offset

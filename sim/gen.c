@@ -1,11 +1,30 @@
 /* gen.c — renders orders straight into the caller's buffer.
  *
- * One record costs a Zipf draw, a normal draw and a handful of small
+ * One record costs a user draw, a normal draw and a handful of small
  * uniform draws, then a run of memcpy's and integer formatting: no printf,
- * no allocation. Per-user attributes (gender, address, phone) are a hash of
- * (seed, user), so they are fixed per user without any per-user memory.
- * Malformed records are good records with one thing broken, so that each
- * kind exercises exactly one rejection path of the engine's parser.
+ * no allocation. Per-user attributes (gender, name, address, phone) are a
+ * hash of (seed, user), so they are fixed per user without any per-user
+ * memory. Malformed records are good records with one thing broken, so that
+ * each kind exercises exactly one rejection path of the engine's parser.
+ *
+ * User popularity. By default every user has a purchase rate drawn from a
+ * log-normal law, log(rate) ~ N(mu, sigma^2), and each order goes to a user
+ * with probability proportional to the rate (a Poisson mixture, as in the
+ * repeat-buying models of marketing science). With sigma = 1.1 the heaviest
+ * 20 % of users place 1 - Phi(Phi^-1(0.8) - sigma) = 60 % of the orders:
+ * the "60/20" concentration measured across consumer categories (Sharp and
+ * Romaniuk, Ehrenberg-Bass Institute, "There is a Pareto law but not as you
+ * know it"; Kim, Singh and Winer, Marketing Letters 28(4), 2017, find 0.73
+ * for brands over six years), not 80/20. The single heaviest of 100 000
+ * users places about 0.08 % of the orders (op_gen_top_user_share), against
+ * 10-13 % under the earlier Zipf law with s = 1.1, which made one shopper
+ * buy a tenth of a whole sales day.
+ *
+ * No table is needed: an order's user is drawn from the size-biased law of
+ * the rates, whose log is N(mu + sigma^2, sigma^2), and the user is the one
+ * at that quantile of the rates: z ~ N(0, 1), the share of users with a
+ * larger rate is q = 1 - Phi(z + sigma), and the user's rank (0 = heaviest)
+ * is floor(q * users).
  */
 #include "sim/gen.h"
 
@@ -154,8 +173,10 @@ int op_gen_init(op_gen_t *g, const op_gen_opts_t *o, char *err, size_t errlen)
         return op_conf_error(err, errlen, "--users: must be in 1..%u", UINT32_MAX);
     if (o->ngenders < 1 || o->ngenders > OP_GEN_MAX_GENDERS)
         return op_conf_error(err, errlen, "--genders: need 1..%d genders", OP_GEN_MAX_GENDERS);
-    if (op_zipf_init(&g->zipf, o->users, o->zipf_s) < 0)
+    if (o->popularity == OP_GEN_POP_ZIPF && op_zipf_init(&g->zipf, o->users, o->zipf_s) < 0)
         return op_conf_error(err, errlen, "--zipf: must be a finite number >= 0");
+    if (o->popularity == OP_GEN_POP_LOGNORMAL && !(o->sigma >= 0 && o->sigma <= 10))
+        return op_conf_error(err, errlen, "--popularity: the log-normal sigma must be in [0, 10]");
     if (!(o->speed > 0) || o->rate < 0 || o->jitter_ms < 0 || !(o->late_fraction >= 0) ||
         !(o->late_fraction <= 1) || !(o->bad_fraction >= 0) || !(o->bad_fraction <= 1))
         return op_conf_error(err, errlen, "invalid generator options");
@@ -171,6 +192,7 @@ int op_gen_init(op_gen_t *g, const op_gen_opts_t *o, char *err, size_t errlen)
         acc += o->gender_weights[i];
         g->gender_cdf[i] = acc;
         g->gender_len[i] = (uint8_t)strlen(o->gender_names[i]);
+        g->gender_sex[i] = (uint8_t)op_catalog_sex_of(o->gender_names[i]);
     }
     g->gender_cdf[o->ngenders - 1] = 2.0; /* rounding never leaves a user without a gender */
 
@@ -198,6 +220,51 @@ unsigned op_gen_user_gender(const op_gen_t *g, uint64_t user)
     while (u >= g->gender_cdf[i])
         i++;
     return i;
+}
+
+size_t op_gen_user_name(const op_gen_t *g, uint64_t user, char *buf)
+{
+    if (g->o.popularity == OP_GEN_POP_ZIPF)
+        return op_catalog_user_name(user, buf);
+    return op_catalog_user_name_as(
+        user, (op_catalog_sex_t)g->gender_sex[op_gen_user_gender(g, user)], buf);
+}
+
+/* 1 - Phi(x), accurate far into the tail. */
+static double upper_normal(double x)
+{
+    return 0.5 * erfc(x / sqrt(2.0));
+}
+
+/* A user index, 0 the most frequent (see "User popularity" above). */
+static uint64_t draw_user(op_gen_t *g)
+{
+    if (g->o.popularity == OP_GEN_POP_ZIPF)
+        return op_zipf_draw(&g->zipf, &g->rng) - 1;
+    double z = op_rng_normal(&g->rng, &g->user_spare, &g->user_has_spare);
+    double rank = floor(upper_normal(z + g->o.sigma) * (double)g->o.users);
+    return rank < (double)g->o.users ? (uint64_t)rank : g->o.users - 1;
+}
+
+double op_gen_top_user_share(const op_gen_opts_t *o)
+{
+    if (o->popularity == OP_GEN_POP_ZIPF) {
+        double h = 0; /* 1 / H(users, s) */
+        for (uint64_t k = o->users; k >= 1; k--)
+            h += pow((double)k, -o->zipf_s);
+        return 1.0 / h;
+    }
+    /* The heaviest user holds the size-biased mass of the rates above the
+     * 1 - 1/users quantile. Phi^-1 by bisection: this is not on a hot path. */
+    double lo = -40, hi = 40, tail = 1.0 / (double)o->users;
+    for (int i = 0; i < 200; i++) {
+        double mid = (lo + hi) / 2;
+        if (upper_normal(mid) > tail)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return upper_normal(lo - o->sigma);
 }
 
 static int64_t clock_ms(const op_gen_t *g, uint64_t seq, int64_t live_ms)
@@ -251,7 +318,7 @@ size_t op_gen_next(op_gen_t *g, int64_t live_ms, char *buf, op_gen_record_t *rec
         late = 1;
     }
 
-    uint64_t user = op_zipf_draw(&g->zipf, r) - 1;
+    uint64_t user = draw_user(g);
     uint64_t uh = user_hash(g, user);
     unsigned gender = op_gen_user_gender(g, user);
     uint32_t cu = (uint32_t)op_rng_below(r, g->category_total);
@@ -307,7 +374,7 @@ size_t op_gen_next(op_gen_t *g, int64_t live_ms, char *buf, op_gen_record_t *rec
     p = op_fmt_u64_pad(p, seq % 1000000, 6);
     if (missing != 0) {
         p = PUT(p, "\",\"userName\":\"");
-        p += op_catalog_user_name(user, p);
+        p += op_gen_user_name(g, user, p);
         if (bad == OP_GEN_BAD_SURROGATE)
             p = PUT(p, "\\ud800");
     }

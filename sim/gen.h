@@ -47,11 +47,22 @@ enum op_gen_bad {
     OP_GEN_BAD_COUNT
 };
 
+/* How often each user orders (see gen.c, "User popularity"). */
+enum op_gen_popularity {
+    /* Zipf's law over the users, names without regard to gender: the
+     * earlier generator, kept byte for byte (benchmarks depend on it). */
+    OP_GEN_POP_ZIPF = 0,
+    /* Log-normal purchase rates, names that agree with the gender. */
+    OP_GEN_POP_LOGNORMAL = 1,
+};
+
 /* Options, filled by the caller (see sim/options.h for the flags). */
 typedef struct op_gen_opts {
     uint64_t seed;
     uint64_t users; /* >= 1 */
-    double zipf_s;  /* >= 0 */
+    int popularity; /* enum op_gen_popularity */
+    double zipf_s;  /* OP_GEN_POP_ZIPF: the exponent, >= 0 */
+    double sigma;   /* OP_GEN_POP_LOGNORMAL: spread of log(purchase rate), >= 0 */
     int ngenders;   /* 1..OP_GEN_MAX_GENDERS */
     char gender_names[OP_GEN_MAX_GENDERS][OP_GEN_GENDER_NAMELEN];
     double gender_weights[OP_GEN_MAX_GENDERS];
@@ -87,6 +98,9 @@ typedef struct op_gen {
     op_zipf_t zipf;
     double spare_normal;
     int has_spare;
+    double user_spare; /* the lognormal draws' own cached normal */
+    int user_has_spare;
+    uint8_t gender_sex[OP_GEN_MAX_GENDERS]; /* op_catalog_sex_t of each gender */
     uint64_t seq;
     int64_t first_clock_ms; /* clock of record 0, -1 before it */
     double gender_cdf[OP_GEN_MAX_GENDERS];
@@ -113,6 +127,14 @@ size_t op_gen_next(op_gen_t *g, int64_t live_ms, char *buf, op_gen_record_t *rec
 
 /* The gender a user always has. */
 unsigned op_gen_user_gender(const op_gen_t *g, uint64_t user);
+
+/* The name a user always has (OP_CATALOG_USER_MAX bytes at most, no NUL);
+ * returns its length. */
+size_t op_gen_user_name(const op_gen_t *g, uint64_t user, char *buf);
+
+/* The probability that an order is user 0's (the most frequent buyer):
+ * what the popularity model gives the heaviest user. */
+double op_gen_top_user_share(const op_gen_opts_t *o);
 
 /* A short name for a bad kind ("truncated", ...), for tests and messages. */
 const char *op_gen_bad_name(int kind);

@@ -180,7 +180,7 @@ int main(int argc, char **argv)
             int64_t live_ms = live ? clock_ns(CLOCK_REALTIME) / 1000000 : 0;
             size_t len = op_gen_next(&gen, live_ms, op_sink_buf(sink), &rec);
             if (kafka)
-                keylen = op_catalog_user_name(rec.user, key);
+                keylen = op_gen_user_name(&gen, rec.user, key);
             while ((rc = op_sink_commit(sink, len, key, keylen, &rec, err, sizeof(err))) ==
                    -EAGAIN) {
                 if (stop_requested)

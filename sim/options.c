@@ -23,11 +23,16 @@ static const op_conf_spec_t spec[] = {
     {"count", OP_CONF_VALUE, "N", NULL, "stop after N orders"},
     {"duration", OP_CONF_VALUE, "DURATION", NULL, "stop after this long (e.g. 60s, 5m)"},
     {"users", OP_CONF_VALUE, "N", "100000", "number of distinct users"},
-    {"zipf", OP_CONF_VALUE, "S", "1.1", "Zipf exponent of user popularity (0 = uniform)"},
+    {"popularity", OP_CONF_VALUE, "lognormal[:SIGMA]|zipf[:S]", "lognormal:1.1",
+     "how often each user orders: log-normal purchase rates with names that agree with the "
+     "gender, or Zipf's law (the earlier generator, same streams as before)"},
+    {"zipf", OP_CONF_VALUE, "S", NULL,
+     "same as --popularity zipf:S (0 = uniform; the earlier default was 1.1)"},
     {"genders", OP_CONF_VALUE, "NAME:W,...", "男:0.5,女:0.5", "genders and their shares"},
     {"seed", OP_CONF_VALUE, "N", "1", "random seed (same seed and flags = same stream)"},
     {"start", OP_CONF_VALUE, "TIME", NULL,
-     "simulated clock from TIME (epoch ms or YYYY-MM-DDTHH:MM:SS UTC) instead of the wall clock"},
+     "simulated clock from TIME (epoch ms, or YYYY-MM-DDTHH:MM:SS in UTC or with a zone: Z, "
+     "+08:00) instead of the wall clock"},
     {"speed", OP_CONF_VALUE, "X", "1", "simulated seconds per real second (with --start)"},
     {"jitter", OP_CONF_VALUE, "DURATION", "0", "subtract a uniform [0, DURATION] from event times"},
     {"late-fraction", OP_CONF_VALUE, "F", "0",
@@ -50,7 +55,7 @@ void op_sim_options_usage(FILE *f)
         "orderpulse-sim (--out FILE | --brokers HOST:PORT [--topic T]) (--count N | --duration D)"
         " [options]",
         "Generates orders in the schema of the original system (one JSON object per line or per\n"
-        "Kafka message, keyed by userName), with Zipf-skewed users, optional jitter, late and\n"
+        "Kafka message, keyed by userName), with skewed users, optional jitter, late and\n"
         "malformed records, and writes with --truth the exact expected value of every metric,\n"
         "in the shape of GET /api/v1/snapshot. Prints progress on stderr once a second.\n"
         "SIGINT/SIGTERM stop it cleanly: queued records are flushed and the truth is written\n"
@@ -93,8 +98,24 @@ int op_sim_parse_start(const char *s, int64_t *out_ms)
         return *out_ms <= OP_PARSE_MAX_EVENT_MS ? 0 : -EINVAL;
     }
     size_t n = strlen(s);
-    if (n == 20 && s[19] == 'Z')
+    int64_t offset_s = 0;
+    if (n == 20 && s[19] == 'Z') {
         n = 19;
+    } else if (n > 19) {
+        /* A zone after the time: +HH:MM, +HHMM or +HH (the sales-day
+         * midnight in Beijing is 2024-11-11T00:00:00+08:00). */
+        const char *z = s + 19;
+        unsigned zh, zm = 0;
+        size_t zl = n - 19;
+        if ((z[0] != '+' && z[0] != '-') || digits(z + 1, 2, &zh) ||
+            (zl == 6   ? z[3] != ':' || digits(z + 4, 2, &zm)
+             : zl == 5 ? digits(z + 3, 2, &zm)
+                       : zl != 3) ||
+            zh > 14 || zm > 59)
+            return -EINVAL;
+        offset_s = (z[0] == '-' ? -1 : 1) * (int64_t)(zh * 3600 + zm * 60);
+        n = 19;
+    }
     unsigned y, mo, d, h, mi, sec;
     if (n != 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' ||
         s[16] != ':')
@@ -106,8 +127,43 @@ int op_sim_parse_start(const char *s, int64_t *out_ms)
     if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
         mi > 59 || sec > 59)
         return -EINVAL;
-    *out_ms = (op_parse_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000;
+    int64_t ms =
+        (op_parse_days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s) * 1000;
+    if (ms < 0)
+        return -EINVAL;
+    *out_ms = ms;
     return 0;
+}
+
+/* --popularity MODEL[:PARAM], and --zipf S as its short form. */
+static int parse_popularity(const op_conf_t *c, op_gen_opts_t *g, char *err, size_t errlen)
+{
+    const char *zipf = op_conf_get(c, "zipf");
+    const char *model = op_conf_get(c, "popularity");
+    if (zipf) {
+        if (strcmp(op_conf_origin(c, "popularity"), "by default") != 0)
+            return op_conf_error(err, errlen, "--zipf: give --zipf S or --popularity, not both");
+        g->popularity = OP_GEN_POP_ZIPF;
+        return op_conf_parse_double("--zipf", zipf, 0, 100, &g->zipf_s, err, errlen);
+    }
+    const char *colon = strchr(model, ':');
+    size_t len = colon ? (size_t)(colon - model) : strlen(model);
+    if (len == 9 && strncmp(model, "lognormal", 9) == 0) {
+        g->popularity = OP_GEN_POP_LOGNORMAL;
+        g->sigma = 1.1;
+        return colon ? op_conf_parse_double("--popularity lognormal", colon + 1, 0, 10, &g->sigma,
+                                            err, errlen)
+                     : 0;
+    }
+    if (len == 4 && strncmp(model, "zipf", 4) == 0) {
+        g->popularity = OP_GEN_POP_ZIPF;
+        g->zipf_s = 1.1;
+        return colon ? op_conf_parse_double("--popularity zipf", colon + 1, 0, 100, &g->zipf_s, err,
+                                            errlen)
+                     : 0;
+    }
+    return op_conf_error(err, errlen, "--popularity: '%s' is not lognormal[:SIGMA] or zipf[:S]",
+                         model);
 }
 
 static int load(op_sim_options_t *o, char *err, size_t errlen)
@@ -168,8 +224,7 @@ static int load(op_sim_options_t *o, char *err, size_t errlen)
                                 errlen)) < 0)
         return rc;
     g->users = (uint64_t)i64;
-    if ((rc = op_conf_parse_double("--zipf", op_conf_get(c, "zipf"), 0, 100, &g->zipf_s, err,
-                                   errlen)) < 0)
+    if ((rc = parse_popularity(c, g, err, errlen)) < 0)
         return rc;
     if ((rc = op_gen_parse_genders(g, op_conf_get(c, "genders"), err, errlen)) < 0)
         return rc;
@@ -180,7 +235,7 @@ static int load(op_sim_options_t *o, char *err, size_t errlen)
     g->start_ms = -1;
     if ((v = op_conf_get(c, "start")) && op_sim_parse_start(v, &g->start_ms) < 0)
         return op_conf_error(err, errlen,
-                             "--start: '%s' is not epoch ms or YYYY-MM-DDTHH:MM:SS (UTC)", v);
+                             "--start: '%s' is not epoch ms or YYYY-MM-DDTHH:MM:SS[Z|+HH:MM]", v);
     if ((rc = op_conf_parse_double("--speed", op_conf_get(c, "speed"), 1e-6, 1e6, &g->speed, err,
                                    errlen)) < 0)
         return rc;
@@ -213,7 +268,10 @@ int op_sim_options_load(op_sim_options_t *o, int argc, char **argv, char *err, s
         snprintf(err, errlen, "out of memory");
     if (rc != 0)
         return rc;
-    return load(o, err, errlen);
+    rc = load(o, err, errlen);
+    if (rc < 0)
+        op_conf_locate_error(&o->conf, err, errlen);
+    return rc;
 }
 
 void op_sim_options_dispose(op_sim_options_t *o)

@@ -42,8 +42,9 @@ int op_sim_options_load(op_sim_options_t *o, int argc, char **argv, char *err, s
 void op_sim_options_dispose(op_sim_options_t *o);
 void op_sim_options_usage(FILE *f);
 
-/* "1731233400000" (epoch ms) or "2024-11-10T10:10:00" (UTC, optional 'Z',
- * 'T' or ' ' between date and time) -> epoch ms. Returns 0 or -EINVAL. */
+/* "1731233400000" (epoch ms) or "2024-11-10T10:10:00" ('T' or ' ' between
+ * date and time; UTC, or with a zone: 'Z', "+08:00", "+0800", "+08",
+ * "-05:00") -> epoch ms. Returns 0 or -EINVAL. */
 int op_sim_parse_start(const char *s, int64_t *out_ms);
 
 #endif

@@ -46,7 +46,9 @@ struct user {
 
 /* Owner: the simulator's main thread. */
 struct op_truth {
+    op_gen_t namer; /* names users exactly as the generator does */
     uint64_t nusers;
+    int32_t tz_offset_s;
     int ngenders;
     char gender_names[OP_GEN_MAX_GENDERS][OP_GEN_GENDER_NAMELEN];
     struct user *users;
@@ -146,7 +148,13 @@ int op_truth_create(op_truth_t **out, const op_gen_opts_t *o)
     op_truth_t *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    char err[256];
+    if (op_gen_init(&t->namer, o, err, sizeof(err)) < 0) {
+        free(t);
+        return -EINVAL;
+    }
     t->nusers = o->users;
+    t->tz_offset_s = o->tz_offset_s;
     t->ngenders = o->ngenders;
     memcpy(t->gender_names, o->gender_names, sizeof(t->gender_names));
     t->users = calloc(o->users, sizeof(struct user));
@@ -292,7 +300,7 @@ static size_t top_users(const op_truth_t *t, struct top_user *top)
         /* Cheap rejection on the amount alone; names only matter on ties. */
         if (n == TOP_USERS && us->amount < top[n - 1].amount)
             continue;
-        name[op_catalog_user_name(u, name)] = '\0';
+        name[op_gen_user_name(&t->namer, u, name)] = '\0';
         if (n == TOP_USERS && !ranks_before(us->amount, name, &top[n - 1]))
             continue;
         size_t pos = n < TOP_USERS ? n++ : n - 1;
@@ -313,8 +321,15 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     size_t nc = op_catalog_ncategories(), nb = op_catalog_nbrands(), n;
     struct ranked r[OP_CATALOG_MAX_BRANDS];
 
-    fprintf(f, "{\"as_of\":%lld,\"watermark\":%lld,\"tick\":0,", (long long)as_of,
-            (long long)(t->orders ? t->max_event_ms - OP_TRUTH_LATENESS_MS : 0));
+    /* Every window is closed and was never shown open: "state" is "final".
+     * tick_ms and display_timezone are the engine's settings, not the
+     * orders' (tests leave them out, like as_of and tick). */
+    int32_t tz = t->tz_offset_s < 0 ? -t->tz_offset_s : t->tz_offset_s;
+    fprintf(f,
+            "{\"as_of\":%lld,\"watermark\":%lld,\"tick\":0,\"tick_ms\":0,"
+            "\"display_timezone\":\"%c%02d:%02d\",",
+            (long long)as_of, (long long)(t->orders ? t->max_event_ms - OP_TRUTH_LATENESS_MS : 0),
+            t->tz_offset_s < 0 ? '-' : '+', (int)(tz / 3600), (int)(tz % 3600 / 60));
     fprintf(f, "\"totals\":{\"orders\":%llu,\"quantity\":%llu,\"amount\":",
             (unsigned long long)t->orders, (unsigned long long)t->quantity);
     put_cents(f, t->amount);
@@ -328,7 +343,7 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
                 (long long)t->minutes.keys[mi[i]], (unsigned long long)m->orders,
                 (unsigned long long)m->quantity);
         put_cents(f, m->amount);
-        fputs(",\"final\":true}", f);
+        fputs(",\"state\":\"final\",\"final\":true}", f);
     }
     fputs("],\"categories\":[", f);
     for (size_t i = 0; i < t->minutes.n; i++) {
@@ -339,7 +354,7 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
             if (m->cat_quantity[c])
                 r[n++] = (struct ranked){op_catalog_category(c)->name.s, m->cat_quantity[c],
                                          m->cat_amount[c]};
-        fprintf(f, "%s{\"minute\":%lld,\"ranking\":", i ? "," : "",
+        fprintf(f, "%s{\"minute\":%lld,\"state\":\"final\",\"ranking\":", i ? "," : "",
                 (long long)t->minutes.keys[mi[i]]);
         put_ranking(f, r, n, cmp_by_quantity);
         fputc('}', f);
@@ -383,7 +398,7 @@ int op_truth_write(op_truth_t *t, FILE *f, int64_t as_of)
     fputs("],\"gender_slots\":[", f);
     for (size_t i = 0; i < t->slots.n; i++) {
         const struct slot *s = (const struct slot *)(t->slots.items + si[i] * sizeof(struct slot));
-        fprintf(f, "%s{\"slot\":%lld,\"quantity\":{", i ? "," : "",
+        fprintf(f, "%s{\"slot\":%lld,\"state\":\"final\",\"quantity\":{", i ? "," : "",
                 (long long)t->slots.keys[si[i]]);
         int first = 1;
         for (int g = 0; g < t->ngenders; g++) {

@@ -9,7 +9,8 @@
  *  - every list holds only names/windows that have at least one good order;
  *    "gender_slots" quantity objects list the genders with a non-zero
  *    quantity in that slot, in --genders order;
- *  - minutes carry "final": true (the truth is written after the input ends);
+ *  - minutes carry "final": true and every window "state": "final" (the
+ *    truth is written after the input ends);
  *  - "watermark" is the largest good event time minus 5000 ms (0 if none);
  *  - "stats.late_records" counts good delivered records that --late-fraction
  *    pushed back; "stats.bad_records" counts delivered malformed ones.
@@ -31,7 +32,8 @@
 
 typedef struct op_truth op_truth_t;
 
-/* users, genders: as in the generator's options (copied). */
+/* The generator's options (copied: users, genders, names). Returns 0,
+ * -ENOMEM, or -EINVAL for options op_gen_init refuses. */
 int op_truth_create(op_truth_t **out, const op_gen_opts_t *o);
 void op_truth_destroy(op_truth_t *t);
 

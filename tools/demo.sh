@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # make demo: Redis, the dev broker, the engine and the simulator, on this
 # machine, until Ctrl-C. Prints the dashboard URL. Logs go to build/demo/.
+# If the engine or the simulator exits meanwhile, it says so at once (the
+# dashboard shows the engine as down too) and the rest keeps running.
 #
 #   BROKERS=host:port   use this Kafka instead of starting the dev broker
 #   REDIS=host:port     use this Redis instead of starting one (own temp dir, free port)
@@ -63,14 +65,15 @@ if [ -z "$brokers" ]; then
     [ -n "$brokers" ] || { echo "demo: the dev broker did not start (see $logs/devbroker.log)" >&2; exit 1; }
 fi
 
-bin/orderpulse --brokers "$brokers" --topic orders --group demo \
-    --redis "$redis" --http 0.0.0.0:"$http_port" \
-    --dead-letter $logs/dead-letters.jsonl > $logs/engine.log 2>&1 &
-pids="$pids $!"
+engine_cmd="bin/orderpulse --brokers $brokers --topic orders --group demo --redis $redis --http 0.0.0.0:$http_port --dead-letter $logs/dead-letters.jsonl"
+$engine_cmd > $logs/engine.log 2>&1 &
+engine_pid=$!
+pids="$pids $engine_pid"
 
 bin/orderpulse-sim --brokers "$brokers" --topic orders --rate "$rate" --duration 1d \
     --jitter 2s --late-fraction 0.01 --bad-fraction 0.002 --quiet > $logs/sim.log 2>&1 &
-pids="$pids $!"
+sim_pid=$!
+pids="$pids $sim_pid"
 
 i=0
 until curl -sf "http://127.0.0.1:$http_port/healthz" > /dev/null; do
@@ -92,4 +95,29 @@ cat <<MSG
 
   Ctrl-C stops everything.
 MSG
-wait
+
+# Watch the engine and the simulator: a process that exits is reported once,
+# with its status and the end of its log.
+exited() {
+    local what=$1 pid=$2 log=$3 status=0
+    wait "$pid" || status=$?
+    echo >&2
+    echo "demo: $(date +%T) the $what (pid $pid) exited with status $status; end of $log:" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+}
+engine_up=1
+sim_up=1
+while :; do
+    sleep 1
+    if [ $engine_up = 1 ] && ! kill -0 "$engine_pid" 2>/dev/null; then
+        engine_up=0
+        exited engine "$engine_pid" $logs/engine.log
+        echo "demo: the dashboard shows the engine as down; the simulator keeps producing into" >&2
+        echo "      Kafka, and a restarted engine resumes from Redis:  $engine_cmd" >&2
+    fi
+    if [ $sim_up = 1 ] && ! kill -0 "$sim_pid" 2>/dev/null; then
+        sim_up=0
+        exited simulator "$sim_pid" $logs/sim.log
+        echo "demo: no new orders arrive; the figures stay as they are" >&2
+    fi
+done

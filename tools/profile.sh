@@ -14,7 +14,7 @@ workers=${2:-1}
 out=build/profile
 data=$out/orders-$orders.jsonl
 mkdir -p $out
-[ -s "$data" ] || bin/orderpulse-sim --out "$data" --rate 0 --count "$orders" --seed 7 \
+[ -s "$data" ] || bin/orderpulse-sim --out "$data" --rate 0 --count "$orders" --seed 7 --zipf 1.1 \
     --start 2024-11-11T00:00:00 --jitter 2s --quiet
 perf record -q -g --call-graph fp -o $out/perf.data \
     $out/bin/orderpulse --source file:"$data" --once --workers "$workers" --redis none \

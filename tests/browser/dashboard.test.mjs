@@ -11,10 +11,17 @@
 //   OP_CHROMIUM=/usr/bin/chromium
 //
 // It checks: no console errors or page errors; every panel renders data and
-// matches GET /api/v1/snapshot of the same tick; the brand toggle re-sorts;
-// the numbers move when orders arrive; with the stream blocked the page falls
-// back to polling, shows "disconnected" when the API is gone too, and goes
-// live again once it is back. Exit code 0 when every check passed, else 1.
+// matches GET /api/v1/snapshot of the same tick, with times in the engine's
+// display zone (the browser runs in another zone); the open minute is drawn
+// dashed and labelled partial, revised minutes carry a marker; cut lists say
+// "top N of M"; the gender ring shows amounts; the rate is there from the
+// first snapshot; the brand toggle re-sorts; the numbers move when orders
+// arrive; ?lang=zh has Chinese labels and 万/亿 units; ?stream=0 is a still
+// that opens no stream; the full-screen control works; with the stream
+// blocked the page falls back to polling, shows "disconnected" and the stale
+// banner when the API is gone too, and goes live again once it is back.
+// (tests/browser/liveness.test.mjs checks the banner against a real engine
+// stopping and coming back.) Exit code 0 when every check passed, else 1.
 
 import { chromium } from 'playwright-core';
 
@@ -23,6 +30,9 @@ const SCREENSHOT = process.env.OP_SCREENSHOT || '';
 const EXPECT_CONN = process.env.OP_EXPECT_CONN || 'live';
 const EXPECT_CHANGE = process.env.OP_EXPECT_CHANGE !== '0';
 const SKIP_FALLBACK = process.env.OP_SKIP_FALLBACK === '1';
+const EXPECT_REVISED = process.env.OP_EXPECT_REVISED !== '0';
+const DISPLAY_TZ_MIN = 8 * 60;  // the engine's default --timezone, +08:00
+const BROWSER_TZ = 'America/New_York';  // a zone the page must not use
 const CHROMIUM = process.env.OP_CHROMIUM || '/usr/bin/chromium';
 
 // What the page draws at most (app.js: MINUTES_SPAN, CATEGORY_BARS, BRAND_BARS, SLOT_BARS).
@@ -113,6 +123,12 @@ function expectedMinutes(doc) {
   return doc.minutes.filter((m) => m.minute > latest - MINUTES_SPAN * 60000);
 }
 
+// "00:05" of a time in the display zone, computed here on its own.
+function hhmmIn(ms, offsetMin) {
+  const d = new Date(ms + offsetMin * 60000);
+  return String(d.getUTCHours()).padStart(2, '0') + ':' + String(d.getUTCMinutes()).padStart(2, '0');
+}
+
 const withoutRunMembers = (doc) => {
   const c = Object.assign({}, doc);
   delete c.as_of;
@@ -149,6 +165,7 @@ function readPage() {
   const testids = {};
   for (const el of document.querySelectorAll('[data-testid]')) testids[el.getAttribute('data-testid')] = true;
   const pie = (ser) => ser.data.map((d) => ({ name: d.name, value: d.value, share: d.share }));
+  const xy = (d) => (Array.isArray(d) ? d : d.value);
   return {
     state: op.state,
     renders: op.renders,
@@ -162,10 +179,25 @@ function readPage() {
       quantity: $('total-quantity').textContent,
       tick: $('status-tick').textContent,
       conn: $('status-conn').getAttribute('data-state'),
-      categoryMinute: $('categories-minute').getAttribute('data-value')
+      categoryMinute: $('categories-minute').getAttribute('data-value'),
+      categoryState: $('categories-minute').getAttribute('data-state'),
+      categoryNote: $('categories-minute').textContent,
+      brandsCount: $('brands-count').textContent,
+      asOf: $('status-asof').textContent,
+      rate: $('status-rate').getAttribute('data-value')
     },
     canvases,
-    minutes: { amount: m.series[0].data, orders: m.series[1].data },
+    minutes: {
+      amount: m.series[0].data.map(xy),
+      open: m.series[1].data.map(xy),
+      openDashed: m.series[1].lineStyle.type,
+      openLabel: m.series[1].data.length ? (m.series[1].data[m.series[1].data.length - 1].label || {}).formatter : null,
+      revised: m.series[2].data.map(xy),
+      orders: m.series[3].data.map(xy),
+      openBars: m.series[3].data.filter((d) => !Array.isArray(d)).map((d) => ({ x: d.value[0], opacity: d.itemStyle.opacity })),
+      xLabels: op.rendered.minutes ? op.rendered.minutes.minutes.map((t) => m.xAxis[0].axisLabel.formatter(t)) : []
+    },
+    genderLabels: op.rendered.gender ? op.rendered.gender.labels : [],
     categories: { names: c.yAxis[0].data, values: c.series[0].data },
     brands: { by: $('panel-brands').getAttribute('data-by'), names: b.yAxis[0].data, values: b.series[0].data },
     gender: { outer: pie(g.series[0]), inner: pie(g.series[1]), legend: g.legend[0].data },
@@ -207,17 +239,41 @@ function compareToApi(view, api) {
   eq(view.text.quantity, intText(doc.totals.quantity), 'total quantity text');
   eq(view.text.tick, intText(doc.tick), 'status tick');
 
-  // (3) sales per minute: the last 60 minutes.
+  // Times in the engine's display zone, labelled with it, whatever the
+  // browser's zone (this context runs in America/New_York).
+  eq(doc.display_timezone, '+08:00', 'the engine\'s display zone');
+  assert(view.text.asOf.endsWith(' UTC+08:00'), `as of without its zone: ${view.text.asOf}`);
+  assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d /.test(view.text.asOf), `as of without a date: ${view.text.asOf}`);
+
+  // (3) sales per minute: the last 60 minutes; closed ones solid, the open
+  // ones dashed from the last closed minute, revised ones marked.
   const mins = expectedMinutes(doc);
   assert(mins.length > 0, 'the API has no minutes');
-  eq(view.minutes.amount, mins.map((m) => [m.minute, m.amount]), 'minutes: amount series');
+  const closed = mins.filter((m) => m.state !== 'open');
+  const open = mins.filter((m) => m.state === 'open');
+  eq(mins.map((m) => m.final), mins.map((m) => m.state !== 'open'), 'API: final agrees with state');
+  eq(view.minutes.amount, closed.map((m) => [m.minute, m.amount]), 'minutes: closed amount series');
+  const anchor = closed.length && open.length ? [[closed[closed.length - 1].minute, closed[closed.length - 1].amount]] : [];
+  eq(view.minutes.open, anchor.concat(open.map((m) => [m.minute, m.amount])), 'minutes: open (dashed) series');
+  eq(view.minutes.revised, mins.filter((m) => m.state === 'revised').map((m) => [m.minute, m.amount]),
+    'minutes: revised markers');
   eq(view.minutes.orders, mins.map((m) => [m.minute, m.orders]), 'minutes: orders series');
+  eq(view.minutes.openBars.map((b) => b.x), open.map((m) => m.minute), 'minutes: open minutes\' bars marked');
+  eq(view.minutes.xLabels, mins.map((m) => hhmmIn(m.minute, DISPLAY_TZ_MIN)), 'minutes: axis times in +08:00');
+  if (open.length) {
+    eq(view.minutes.openDashed, 'dashed', 'minutes: the open minute is dashed');
+    eq(view.minutes.openLabel, 'partial', 'minutes: the open minute is labelled');
+    assert(view.minutes.openBars.every((b) => b.opacity < 1), 'minutes: open bars are pale');
+  }
 
   // (4) category ranking of the latest final minute (else the latest).
   const cat = expectedCategoryMinute(doc);
   const ranking = cat.ranking.slice(0, CATEGORY_BARS);
   assert(ranking.length > 0, 'the API has an empty category ranking');
   eq(view.text.categoryMinute, String(cat.minute), 'categories: minute shown');
+  eq(view.text.categoryState, cat.state, 'categories: state shown');
+  assert(view.text.categoryNote.includes(`minute ${hhmmIn(cat.minute, DISPLAY_TZ_MIN)} · ${cat.state === 'open' ? 'open' : cat.state}`),
+    `categories note: ${view.text.categoryNote}`);
   eq(view.categories.names, ranking.map((r) => r.name), 'categories: names');
   eq(view.categories.values, ranking.map((r) => r.quantity), 'categories: quantities');
 
@@ -227,6 +283,8 @@ function compareToApi(view, api) {
   eq(view.brands.names.length, Math.min(BRAND_BARS, doc.brands.length), 'brands: number of bars');
   eq(view.brands.names, brands.map((b) => b.name), 'brands: names by quantity');
   eq(view.brands.values, brands.map((b) => b.quantity), 'brands: quantities');
+  eq(view.text.brandsCount, doc.brands.length > BRAND_BARS ? `top ${BRAND_BARS} of ${doc.brands.length}` : `all ${doc.brands.length}`,
+    'brands: how many of how many');
 
   // (6) top-10 users, names in order, amounts to the cent.
   assert(doc.top_users.length > 0, 'the API has no top users');
@@ -242,6 +300,13 @@ function compareToApi(view, api) {
   eq(view.gender.inner, doc.gender.map((x) => ({ name: x.name, value: x.quantity, share: x.quantity_share })),
     'gender: quantity ring');
   eq(view.gender.legend, doc.gender.map((x) => x.name), 'gender: legend');
+  view.genderLabels.forEach((label, i) => {
+    const g = doc.gender[i];
+    assert(label.startsWith(g.name + '\n¥') && label.endsWith('\n' + (g.amount_share * 100).toFixed(1) + '%'),
+      `gender label without its amount: ${JSON.stringify(label)}`);
+  });
+  assert(view.text.rate !== '' && Number(view.text.rate) >= 0, `no rate: ${view.text.rate}`);
+  eq(view.text.rate, doc.stats.orders_per_s.toFixed(1), 'orders/s is the engine\'s figure');
 
   // (8) 10-minute slots: one stacked series per gender, the last 24 slots.
   const slots = doc.gender_slots.slice(-SLOT_BARS);
@@ -281,7 +346,7 @@ function watch(page, problems, { ignoreNetErrors = false } = {}) {
 }
 
 try {
-  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, deviceScaleFactor: 1 });
+  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, deviceScaleFactor: 1, timezoneId: BROWSER_TZ });
   const page = await context.newPage();
   const problems = [];
   watch(page, problems);
@@ -335,6 +400,109 @@ try {
   await check('all eight metrics match GET /api/v1/snapshot of the same tick', async () => {
     const { view, api } = await samePageAndApi(page);
     compareToApi(view, api);
+  });
+
+  if (EXPECT_REVISED) {
+    await check('a revised minute is marked on the chart and named in the category panel', async () => {
+      // The simulator sends late orders: closed minutes get revised.
+      let pair = null;
+      for (let i = 0; i < 100 && !pair; i++) {
+        const p = await samePageAndApi(page);
+        if (expectedMinutes(p.api.doc).some((m) => m.state === 'revised')) pair = p;
+        else await sleep(200);
+      }
+      assert(pair, 'no minute was ever revised');
+      compareToApi(pair.view, pair.api);
+      const revised = expectedMinutes(pair.api.doc).filter((m) => m.state === 'revised');
+      assert(pair.view.minutes.revised.length === revised.length && revised.length > 0, 'revised markers');
+      const legend = await page.evaluate(() => echarts.getInstanceByDom(document.getElementById('chart-minutes'))
+        .getOption().legend[0].data);
+      assert(legend.includes('revised'), `the legend names the marker: ${legend}`);
+      const tip = await page.evaluate((t) => {
+        const c = echarts.getInstanceByDom(document.getElementById('chart-minutes'));
+        return c.getOption().tooltip[0].formatter([{ value: [t, 1], seriesIndex: 0, marker: '' }]);
+      }, revised[0].minute);
+      assert(tip.includes('revised'), `the tooltip names the state: ${tip}`);
+    });
+  }
+
+  await check('the rate is shown from the first snapshot', async () => {
+    const p = await context.newPage();
+    watch(p, problems);
+    // Hold the stream back: the one plain GET is the only snapshot.
+    await p.route('**/api/v1/stream*', () => {});
+    await p.goto(URL_, { waitUntil: 'load' });
+    await p.waitForFunction(() => window.__orderpulse.renders === 1, null, { timeout: 15000 });
+    const rate = await p.evaluate(() => document.getElementById('status-rate').getAttribute('data-value'));
+    assert(rate !== '' && !Number.isNaN(Number(rate)), `no rate after one snapshot: '${rate}'`);
+    await p.close();
+  });
+
+  await check('?lang=zh: Chinese labels, 万/亿 units, times still in +08:00', async () => {
+    const p = await context.newPage();
+    watch(p, problems);
+    const u = new URL(URL_);
+    u.searchParams.set('lang', 'zh');
+    await p.goto(u.href, { waitUntil: 'load' });
+    await p.waitForFunction(() => window.__orderpulse.renders > 0 && window.__orderpulse.last.totals.amount > 1e4,
+      null, { timeout: 15000 });
+    const z = await p.evaluate(() => {
+      const op = window.__orderpulse;
+      const m = echarts.getInstanceByDom(document.getElementById('chart-minutes')).getOption();
+      const amounts = op.last.minutes.map((x) => x.amount);
+      const top = Math.max.apply(null, amounts);
+      return {
+        lang: document.documentElement.lang,
+        title: document.querySelector('#panel-totals h2').textContent,
+        axis: [m.yAxis[0].axisLabel.formatter(top), m.yAxis[0].axisLabel.formatter(2.5e8), m.yAxis[1].axisLabel.formatter(25000)],
+        approx: document.getElementById('total-amount-approx').textContent,
+        amount: document.getElementById('total-amount').textContent,
+        brands: document.getElementById('brands-count').textContent,
+        legend: m.legend[0].data,
+        hhmm: op.format.hhmm(Date.UTC(2024, 10, 10, 16, 5)),
+        zone: op.format.zone()
+      };
+    });
+    eq(z.lang, 'zh-CN', 'html lang');
+    eq(z.title, '销售总额', 'a panel title in Chinese');
+    assert(/[万亿]$/.test(z.axis[0]), `amount axis label without 万/亿: ${z.axis[0]}`);
+    eq(z.axis.slice(1), ['¥2.5亿', '2.5万'], 'axis units');
+    assert(/^≈ ¥[0-9.]+[万亿]$/.test(z.approx), `total amount approximation: ${z.approx}`);
+    assert(/^¥[0-9,]+\.[0-9]{2}$/.test(z.amount), `the exact total stays: ${z.amount}`);
+    assert(/^(前 \d+ \/ 共|共) \d+$/.test(z.brands), `brand count in Chinese: ${z.brands}`);
+    eq(z.legend, ['金额', '当前分钟', '已修订', '订单数'], 'minutes legend');
+    eq([z.hhmm, z.zone], ['00:05', 'UTC+08:00'], 'display zone');
+    await p.close();
+  });
+
+  await check('?stream=0&animation=0 is a still: one snapshot, no stream, no polling', async () => {
+    const p = await context.newPage();
+    watch(p, problems);
+    const requests = [];
+    p.on('request', (r) => requests.push(new URL(r.url()).pathname));
+    const u = new URL(URL_);
+    u.searchParams.set('stream', '0');
+    u.searchParams.set('animation', '0');
+    await p.goto(u.href, { waitUntil: 'load' });
+    await p.waitForFunction(() => window.__orderpulse.renders === 1, null, { timeout: 15000 });
+    await sleep(2500);
+    const st = await p.evaluate(() => ({ state: window.__orderpulse.state, renders: window.__orderpulse.renders,
+      stale: window.__orderpulse.stale, anim: echarts.getInstanceByDom(document.getElementById('chart-minutes')).getOption().animation }));
+    eq(st, { state: 'still', renders: 1, stale: false, anim: false }, 'still page');
+    eq(requests.filter((r) => r.startsWith('/api/')), ['/api/v1/snapshot'], 'API requests of a still');
+    await p.close();
+  });
+
+  await check('the full-screen control enters and leaves full screen', async () => {
+    const btn = '[data-testid="fullscreen"]';
+    eq(await page.isVisible(btn), true, 'full-screen button visible');
+    eq(await page.getAttribute(btn, 'aria-pressed'), 'false', 'not pressed');
+    await page.click(btn);
+    await page.waitForFunction(() => !!document.fullscreenElement, null, { timeout: 5000 });
+    eq(await page.getAttribute(btn, 'aria-pressed'), 'true', 'pressed in full screen');
+    await page.click(btn);
+    await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 });
+    await page.setViewportSize({ width: 1920, height: 1080 });
   });
 
   await check('brand toggle re-sorts by amount and back', async () => {
@@ -408,15 +576,25 @@ try {
       const t0 = await p2.evaluate(() => window.__orderpulse.last.tick);
       await p2.waitForFunction((t) => window.__orderpulse.last.tick > t, t0, { timeout: 10000 });
 
+      eq(await p2.isVisible('[role="alert"]'), false, 'no banner while polling works');
       const apiBlocked = (route) => route.abort();
       await p2.route('**/api/v1/snapshot*', apiBlocked);
       await p2.waitForFunction(() => document.getElementById('status-conn').getAttribute('data-state') === 'disconnected',
         null, { timeout: 10000 });
+      // The API is unreachable: the whole page says so.
+      await p2.waitForSelector('[role="alert"]', { state: 'visible', timeout: 2000 });
+      const banner = await p2.textContent('[role="alert"]');
+      assert(/^No update for \d+ s: the engine cannot be reached\. The figures are from \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\+08:00/.test(banner),
+        `banner: ${banner}`);
+      eq(await p2.getAttribute('body', 'data-stale'), 'true', 'figures greyed out');
 
       await p2.unroute('**/api/v1/snapshot*', apiBlocked);
       await p2.unroute('**/api/v1/stream*', streamBlocked);
-      // The stream is retried with backoff (5 s, 10 s, ...).
+      // Polling brings the figures back at once; the stream is retried with
+      // backoff (5 s, 10 s, ...).
+      await p2.waitForSelector('[role="alert"]', { state: 'hidden', timeout: 10000 });
       await p2.waitForFunction(() => window.__orderpulse.state === 'live', null, { timeout: 45000 });
+      eq(await p2.getAttribute('body', 'data-stale'), 'false', 'figures bright again');
       eq(p2problems, [], 'console/page errors on the fallback page');
       await p2.close();
     });

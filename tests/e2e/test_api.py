@@ -532,6 +532,27 @@ class FlushMetrics(E2ETest):
         srv.stop_clean(self)
 
 
+class Installed(E2ETest):
+    def test_make_install_serves_the_dashboard_without_static_dir(self):
+        prefix = self.path("prefix")
+        r = subprocess.run(["make", "-s", "install", f"PREFIX={prefix}"], cwd=ROOT,
+                           capture_output=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr.decode()[-2000:])
+        data = self.path("o.jsonl")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 100, "--start", START, "--quiet"])
+        port = free_port()
+        self.start([os.path.join(prefix, "bin", "orderpulse"), "--source", "file:" + data,
+                    "--http", f"127.0.0.1:{port}"])
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: subprocess.run(["curl", "-sf", base + "/healthz"],
+                                        capture_output=True).returncode == 0, 30, "the server")
+        for path, ctype in (("/", "text/html"), ("/app.js", "application/javascript"),
+                            ("/vendor/echarts.min.js", "application/javascript")):
+            r = curl(base + path)
+            self.assertEqual(r.status, 200, (path, r))
+            self.assertTrue(r.headers["content-type"].startswith(ctype), (path, r.headers))
+
+
 class Options(E2ETest):
     def bad(self, args):
         data = self.path("one.jsonl")
@@ -555,6 +576,66 @@ class Options(E2ETest):
         self.assertIn("--cors-origin", self.bad(["--http", "0", "--cors-origin", "a b"]))
         self.assertIn("--tls-cert", self.bad(["--http", "127.0.0.1:0", "--tls-cert",
                                               "/nonexistent.pem", "--tls-key", "/nonexistent"]))
+
+    def test_display_timezone(self):
+        self.assertIn("--display-timezone", self.bad(["--display-timezone", "Asia/Shanghai"]))
+        data = self.path("o.jsonl")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 100, "--start", START, "--quiet"])
+        for args, want in (([], "+08:00"), (["--timezone", "UTC"], "+00:00"),
+                           (["--display-timezone", "-05:30"], "-05:30")):
+            srv = EngineServer(self, data, ["--tick", "100ms", *args])
+            wait_for(lambda: curl(srv.url("/api/v1/snapshot")).status == 200, 30, "a snapshot")
+            doc = curl(srv.url("/api/v1/snapshot")).json()
+            self.assertEqual((doc["display_timezone"], doc["tick_ms"]), (want, 100), args)
+            srv.stop_clean(self)
+
+    def test_snapshot_file_directory_checked_at_start(self):
+        line = self.bad(["--snapshot-file", "/nonexistent/dir/s.json"])
+        self.assertIn("--snapshot-file: directory /nonexistent/dir", line)
+        self.assertIn("--snapshot-file", self.bad(["--snapshot-file", self.tmp]))
+
+    def test_config_file_errors_name_file_and_line(self):
+        data = self.path("one.jsonl")
+        with open(data, "w") as f:
+            f.write("not an order\n")
+        conf = self.path("op.conf")
+        for text, want in (("# comment\ntick = fast\n", f"{conf}:2: tick: 'fast'"),
+                           ("workers 2\n", f"{conf}:1: expected 'name = value'"),
+                           ("\nhttp = 127.0.0.1:99999\n", f"{conf}:2: http:")):
+            with open(conf, "w") as f:
+                f.write(text)
+            r = subprocess.run([binary("orderpulse"), "--source", "file:" + data, "--config",
+                                conf], capture_output=True, timeout=30)
+            lines = r.stderr.decode().strip().splitlines()
+            self.assertEqual(r.returncode, 2, (text, lines))
+            self.assertEqual(len(lines), 1, (text, lines))
+            self.assertTrue(lines[0].startswith("orderpulse: " + want), (text, lines))
+        r = subprocess.run([binary("orderpulse"), "--source", "file:" + data],
+                           env=dict(os.environ, ORDERPULSE_LATE="later"), capture_output=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertTrue(r.stderr.decode().startswith("orderpulse: ORDERPULSE_LATE: 'later'"),
+                        r.stderr)
+
+    def test_snapshot_file_write_failure_reported_once(self):
+        data = self.path("o.jsonl")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 100, "--start", START, "--quiet"])
+        out_dir = self.path("snap")
+        os.mkdir(out_dir)
+        snap = os.path.join(out_dir, "s.json")
+        srv = EngineServer(self, data, ["--tick", "100ms", "--snapshot-file", snap])
+        wait_for(lambda: os.path.exists(snap), 30, "the snapshot file")
+        shutil.rmtree(out_dir)
+        tick = lambda: json.loads(curl(srv.url("/api/v1/snapshot")).body)["tick"]  # noqa: E731
+        t0 = tick()
+        wait_for(lambda: tick() >= t0 + 10, 30, "ten more ticks")
+        text = srv.proc.stderr_text()
+        self.assertEqual(text.count("--snapshot-file: cannot write"), 1, text)
+        self.assertIn(f"cannot write {snap}: No such file or directory", text)
+        os.mkdir(out_dir)
+        wait_for(lambda: os.path.exists(snap), 30, "the snapshot file again")
+        wait_for(lambda: "--snapshot-file: writing" in srv.proc.stderr_text(), 10, "the all-clear")
+        srv.stop_clean(self)
 
     def test_port_in_use(self):
         with socket.socket() as s:

@@ -11,6 +11,7 @@ Run: python3 -m unittest discover -s tests/e2e -p 'test_sim.py' -v
 """
 
 import datetime
+import hashlib
 import json
 import os
 import signal
@@ -203,9 +204,12 @@ class SimTruthTest(E2ETest):
                       "--start", START, "--speed", 10, "--jitter", "2s", "--late-fraction", 0.05,
                       "--bad-fraction", 0.05, "--seed", 7, "--quiet", *extra])
         doc = load_json(truth)
-        self.assertEqual(list(doc), ["as_of", "watermark", "tick", "totals", "minutes",
-                                     "categories", "brands", "top_users", "gender",
-                                     "gender_slots", "stats"])
+        self.assertEqual(list(doc), ["as_of", "watermark", "tick", "tick_ms", "display_timezone",
+                                     "totals", "minutes", "categories", "brands", "top_users",
+                                     "gender", "gender_slots", "stats"])
+        self.assertEqual(doc["display_timezone"], "+08:00")
+        for member in ("minutes", "categories", "gender_slots"):
+            self.assertEqual({w["state"] for w in doc[member]}, {"final"}, member)
         self.assertGreaterEqual(doc["as_of"], before)
         self.assertEqual(doc["tick"], 0)
         want = recompute(out)
@@ -230,6 +234,9 @@ class SimTruthTest(E2ETest):
 
     def test_truth_matches_recomputation_default_time_fields(self):
         self.check_truth()
+
+    def test_truth_matches_recomputation_earlier_zipf_users(self):
+        self.check_truth("--zipf", 1.1)
 
     def test_truth_matches_recomputation_time_string(self):
         doc = self.check_truth("--time-field", "string")
@@ -355,6 +362,47 @@ class SimOptionsTest(E2ETest):
         self.assertEqual(r.returncode, 0, r.stderr)
         with open(out, "rb") as f:
             self.assertEqual(len(f.read().splitlines()), 7)
+
+    def test_explicit_zipf_gives_the_earlier_streams(self):
+        """--zipf S (or --popularity zipf) is the generator as it was before
+        the realistic default: byte for byte, so benchmarks keep their data.
+        The digest is of the stream the earlier binary wrote for these flags."""
+        common = ["--rate", 0, "--count", 20000, "--start", "2024-11-11T00:00:00", "--seed", 7,
+                  "--jitter", "2s", "--late-fraction", 0.02, "--bad-fraction", 0.01, "--quiet"]
+        digests = set()
+        for extra in (["--zipf", 1.1], ["--popularity", "zipf"], ["--popularity", "zipf:1.1"]):
+            path = self.path("z.jsonl")
+            self.run_sim(["--out", path, *common, *extra])
+            with open(path, "rb") as f:
+                digests.add(hashlib.sha256(f.read()).hexdigest())
+        self.assertEqual(digests,
+                         {"a3fb6a7bad448f15673b7c0751fd80c0e00a79145bc3764b950696e562b36aaa"})
+
+    def test_default_users_are_realistic(self):
+        """No user above a fraction of a percent of the orders; a name's given
+        name agrees with its gender; --start takes the zone of the sales day."""
+        path = self.path("r.jsonl")
+        self.run_sim(["--out", path, "--rate", 0, "--count", 300000, "--start",
+                      "2024-11-11T00:00:00+08:00", "--quiet"])
+        per_user, gender_of, givens = {}, {}, {"男": set(), "女": set()}
+        first = None
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                o = json.loads(line)
+                first = first or o
+                u = o["userName"]
+                per_user[u] = per_user.get(u, 0) + 1
+                self.assertEqual(gender_of.setdefault(u, o["gender"]), o["gender"], u)
+                givens[o["gender"]].add(u[1:].rstrip("0123456789"))
+        self.assertEqual(first["orderTime"], "2024-11-11 00:00:00")
+        self.assertEqual(first["orderTimeSeries"], 1731254400000)
+        top = max(per_user.values())
+        self.assertLess(top / 300000, 0.002, f"the heaviest user has {top} of 300000 orders")
+        heavy = sorted(per_user.values(), reverse=True)[:len(per_user) // 5]
+        self.assertGreater(sum(heavy) / 300000, 0.5)  # skewed, not uniform
+        self.assertEqual(givens["男"] & givens["女"], set())
+        self.assertIn("芳", givens["女"])
+        self.assertIn("伟", givens["男"])
 
     def test_same_seed_same_bytes(self):
         def run(name, seed):

@@ -203,13 +203,14 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-Test(catalog, a_million_user_names_are_distinct)
+/* The names of users 0..n-1 are all different. */
+static void expect_distinct_names(size_t n, size_t (*name_of)(uint64_t idx, char *buf))
 {
-    const size_t n = 1000000, w = OP_CATALOG_USER_MAX + 1;
+    const size_t w = OP_CATALOG_USER_MAX + 1;
     char *names = malloc(n * w);
     cr_assert(names);
     for (size_t i = 0; i < n; i++) {
-        size_t len = op_catalog_user_name(i, names + i * w);
+        size_t len = name_of(i, names + i * w);
         cr_assert(len > 0 && len <= OP_CATALOG_USER_MAX);
         names[i * w + len] = '\0';
     }
@@ -217,6 +218,17 @@ Test(catalog, a_million_user_names_are_distinct)
     for (size_t i = 1; i < n; i++)
         cr_assert_str_neq(names + (i - 1) * w, names + i * w, "duplicate user name");
     free(names);
+}
+
+Test(catalog, a_million_user_names_are_distinct)
+{
+    expect_distinct_names(1000000, op_catalog_user_name);
+}
+
+/* Users of the three sexes, mixed: their names never meet. */
+static size_t name_of_mixed_sexes(uint64_t idx, char *buf)
+{
+    return op_catalog_user_name_as(idx, (op_catalog_sex_t)(idx % 3), buf);
 }
 
 Test(catalog, names_need_no_json_escaping)
@@ -294,7 +306,7 @@ static int64_t member_cents(const char *rec, size_t len, const char *key)
     return neg ? -c : c;
 }
 
-static void check_against_parser(int time_field)
+static void check_against_parser(int time_field, int popularity)
 {
     op_gen_opts_t o;
     default_opts(&o);
@@ -302,6 +314,8 @@ static void check_against_parser(int time_field)
     o.late_fraction = 0.05;
     o.bad_fraction = 0.2;
     o.time_field = time_field;
+    o.popularity = popularity;
+    o.sigma = 1.1;
     op_gen_t g;
     gen_init(&g, &o);
     op_parser_t ps;
@@ -347,7 +361,11 @@ static void check_against_parser(int time_field)
         cr_assert_eq(rc, 0, "good record rejected (%s): %.*s", op_parse_reason_name(rc), (int)len,
                      buf);
         late += rec.late;
-        size_t nl = op_catalog_user_name(rec.user, name);
+        size_t nl = op_gen_user_name(&g, rec.user, name);
+        if (popularity == OP_GEN_POP_ZIPF) { /* the earlier generator's names */
+            char old[OP_CATALOG_USER_MAX];
+            cr_assert(expect_str(ord.user, old, op_catalog_user_name(rec.user, old)));
+        }
         const op_catalog_category_t *c = op_catalog_category(rec.category);
         op_catalog_str_t b = op_catalog_brand(rec.brand);
         cr_assert(expect_str(ord.user, name, nl), "%.*s", (int)len, buf);
@@ -377,17 +395,116 @@ static void check_against_parser(int time_field)
 
 Test(gen, records_parse_to_what_was_generated_both)
 {
-    check_against_parser(OP_GEN_TIME_BOTH);
+    check_against_parser(OP_GEN_TIME_BOTH, OP_GEN_POP_LOGNORMAL);
+    check_against_parser(OP_GEN_TIME_BOTH, OP_GEN_POP_ZIPF);
 }
 
 Test(gen, records_parse_to_what_was_generated_string)
 {
-    check_against_parser(OP_GEN_TIME_STRING);
+    check_against_parser(OP_GEN_TIME_STRING, OP_GEN_POP_LOGNORMAL);
 }
 
 Test(gen, records_parse_to_what_was_generated_series)
 {
-    check_against_parser(OP_GEN_TIME_SERIES);
+    check_against_parser(OP_GEN_TIME_SERIES, OP_GEN_POP_ZIPF);
+}
+
+static int cmp_u32_desc(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The default popularity: nobody buys more than a fraction of a percent of
+ * the orders, and the heaviest fifth of the users buy about 60 % of them. */
+Test(gen, lognormal_popularity_is_realistic)
+{
+    op_gen_opts_t o;
+    default_opts(&o);
+    o.popularity = OP_GEN_POP_LOGNORMAL;
+    o.sigma = 1.1;
+    double top = op_gen_top_user_share(&o);
+    cr_expect(top > 0.0005 && top < 0.001, "top user share %g", top);
+    op_gen_opts_t z = o;
+    z.popularity = OP_GEN_POP_ZIPF;
+    cr_expect_gt(op_gen_top_user_share(&z), 0.09, "the earlier Zipf law: a tenth of all orders");
+
+    op_gen_t g;
+    gen_init(&g, &o);
+    uint32_t *orders = calloc(o.users, sizeof(*orders));
+    cr_assert(orders);
+    const uint64_t n = 2000000;
+    static char buf[OP_GEN_MAX_RECORD];
+    for (uint64_t i = 0; i < n; i++) {
+        op_gen_record_t rec;
+        op_gen_next(&g, 0, buf, &rec);
+        cr_assert_lt(rec.user, o.users);
+        orders[rec.user]++;
+    }
+    cr_expect(orders[0] > 0.7 * top * n && orders[0] < 1.3 * top * n,
+              "user 0 has %u orders, %g expected", orders[0], top * n);
+    qsort(orders, o.users, sizeof(*orders), cmp_u32_desc);
+    cr_expect_lt(orders[0], 0.002 * n, "the heaviest user has %u of %llu orders", orders[0],
+                 (unsigned long long)n);
+    uint64_t fifth = 0;
+    for (uint64_t u = 0; u < o.users / 5; u++)
+        fifth += orders[u];
+    double share = (double)fifth / (double)n;
+    cr_expect(share > 0.57 && share < 0.65, "the top 20 %% of users have %.3f of the orders",
+              share);
+    free(orders);
+}
+
+/* The given name of a name: what follows the one-character surname, up to
+ * the digits of the suffix. */
+static void given_name(const char *name, size_t len, char *out)
+{
+    size_t end = len;
+    while (end > 3 && name[end - 1] >= '0' && name[end - 1] <= '9')
+        end--;
+    memcpy(out, name + 3, end - 3);
+    out[end - 3] = '\0';
+}
+
+Test(gen, names_agree_with_the_gender)
+{
+    op_gen_opts_t o;
+    default_opts(&o);
+    o.popularity = OP_GEN_POP_LOGNORMAL;
+    o.sigma = 1.1;
+    op_gen_t g;
+    gen_init(&g, &o);
+    /* Given names seen for each gender: the two sets must not meet. */
+    static char seen[2][64][OP_CATALOG_USER_MAX + 1];
+    int nseen[2] = {0, 0};
+    char name[OP_CATALOG_USER_MAX + 1], given[OP_CATALOG_USER_MAX + 1];
+    for (uint64_t u = 0; u < 20000; u++) {
+        unsigned gd = op_gen_user_gender(&g, u);
+        size_t len = op_gen_user_name(&g, u, name);
+        given_name(name, len, given);
+        if (!strcmp(given, "芳") || !strcmp(given, "婷") || !strcmp(given, "秀英"))
+            cr_assert_str_eq(o.gender_names[gd], "女", "%.*s is a woman's name", (int)len, name);
+        if (!strcmp(given, "伟") || !strcmp(given, "强") || !strcmp(given, "建国"))
+            cr_assert_str_eq(o.gender_names[gd], "男", "%.*s is a man's name", (int)len, name);
+        int k = 0;
+        while (k < nseen[gd] && strcmp(seen[gd][k], given))
+            k++;
+        if (k == nseen[gd]) {
+            cr_assert_lt(nseen[gd], 64);
+            snprintf(seen[gd][nseen[gd]++], sizeof(seen[gd][0]), "%s", given);
+        }
+    }
+    for (int a = 0; a < nseen[0]; a++)
+        for (int b = 0; b < nseen[1]; b++)
+            cr_assert_str_neq(seen[0][a], seen[1][b], "a given name used for both genders");
+    cr_expect_gt(nseen[0], 20);
+    cr_expect_gt(nseen[1], 20);
+
+    /* Names stay distinct across genders and for labels of no known sex. */
+    cr_expect_eq(op_catalog_sex_of("女"), OP_CATALOG_FEMALE);
+    cr_expect_eq(op_catalog_sex_of("M"), OP_CATALOG_MALE);
+    cr_expect_eq(op_catalog_sex_of("未知"), OP_CATALOG_ANY);
+    expect_distinct_names(300000, name_of_mixed_sexes);
 }
 
 Test(gen, key_order_and_time_fields)
@@ -565,21 +682,29 @@ Test(truth, document_shape_sums_and_orders)
     char want[4096];
     snprintf(
         want, sizeof(want),
-        "{\"as_of\":1731233461000,\"watermark\":1731234095000,\"tick\":0,"
+        "{\"as_of\":1731233461000,\"watermark\":1731234095000,\"tick\":0,\"tick_ms\":0,\"display_"
+        "timezone\":\"+08:00\","
         "\"totals\":{\"orders\":4,\"quantity\":6,\"amount\":2200.07},"
         "\"minutes\":[{\"minute\":1731233340000,\"orders\":1,\"quantity\":1,\"amount\":0.05,"
-        "\"final\":true},"
-        "{\"minute\":1731233400000,\"orders\":1,\"quantity\":2,\"amount\":2001.00,\"final\":true},"
-        "{\"minute\":1731233460000,\"orders\":1,\"quantity\":1,\"amount\":199.00,\"final\":true},"
-        "{\"minute\":1731234060000,\"orders\":1,\"quantity\":2,\"amount\":0.02,\"final\":true}],"
+        "\"state\":\"final\",\"final\":true},"
+        "{\"minute\":1731233400000,\"orders\":1,\"quantity\":2,\"amount\":2001.00,\"state\":"
+        "\"final\",\"final\":true},"
+        "{\"minute\":1731233460000,\"orders\":1,\"quantity\":1,\"amount\":199.00,\"state\":"
+        "\"final\",\"final\":true},"
+        "{\"minute\":1731234060000,\"orders\":1,\"quantity\":2,\"amount\":0.02,\"state\":\"final\","
+        "\"final\":true}],"
         "\"categories\":["
-        "{\"minute\":1731233340000,\"ranking\":[{\"name\":\"手机数码\",\"quantity\":1,"
+        "{\"minute\":1731233340000,\"state\":\"final\",\"ranking\":[{\"name\":\"手机数码\","
+        "\"quantity\":1,"
         "\"amount\":0.05}]},"
-        "{\"minute\":1731233400000,\"ranking\":[{\"name\":\"手机数码\",\"quantity\":2,"
+        "{\"minute\":1731233400000,\"state\":\"final\",\"ranking\":[{\"name\":\"手机数码\","
+        "\"quantity\":2,"
         "\"amount\":2001.00}]},"
-        "{\"minute\":1731233460000,\"ranking\":[{\"name\":\"服装\",\"quantity\":1,"
+        "{\"minute\":1731233460000,\"state\":\"final\",\"ranking\":[{\"name\":\"服装\","
+        "\"quantity\":1,"
         "\"amount\":199.00}]},"
-        "{\"minute\":1731234060000,\"ranking\":[{\"name\":\"服装\",\"quantity\":2,"
+        "{\"minute\":1731234060000,\"state\":\"final\",\"ranking\":[{\"name\":\"服装\","
+        "\"quantity\":2,"
         "\"amount\":0.02}]}],"
         "\"brands\":[{\"name\":\"小米\",\"quantity\":4,\"amount\":199.07},"
         "{\"name\":\"华为\",\"quantity\":2,\"amount\":2001.00}],"
@@ -590,9 +715,9 @@ Test(truth, document_shape_sums_and_orders)
         "\"quantity_share\":0.333333,\"amount_share\":0.909517},"
         "{\"name\":\"女\",\"quantity\":4,\"amount\":199.07,"
         "\"quantity_share\":0.666667,\"amount_share\":0.090483}],"
-        "\"gender_slots\":[{\"slot\":1731232800000,\"quantity\":{\"女\":1}},"
-        "{\"slot\":1731233400000,\"quantity\":{\"男\":2,\"女\":1}},"
-        "{\"slot\":1731234000000,\"quantity\":{\"女\":2}}],"
+        "\"gender_slots\":[{\"slot\":1731232800000,\"state\":\"final\",\"quantity\":{\"女\":1}},"
+        "{\"slot\":1731233400000,\"state\":\"final\",\"quantity\":{\"男\":2,\"女\":1}},"
+        "{\"slot\":1731234000000,\"state\":\"final\",\"quantity\":{\"女\":2}}],"
         "\"stats\":{\"bad_records\":1,\"late_records\":1,\"lag\":0}}\n",
         names[0], names[1], names[2]);
     cr_expect_str_eq(doc, want);
@@ -661,6 +786,10 @@ Test(options, errors_are_negative_with_a_message_naming_the_flag)
         {{"--out", "x", "--count", "1", "--rate", "abc", NULL}, "--rate"},
         {{"--out", "x", "--count", "1", "--rate", "-5", NULL}, "--rate"},
         {{"--out", "x", "--count", "1", "--zipf", "-1", NULL}, "--zipf"},
+        {{"--out", "x", "--count", "1", "--zipf", "1", "--popularity", "zipf", NULL}, "--zipf"},
+        {{"--out", "x", "--count", "1", "--popularity", "pareto", NULL}, "--popularity"},
+        {{"--out", "x", "--count", "1", "--popularity", "lognormal:-1", NULL}, "--popularity"},
+        {{"--out", "x", "--count", "1", "--start", "2024-11-11T00:00:00+8", NULL}, "--start"},
         {{"--out", "x", "--count", "1", "--bogus", "1", NULL}, "--bogus"},
         {{"--out", "x", "--brokers", "h:1", "--count", "1", NULL}, "--brokers"},
         {{"--count", "1", NULL}, "--out"},
@@ -708,7 +837,8 @@ Test(options, defaults_values_help_and_environment)
     cr_expect_eq(o.duration_ms, -1);
     cr_expect_eq(o.rate, 1000);
     cr_expect_eq(o.gen.users, 100000);
-    cr_expect(fabs(o.gen.zipf_s - 1.1) < 1e-12);
+    cr_expect_eq(o.gen.popularity, OP_GEN_POP_LOGNORMAL);
+    cr_expect(fabs(o.gen.sigma - 1.1) < 1e-12);
     cr_expect_eq(o.gen.seed, 1);
     cr_expect_eq(o.gen.start_ms, -1);
     cr_expect_eq(o.gen.tz_offset_s, 8 * 3600);
@@ -765,11 +895,25 @@ Test(options, start_times)
     cr_expect_eq(ms, START_MS);
     cr_expect_eq(op_sim_parse_start("2024-02-29T00:00:00Z", &ms), 0);
     cr_expect_eq(ms, 1709164800000LL);
+    /* The sales-day midnight in Beijing is 16:00 UTC the day before. */
+    static const char *const zoned[] = {"2024-11-11T00:00:00+08:00", "2024-11-11T00:00:00+0800",
+                                        "2024-11-11 00:00:00+08", "2024-11-10T11:00:00-05:00"};
+    for (size_t i = 0; i < sizeof(zoned) / sizeof(zoned[0]); i++) {
+        cr_expect_eq(op_sim_parse_start(zoned[i], &ms), 0, "%s", zoned[i]);
+        cr_expect_eq(ms, 1731254400000LL, "%s", zoned[i]);
+    }
+    cr_expect_eq(op_sim_parse_start("2024-11-10T10:10:00+00:00", &ms), 0);
+    cr_expect_eq(ms, START_MS);
     const char *bad[] = {"",
                          "2023-02-29T00:00:00",
                          "2024-11-10",
                          "2024-11-10T25:00:00",
-                         "2024-11-10T10:10:00+08:00",
+                         "2024-11-10T10:10:00+8:00",
+                         "2024-11-10T10:10:00+08:0",
+                         "2024-11-10T10:10:00+15:00",
+                         "2024-11-10T10:10:00 +08:00",
+                         "2024-11-10T10:10:00Z+08:00",
+                         "1970-01-01T00:00:00+01:00",
                          "-5",
                          "99999999999999999",
                          "1e12"};

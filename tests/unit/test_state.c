@@ -9,6 +9,7 @@
 #include "engine/hash.h"
 #include "engine/intern.h"
 #include "engine/ktable.h"
+#include "engine/shard.h"
 #include "engine/state.h"
 #include "engine/users.h"
 
@@ -131,5 +132,120 @@ Test(state, watermark_is_min_over_active_partitions_and_never_goes_back)
     cr_assert_eq(st.watermark_ms, 65000);
     op_state_advance_watermark(&st, 5000, 500, 1200, 1); /* end of input */
     cr_assert_eq(st.watermark_ms, 95000);
+    op_state_dispose(&st);
+}
+
+/* A shard of worker w with one order at event_ms read from partition p. */
+static op_shard_t *one_order(int w, int32_t p, int64_t event_ms, int64_t amount)
+{
+    op_shard_t *s = op_shard_create(w);
+    op_tally_t t = {.orders = 1, .quantity = 1, .amount = amount};
+    uint64_t minute = (uint64_t)(event_ms / OP_MINUTE_MS);
+    op_tally_add(&s->totals, &t);
+    op_tally_add(op_ktable_upsert(&s->minutes, minute), &t);
+    op_tally_add(op_ktable_upsert(&s->catmin, op_ktable_pair(minute, 0)), &t);
+    op_tally_add(op_ktable_upsert(&s->gslots, op_ktable_pair((uint64_t)(event_ms / OP_SLOT_MS), 0)),
+                 &t);
+    s->touched[p >> 6] |= 1ULL << (p & 63);
+    s->parts[p] = (op_shard_part_t){.max_event_ms = event_ms, .next_offset = 1, .records = 1};
+    return s;
+}
+
+static void merge_and_free(op_state_t *st, op_shard_t *s, int64_t now_ms)
+{
+    op_state_merge(st, s, now_ms);
+    op_shard_destroy(s);
+}
+
+Test(state, watermark_not_held_back_by_idle_or_finished_partitions)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    /* Two chunks of a replayed file: worker 1's events are the newer. */
+    merge_and_free(&st, one_order(0, 0, 100000, 100), 1000);
+    merge_and_free(&st, one_order(1, 1, 400000, 100), 1000);
+    op_state_advance_watermark(&st, 5000, 10000, 1000, 0);
+    cr_assert_eq(st.watermark_ms, 95000, "the slower partition holds it");
+
+    /* Worker 0's input ends (an empty final shard): its partition is done. */
+    op_shard_t *last = op_shard_create(0);
+    last->last = 1;
+    merge_and_free(&st, last, 1100);
+    op_state_advance_watermark(&st, 5000, 10000, 1100, 0);
+    cr_assert_eq(st.watermark_ms, 395000, "a finished partition holds nothing back");
+
+    /* Worker 1 reads on: the only partition left to hold it back. */
+    merge_and_free(&st, one_order(1, 1, 500000, 100), 2000);
+    op_state_advance_watermark(&st, 5000, 10000, 2000, 0);
+    cr_assert_eq(st.watermark_ms, 495000);
+    op_state_dispose(&st);
+
+    op_state_init(&st, NULL);
+    merge_and_free(&st, one_order(0, 0, 100000, 100), 1000);
+    merge_and_free(&st, one_order(1, 1, 400000, 100), 1000);
+    op_state_advance_watermark(&st, 5000, 10000, 5000, 0);
+    cr_assert_eq(st.watermark_ms, 95000);
+    op_state_advance_watermark(&st, 5000, 10000, 11001, 0); /* both idle */
+    cr_assert_eq(st.watermark_ms, 395000, "every partition idle: max event time - lateness");
+    op_state_dispose(&st);
+}
+
+Test(state, window_states_open_final_revised)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    const int64_t m0 = 1731283200000; /* a minute and a 10-minute slot start */
+    cr_assert_eq(op_state_window(&st, m0, OP_MINUTE_MS, 0), OP_WINDOW_OPEN, "no watermark yet");
+    cr_assert_eq(op_state_window(&st, m0, OP_MINUTE_MS, 1), OP_WINDOW_FINAL, "end of input");
+
+    merge_and_free(&st, one_order(0, 0, m0 + 1000, 100), 1000);
+    merge_and_free(&st, one_order(0, 0, m0 + 2 * OP_MINUTE_MS + 10000, 100), 1000);
+    op_state_advance_watermark(&st, 5000, 10000, 1000, 0); /* m0 + 2 min + 5 s */
+    cr_assert_eq(op_state_window(&st, m0, OP_MINUTE_MS, 0), OP_WINDOW_FINAL);
+    cr_assert_eq(op_state_window(&st, m0 + OP_MINUTE_MS, OP_MINUTE_MS, 0), OP_WINDOW_FINAL);
+    cr_assert_eq(op_state_window(&st, m0 + 2 * OP_MINUTE_MS, OP_MINUTE_MS, 0), OP_WINDOW_OPEN);
+    cr_assert_eq(op_state_window(&st, m0, OP_SLOT_MS, 0), OP_WINDOW_OPEN);
+
+    /* An order into the open minute revises nothing; a late one into m0 does. */
+    merge_and_free(&st, one_order(0, 0, m0 + 2 * OP_MINUTE_MS + 11000, 100), 1100);
+    cr_assert_eq(op_state_window(&st, m0 + 2 * OP_MINUTE_MS, OP_MINUTE_MS, 0), OP_WINDOW_OPEN);
+    merge_and_free(&st, one_order(0, 0, m0 + 30000, 250), 1200);
+    cr_assert_eq(op_state_window(&st, m0, OP_MINUTE_MS, 0), OP_WINDOW_REVISED);
+    cr_assert_eq(op_state_window(&st, m0, OP_MINUTE_MS, 1), OP_WINDOW_REVISED);
+    cr_assert_eq(op_state_window(&st, m0 + OP_MINUTE_MS, OP_MINUTE_MS, 0), OP_WINDOW_FINAL);
+    const op_tally_t *rev = op_ktable_find(&st.revised_minutes, (uint64_t)(m0 / OP_MINUTE_MS));
+    cr_assert_not_null(rev);
+    cr_assert_eq(rev->orders, 1);
+    cr_assert_eq(rev->amount, 250);
+    cr_assert_eq(op_ktable_find(&st.minutes, (uint64_t)(m0 / OP_MINUTE_MS))->orders, 2);
+
+    /* A slot closes once the watermark passes its end; a later order revises it. */
+    merge_and_free(&st, one_order(0, 0, m0 + OP_SLOT_MS + 10000, 100), 1300);
+    op_state_advance_watermark(&st, 5000, 10000, 1300, 0);
+    cr_assert_eq(op_state_window(&st, m0, OP_SLOT_MS, 0), OP_WINDOW_FINAL);
+    merge_and_free(&st, one_order(0, 0, m0 + 5 * OP_MINUTE_MS, 100), 1400);
+    cr_assert_eq(op_state_window(&st, m0, OP_SLOT_MS, 0), OP_WINDOW_REVISED);
+
+    /* Retention drops the revisions with their windows. */
+    op_state_evict(&st, OP_MINUTE_MS);
+    cr_assert_eq(st.revised_minutes.count, 0);
+    op_state_dispose(&st);
+}
+
+Test(state, rate_over_the_last_ticks)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    st.totals.orders = 7000; /* loaded from Redis: history, not rate */
+    op_state_note_tick(&st, 10000);
+    cr_assert_eq(op_state_rate_centi(&st), 0, "one sample: no rate yet");
+    st.totals.orders += 1500;
+    op_state_note_tick(&st, 10500);
+    cr_assert_eq(op_state_rate_centi(&st), 300000, "1500 orders in 0.5 s: 3000.00/s");
+    for (int i = 1; i <= 100; i++) { /* 100 ticks of 100 ms, 10 orders each */
+        st.totals.orders += 10;
+        op_state_note_tick(&st, 10500 + 100 * i);
+    }
+    cr_assert_eq(op_state_rate_centi(&st), 10000, "100.00/s over the last window");
     op_state_dispose(&st);
 }
