@@ -236,11 +236,17 @@ profile: deps all
 	tools/profile.sh $(PROFILE_ORDERS)
 
 # 20 kill -9 of the engine while the simulator produces (make test does 5),
-# with Redis alone and with the MariaDB archive.
+# with Redis alone and with the MariaDB archive; 20 rebalances while Redis is
+# down (make test: 3); the Kafka fault tests with 10 rounds each over 600 000
+# orders (make test: 3).
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
 	    test_redis.RedisExactness.test_kill_9_at_random_moments \
 	    test_archive.ArchiveLive.test_kill_9_at_random_moments
+	OP_E2E_REBALANCE_RUNS=20 tests/run_e2e.sh \
+	    test_exactly_once.ExactlyOnce.test_rebalance_while_redis_is_down
+	OP_E2E_FAULT_ROUNDS=10 OP_E2E_FAULT_ORDERS=600000 tests/run_e2e.sh \
+	    test_kafka_faults.FaultsWithRedis
 
 # --- install --------------------------------------------------------------------
 PREFIX  ?= /usr/local

@@ -2,14 +2,15 @@
  * Kafka source.
  *
  * usage: kafka_ceiling BROKERS [TOPIC] [EXPECTED]
- * One consumer, every partition of TOPIC (default "orders") assigned from
- * the beginning and forwarded to one queue, drained with
- * rd_kafka_consume_batch_queue (1024 messages a call, the engine's batch,
- * with the engine worker's 50 ms timeout) until every partition is done.
- * Nothing is parsed: messages and payload bytes are counted, that is all.
- * The consumer properties are those of engine/io/source_kafka.c
- * (make_consumer), so the difference from `orderpulse --once` is the work
- * done per message.
+ * One consumer, every partition of TOPIC (default "orders") assigned at its
+ * log start and forwarded to one queue, drained as the engine's workers
+ * drain theirs (engine/io/source_kafka.c take()): what the queue holds, up
+ * to 1024 messages, without waiting; only an empty queue is waited on (the
+ * engine worker's 50 ms timeout) for its first message. Nothing is parsed:
+ * messages and payload bytes are counted, that is all. The consumer
+ * properties, and the one ListOffsets request each for the partitions'
+ * ends and starts, are those of the engine, so the difference from
+ * `orderpulse --once` is the work done per message.
  *
  * A partition is done, as in the engine's --once, at the message just before
  * the high watermark read at start, or at its partition-EOF event, whichever
@@ -34,10 +35,41 @@
 
 #define BATCH     1024
 #define MAX_PARTS 1024
-/* The engine worker's input timeout (engine/worker.c INPUT_TIMEOUT_MS): librdkafka's
- * consume_batch_queue waits for a full batch until then, so the last, partial
- * batch costs up to this long in both programs. */
+/* The engine worker's input timeout (engine/worker.c INPUT_TIMEOUT_MS). */
 #define TIMEOUT_MS 50
+
+/* The log start (what = RD_KAFKA_OFFSET_BEGINNING) or end (OFFSET_END) of
+ * partitions 0..np-1 in one request, as the engine's --once does. */
+static void list_offsets(rd_kafka_t *rk, const char *topic, int np, int64_t what, int64_t *out)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = what;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(rk, l, 10000);
+    for (int i = 0; i < l->cnt; i++) {
+        if (e || l->elems[i].err || l->elems[i].offset < 0) {
+            fprintf(stderr, "kafka_ceiling: offsets of [%d]: %s\n", (int)l->elems[i].partition,
+                    rd_kafka_err2str(e ? e : l->elems[i].err));
+            exit(1);
+        }
+        out[l->elems[i].partition] = l->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* engine/io/source_kafka.c take(). */
+static ssize_t take(rd_kafka_queue_t *q, rd_kafka_message_t **batch, size_t max)
+{
+    ssize_t got = rd_kafka_consume_batch_queue(q, 0, batch, max);
+    if (got != 0)
+        return got;
+    rd_kafka_message_t *m = rd_kafka_consume_queue(q, TIMEOUT_MS);
+    if (!m)
+        return 0;
+    batch[0] = m;
+    got = rd_kafka_consume_batch_queue(q, 0, batch + 1, max - 1);
+    return got < 0 ? 1 : got + 1;
+}
 
 static void conf_set(rd_kafka_conf_t *kc, const char *name, const char *value)
 {
@@ -101,27 +133,25 @@ int main(int argc, char **argv)
     static rd_kafka_message_t *batch[BATCH];
     static unsigned char eof[MAX_PARTS]; /* partition finished */
     static int64_t end[MAX_PARTS];       /* its high watermark at start */
+    static int64_t first[MAX_PARTS];     /* its log start */
     int remaining = np;
     long long low_min = -1;
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    list_offsets(rk, topic, np, RD_KAFKA_OFFSET_END, end);
+    list_offsets(rk, topic, np, RD_KAFKA_OFFSET_BEGINNING, first);
     for (int p = 0; p < np; p++) {
-        int64_t lo = 0, hi = 0;
-        if ((e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000))) {
-            fprintf(stderr, "kafka_ceiling: watermarks of [%d]: %s\n", p, rd_kafka_err2str(e));
-            return 1;
-        }
-        if (low_min < 0 || lo < low_min)
-            low_min = lo;
-        end[p] = hi;
-        if (hi <= lo) { /* empty: nothing to wait for */
+        if (low_min < 0 || first[p] < low_min)
+            low_min = first[p];
+        if (end[p] <= first[p]) { /* empty: nothing to wait for */
             eof[p] = 1;
             remaining--;
+            continue;
         }
         rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(rk, topic, p);
         rd_kafka_queue_forward(pq, q);
         rd_kafka_queue_destroy(pq);
-        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = first[p];
     }
 
     long long msgs = 0, bytes = 0, errors = 0;
@@ -132,7 +162,7 @@ int main(int argc, char **argv)
     }
     rd_kafka_topic_partition_list_destroy(l);
     while (remaining > 0) {
-        ssize_t got = rd_kafka_consume_batch_queue(q, TIMEOUT_MS, batch, BATCH);
+        ssize_t got = take(q, batch, BATCH);
         if (got < 0) {
             perror("kafka_ceiling: consume");
             return 1;

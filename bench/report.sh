@@ -38,8 +38,9 @@ runs; the ratios are what to compare.
 | memory per user and day with \`--archive\` | $(val archive_memory bytes_per_user_day) bytes | — | — | — |
 | Redis: one tick flushing $(val redis_flush users) users | $(val redis_flush seconds) s, $(val redis_ratio flush_rate) commands/s | \`redis-benchmark -c 1 -P 1000\` HINCRBY one field: $(val redis_ratio ceiling_rate)/s (1 M random fields: $(val redis_ratio ceiling_random_fields)/s) | $(val redis_ratio ratio) ($(val redis_ratio ratio_random_fields)) | ≥ 0.7 |
 | HTTP \`/api/v1/snapshot\`, h2load -c 16 -m 32 (h2c) | $(val http_snapshot rate) req/s, p50 $(val http_snapshot p50_ms) ms, p99 $(val http_snapshot p99_ms) ms | Debian h2o, same bytes as a static file: $(val http_snapshot ceiling_rate) req/s | $(val http_snapshot ratio) | ≥ 0.7 |
-| Kafka end to end: dev broker → engine \`--once\`, 2 workers | $(val kafka_e2e rate) orders/s ($(val kafka_e2e orders) orders, 8 partitions) | bare librdkafka consumer, same topic and consumer properties, no parsing: $(val kafka_e2e ceiling_rate) msgs/s | $(val kafka_e2e ratio) | — |
-| freshness: order produced → visible in \`/api/v1/snapshot\`, live, $(val freshness tick_ms) ms tick | p50 $(val freshness p50_ms) ms, p99 $(val freshness p99_ms) ms ($(val freshness ticks) ticks; pipeline beyond the tick: p50 $(val freshness pipeline_p50_ms) ms) | the tick, $(val freshness tick_ms) ms (zero pipeline delay would give p50 $((tick / 2)) ms, p99 $((tick * 99 / 100)) ms) | p50/tick $(val freshness ratio_p50), p99/tick $(val freshness ratio_p99) | — |
+| Kafka end to end: dev broker → engine \`--once\`, 2 workers, whole process | $(val kafka_e2e seconds) s, $(val kafka_e2e rate) orders/s ($(val kafka_e2e orders) orders, $(val kafka_e2e partitions) partitions) | \`kcat -C -o beginning -e\` draining the same topic: $(val kafka_e2e kcat_seconds) s | $(val kafka_e2e ratio_kcat) | ≥ 0.9 |
+| the same | | bare librdkafka consumer (\`bench/kafka_ceiling\`: the engine's consumer, no parsing): $(val kafka_e2e ceiling_seconds) s | $(val kafka_e2e ratio_ceiling) | — |
+| freshness: order produced → visible in \`/api/v1/snapshot\`, live at $(val freshness rate) orders/s, $(val freshness tick_ms) ms tick | p50 $(val freshness p50_ms) ms, p99 $(val freshness p99_ms) ms ($(val freshness ticks) ticks; pipeline beyond the tick: p50 $(val freshness pipeline_p50_ms) ms) | the tick, $(val freshness tick_ms) ms (zero pipeline delay would give p50 $((tick / 2)) ms, p99 $((tick * 99 / 100)) ms) | p50/tick $(val freshness ratio_p50), p99/tick $(val freshness ratio_p99) | p99 ≤ 250 ms |
 
 ### What limits each figure
 
@@ -87,18 +88,22 @@ engine.
   a core, ~70 % of it in the kernel copying the 7 KB bodies into sockets
   (\`_copy_from_iter\` ~29 %), ~21 % in h2o, ~1 % in orderpulse; h2load takes the
   other core (client and servers share the same 2 cores).
-- **Kafka end to end**: fetching and the \`--once\` clock, not the workers (the
-  engine process is ~60 % of one CPU busy on average). librdkafka fetches one
-  message set (~2 800 orders, ~1 MB) per partition per round, one round in flight;
-  the ~30 rounds take 0.20–0.25 s in the engine against ~0.15 s in the bare
-  consumer (the broker thread, ~35 % of the engine's samples, mostly LZ4
-  decompression, shares the cores with the two pinned workers). On top, the
-  \`--once\` figure carries start-up to the first fetch and the ≤ 100 ms end-of-run
-  wait: 0.1–0.2 s of a 0.3–0.45 s run at this size. Ceiling: librdkafka's single
-  broker thread; the largest partition (~22 % of the orders, keyed by user) needs
-  ~23 rounds.
+- **Kafka end to end**: the two cores. The engine needs ~1.3 CPU-s for 2 M orders
+  (\`perf record\` of the whole process): librdkafka's broker thread ~36 % of the
+  samples (LZ4 decompression ~13 %, then message-set parsing, one op per message,
+  page faults of fresh fetch buffers), the two workers ~62 % (parsing and the
+  shard's tables as in the file runs, plus ~4 % in librdkafka's per-message queue
+  lock and message destroy), the merger ~1 %. The bare consumer needs ~0.65 CPU-s,
+  all of it the same broker thread: its time is that one thread's, while the
+  engine's is its whole work spread over two cores shared with the broker thread
+  (which is the serial part: one fetch in flight, one message set per partition
+  per round). kcat needs ~1.1 CPU-s on one core (formatting and writing every
+  offset). Start-up to the first message is ~10 ms (one ListOffsets request each
+  for the ends and starts, one OffsetFetch, every partition assigned at a concrete
+  offset), the end ~10 ms (the last records are taken as they come; the merger's
+  final merge and render) and the exit ~3 ms.
 - **freshness**: the tick — an order waits for the next snapshot, uniformly
-  0–1 s. The rest (p50 $(val freshness pipeline_p50_ms) ms) is the simulator's producer
+  0–$(val freshness tick_ms) ms. The rest (p50 $(val freshness pipeline_p50_ms) ms) is the simulator's producer
   \`linger.ms=20\`, the consumer's \`fetch.wait.max.ms=10\`, the workers' hand-over at
   the tick, merge and render ($(val freshness publish_p50_ms) ms from \`as_of\` to the poll seeing it),
   and the 10 ms poll interval.
@@ -123,21 +128,26 @@ start of the workers to the final snapshot (its \`--once\` summary line), best o
 Memory: anonymous RSS after \`--once\` over 3 M orders of $(val memory users) distinct users
 minus the same for $(val memory baseline_users) users, divided by the difference in users.
 
-Kafka (\`bench/kafka_bench.sh\`): $(val kafka_e2e orders) orders produced first into the dev
-broker (\`orderpulse-devbroker --partitions 8\`, librdkafka's mock cluster, which
-keeps only ~5 MB per partition: lz4 takes ~66 bytes an order there, the largest
-partition gets ~22 % of the orders, so ~4.3 MB), then read alternately by the
-engine (\`--once --workers 2 --redis none\`, a fresh consumer group per run) and by
-\`build/bench/kafka_ceiling\` (\`bench/kafka_ceiling.c\`: one consumer, every partition
-assigned from the beginning into one queue, \`rd_kafka_consume_batch_queue\` of 1 024
-with the engine's 50 ms timeout, messages and bytes counted, done when every
-partition reaches the end offset seen at start or reports EOF; the consumer
-properties of \`engine/io/source_kafka.c\`). Best of $(val kafka_e2e runs) each. Both check they
-read every order and that the broker still held the start of every partition.
+Kafka (\`bench/kafka_bench.sh\`): $(val kafka_e2e orders) orders (\`--key random\`) produced first
+into the dev broker (\`orderpulse-devbroker --partitions $(val kafka_e2e partitions)\`, librdkafka's
+mock cluster, which keeps only ~5 MB per partition: lz4 takes ~66 bytes an order
+there, so ~2 MB a partition), then read alternately, whole process each (start-up
+and exit included), by \`kcat -C -o beginning -e -q -f '%o\\n' | wc -l\`, by
+\`build/bench/kafka_ceiling\` (\`bench/kafka_ceiling.c\`: one consumer with the consumer
+properties of \`engine/io/source_kafka.c\`, every partition assigned at its log start
+into one queue drained as the engine's workers drain theirs, messages and bytes
+counted, done when every partition reaches the end offset seen at start or
+reports EOF) and by the engine (\`--once --workers 2 --redis none\`, a fresh consumer
+group per run). Best of $(val kafka_e2e runs) each; ratios are the other's time over the
+engine's. All three check they read every order, and the ceiling that the broker
+still held the start of every partition. The engine's own \`--once\` figure (workers'
+start to final snapshot): $(val kafka_e2e once_rate) orders/s.
 
 Freshness (\`bench/freshness_bench.sh\`, \`bench/freshness.py\`): the engine consumes
-live (consumer group, \`--tick 1s --lateness 0s\`) while the simulator produces
-$(val freshness orders) orders at 5 000/s on the live clock; \`/api/v1/snapshot\` is polled every
+live (consumer group, \`--tick $(val freshness tick_ms)ms --lateness 0s --redis none\`: snapshots are
+published every tick whatever Redis does, so the Redis path is not measured here)
+while the simulator produces $(val freshness orders) orders at $(val freshness rate)/s on the live clock
+into 8 partitions; \`/api/v1/snapshot\` is polled every
 10 ms. An order's event time is the wall clock when the simulator made it; with
 no lateness the snapshot's \`watermark\` is the minimum over partitions of the
 newest event time read, so every order up to it is visible: an order made at t

@@ -181,12 +181,12 @@ say "SUMMARY bench=redis_ratio flush_rate=$r_rate ceiling=redis-benchmark_hincrb
 h_line=$(x bench/http_bench.sh 200000 200000 | grep '^SUMMARY' | tail -1)
 say "$h_line"
 
-# --- Kafka end to end: the engine's --once from the dev broker next to a bare consumer
-k_out=$(x bench/kafka_bench.sh 300000 3)
+# --- Kafka end to end: the engine's --once from the dev broker next to kcat and a bare consumer
+k_out=$(x bench/kafka_bench.sh 2000000 64 3)
 echo "$k_out" | grep '^SUMMARY' | tee -a $out
 
-# --- freshness: order produced -> visible in /api/v1/snapshot, live, --tick 1s
-f_out=$(x bench/freshness_bench.sh 26 5000)
+# --- freshness: order produced -> visible in /api/v1/snapshot, live at 200 000/s, --tick 100ms
+f_out=$(x bench/freshness_bench.sh 12 200000 100)
 echo "$f_out" | grep '^SUMMARY' | tee -a $out
 
 x bench/report.sh $out > docs/BENCHMARKS.md

@@ -50,6 +50,8 @@ static const op_conf_spec_t options[] = {
     {"kafka-config", OP_CONF_VALUE, "NAME=VALUE,...", NULL,
      "extra librdkafka consumer properties (e.g. session.timeout.ms=6000)"},
     {"source", OP_CONF_VALUE, "kafka|file:PATH", "kafka", "where orders come from"},
+    {"on-loss", OP_CONF_VALUE, "continue|stop", "continue",
+     "records the broker deleted before they were read: count them and go on, or stop (exit 4)"},
     {"once", OP_CONF_FLAG, NULL, NULL,
      "stop at the end of the input (the file, or the end offsets seen at start), print the "
      "final snapshot on stdout"},
@@ -231,6 +233,10 @@ static int read_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t er
     if (op_kafkaconf_check(ec->src.kafka_config, err, errlen) < 0)
         return -EINVAL;
     ec->src.once = op_conf_flag(c, "once");
+    static const char *const on_loss[] = {"continue", "stop", NULL};
+    if (op_conf_parse_choice("--on-loss", op_conf_get(c, "on-loss"), on_loss, &ec->src.on_loss_stop,
+                             err, errlen) < 0)
+        return -EINVAL;
     ec->src.batch_max = 1024;
     ec->src.nworkers = online_cpus();
     if (op_conf_get(c, "workers")) {
@@ -447,9 +453,12 @@ static void new_writer_id(char *out, size_t len)
 #define RUN_DONE   0 /* --once finished, or a signal */
 #define RUN_REWIND 1
 #define RUN_FAILED 2 /* message printed; *status set */
+#define RUN_LOSS   3 /* --on-loss stop: the broker lost records (logged by the source) */
 
-/* Waits for a signal, the end (--once), or a reason to rewind. */
-static int wait_run(engine_t *e, op_merger_t *merger, claimer_t *cl, sigset_t *signals)
+/* Waits for a signal, the end (--once), a reason to rewind, or --on-loss
+ * stop. */
+static int wait_run(engine_t *e, op_merger_t *merger, op_source_t *src, claimer_t *cl,
+                    sigset_t *signals)
 {
     for (;;) {
         struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
@@ -458,6 +467,8 @@ static int wait_run(engine_t *e, op_merger_t *merger, claimer_t *cl, sigset_t *s
             return RUN_DONE;
         if (sig == SIGUSR1 && e->ec->src.once)
             return RUN_DONE;
+        if (op_source_failed(src))
+            return RUN_LOSS;
         if (cl && __atomic_load_n(&cl->fatal, __ATOMIC_ACQUIRE)) {
             fprintf(stderr, PROG ": stopping: %s\n", cl->why);
             return RUN_FAILED;
@@ -622,8 +633,10 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
         goto teardown;
     }
     __atomic_store_n(&e->merger, merger, __ATOMIC_RELEASE);
-    verdict = wait_run(e, merger, sink ? &cl : NULL, signals);
-    if (verdict == RUN_FAILED && __atomic_load_n(&cl.fatal, __ATOMIC_ACQUIRE)) {
+    verdict = wait_run(e, merger, src, sink ? &cl : NULL, signals);
+    if (verdict == RUN_LOSS) {
+        *status = 4;
+    } else if (verdict == RUN_FAILED && __atomic_load_n(&cl.fatal, __ATOMIC_ACQUIRE)) {
         *status = 3;
     } else if (verdict == RUN_FAILED) {
         char why[512] = "";

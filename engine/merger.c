@@ -416,6 +416,7 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
         .all_final = at_end,
         .tick_ms = m->conf.tick_ms,
         .display_tz_offset_s = m->conf.display_tz_offset_s,
+        .src = m->conf.src,
     };
     if (m->conf.sink) {
         op_redis_sink_lag_t lag;

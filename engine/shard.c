@@ -64,8 +64,10 @@ void op_shard_clear(op_shard_t *s)
     memset(s->bad, 0, sizeof(s->bad));
     s->late = 0;
     s->dead_letter_errors = 0;
-    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1))
-        s->parts[p].records = s->parts[p].lost = 0;
+    for (int32_t p = op_shard_next_touched(s, 0); p >= 0; p = op_shard_next_touched(s, p + 1)) {
+        s->parts[p].records = 0;
+        s->parts[p].lost = 0;
+    }
     memset(s->touched, 0, sizeof(s->touched));
     s->last = 0;
 }

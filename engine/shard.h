@@ -74,7 +74,7 @@ typedef struct op_shard_part {
     int64_t max_event_ms; /* largest event time seen so far (cumulative, not per tick) */
     int64_t next_offset;  /* offset after the last record consumed */
     int64_t records;      /* records consumed this tick (good and bad) */
-    int64_t lost;         /* records the broker no longer had (skipped by an offset reset) */
+    int64_t lost;         /* records the broker deleted before they were read, this tick */
 } op_shard_part_t;
 
 typedef struct op_shard {
@@ -154,6 +154,22 @@ static inline void op_shard_add_day(op_shard_t *s, int64_t event_ms, int64_t tz_
 static inline int op_shard_touched(const op_shard_t *s, int32_t p)
 {
     return (s->touched[p >> 6] >> (p & 63)) & 1;
+}
+
+/* Counts a loss the source reported with a batch (source.h op_loss_t), so
+ * that it travels with the offsets past the gap. max_event_ms: the
+ * partition's largest event time so far (the worker's). Worker only. */
+static inline void op_shard_add_loss(op_shard_t *s, const op_loss_t *l, int64_t max_event_ms)
+{
+    op_shard_part_t *sp = &s->parts[l->partition];
+    if (!op_shard_touched(s, l->partition)) {
+        s->touched[l->partition >> 6] |= 1ULL << (l->partition & 63);
+        sp->next_offset = l->to;
+        sp->max_event_ms = max_event_ms;
+    } else if (sp->next_offset < l->to) {
+        sp->next_offset = l->to;
+    }
+    sp->lost += l->to - l->from;
 }
 
 /* The first partition >= from that the shard touched, or -1. Iterate with

@@ -322,7 +322,51 @@ static op_jarray_t render_gender_slots(const op_state_t *st, int all_final)
     return arr_end(&w);
 }
 
-static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_meta_t *meta)
+/* The partitions of the stats: those this process reads (from the source)
+ * merged with those that lost records (from the state), by number. */
+static void collect_parts(op_snapshot_t *s, const op_state_t *st, op_source_t *src)
+{
+    op_source_part_t *own = NULL;
+    int nown = 0;
+    if (src) {
+        own = op_xcalloc(OP_SOURCE_MAX_PARTITIONS, sizeof(*own));
+        nown = op_source_partitions(src, own, OP_SOURCE_MAX_PARTITIONS);
+    }
+    uint32_t n = 0;
+    for (int32_t p = 0, i = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
+        int owned = i < nown && own[i].partition == p;
+        if (owned || st->parts[p].lost)
+            n++;
+        i += owned;
+    }
+    s->parts = n ? op_xcalloc(n, sizeof(*s->parts)) : NULL;
+    for (int32_t p = 0, i = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
+        int owned = i < nown && own[i].partition == p;
+        if (!owned && !st->parts[p].lost)
+            continue;
+        s->parts[s->nparts++] = (op_snapshot_part_t){
+            .partition = p,
+            .owned = owned,
+            .next_offset = owned ? own[i].next_offset : -1,
+            .end_offset = owned ? own[i].end_offset : -1,
+            .lag = owned ? own[i].lag : 0,
+            .lost = st->parts[p].lost,
+        };
+        i += owned;
+    }
+    free(own);
+}
+
+static void offset_or_null(op_jbuf_t *b, int64_t v)
+{
+    if (v < 0)
+        op_jbuf_lit(b, "null");
+    else
+        op_jbuf_i64(b, v);
+}
+
+static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_t *s,
+                                const op_snapshot_meta_t *meta)
 {
     int64_t lag = meta->lag;
     op_jbuf_t b;
@@ -350,6 +394,37 @@ static op_jarray_t render_stats(const op_state_t *st, const op_snapshot_meta_t *
     }
     op_jbuf_lit(&b, "},\"dead_letter_errors\":");
     op_jbuf_i64(&b, st->dead_letter_errors);
+    op_jbuf_lit(&b, ",\"lost_records\":");
+    op_jbuf_i64(&b, st->lost);
+    op_jbuf_lit(&b, ",\"lost_by_partition\":{");
+    first = 1;
+    for (uint32_t i = 0; i < s->nparts; i++) {
+        if (!s->parts[i].lost)
+            continue;
+        op_jbuf_lit(&b, first ? "\"" : ",\"");
+        first = 0;
+        op_jbuf_i64(&b, s->parts[i].partition);
+        op_jbuf_lit(&b, "\":");
+        op_jbuf_i64(&b, s->parts[i].lost);
+    }
+    op_jbuf_lit(&b, "},\"partitions\":[");
+    first = 1;
+    for (uint32_t i = 0; i < s->nparts; i++) {
+        const op_snapshot_part_t *sp = &s->parts[i];
+        if (!sp->owned)
+            continue;
+        op_jbuf_lit(&b, first ? "{\"partition\":" : ",{\"partition\":");
+        first = 0;
+        op_jbuf_i64(&b, sp->partition);
+        op_jbuf_lit(&b, ",\"next_offset\":");
+        offset_or_null(&b, sp->next_offset);
+        op_jbuf_lit(&b, ",\"end_offset\":");
+        offset_or_null(&b, sp->end_offset);
+        op_jbuf_lit(&b, ",\"lag\":");
+        op_jbuf_i64(&b, sp->lag);
+        op_jbuf_lit(&b, "}");
+    }
+    op_jbuf_lit(&b, "]");
     const op_snapshot_redis_t *rd = &meta->redis;
     if (rd->on) {
         op_jbuf_lit(&b, ",\"redis\":{\"ok\":");
@@ -457,7 +532,9 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->late_records = st->late;
     s->users = st->users.count;
     s->dead_letter_errors = st->dead_letter_errors;
+    s->lost_records = st->lost;
     s->lag = meta->lag;
+    collect_parts(s, st, meta->src);
     memcpy(s->bad, st->bad, sizeof(s->bad));
     snprintf(s->etag, sizeof(s->etag), "\"%llu-%lld\"", (unsigned long long)meta->tick,
              (long long)meta->as_of_ms);
@@ -471,7 +548,7 @@ op_snapshot_t *op_snapshot_render(const op_state_t *st, const op_snapshot_meta_t
     s->res[OP_RES_GENDER] = render_gender(st);
     s->res[OP_RES_GENDER_SLOTS] = render_gender_slots(st, meta->all_final);
     s->redis = meta->redis;
-    s->res[OP_RES_STATS] = render_stats(st, meta);
+    s->res[OP_RES_STATS] = render_stats(st, s, meta);
     s->res[OP_RES_SNAPSHOT] = render_document(s, meta);
     return s;
 }
@@ -484,6 +561,7 @@ void op_snapshot_free(op_snapshot_t *s)
         free(s->res[r].buf);
         free(s->res[r].off);
     }
+    free(s->parts);
     free(s);
 }
 

@@ -93,6 +93,16 @@ typedef struct op_snapshot_redis {
     uint64_t rewinds;       /* reloads from Redis since the process started */
 } op_snapshot_redis_t;
 
+/* A partition in the snapshot's stats: one this process reads now
+ * (owned), or one with lost records (state.h), or both. */
+typedef struct op_snapshot_part {
+    int32_t partition;
+    int owned;
+    int64_t next_offset, end_offset; /* owned only; -1 while unknown */
+    int64_t lag;                     /* owned only; 0 while unknown */
+    int64_t lost;                    /* cumulative */
+} op_snapshot_part_t;
+
 typedef struct op_snapshot {
     struct rcu_head rcu;
     uint64_t tick;
@@ -101,7 +111,10 @@ typedef struct op_snapshot {
     int64_t orders, bad_records, late_records, lag;
     int64_t users;              /* distinct users seen */
     int64_t dead_letter_errors; /* rejected records the dead-letter target did not take */
+    int64_t lost_records;       /* records the broker deleted before they were read */
     int64_t bad[OP_BAD_REASON_COUNT];
+    op_snapshot_part_t *parts; /* by partition number */
+    uint32_t nparts;
     char etag[32];                 /* "\"<tick>-<as_of>\"" */
     op_jarray_t res[OP_RES_COUNT]; /* non-array resources have n == 0 */
     op_hist_t tick_hist;           /* merge + render time per tick (set by the merger) */
@@ -127,6 +140,7 @@ typedef struct op_snapshot_meta {
     int32_t display_tz_offset_s; /* --display-timezone: the zone dashboards show times in */
     op_snapshot_redis_t redis;
     op_snapshot_archive_t archive;
+    op_source_t *src;            /* for the partitions this process reads; may be NULL */
 } op_snapshot_meta_t;
 
 /* Renders a snapshot of st. Called by the merger thread only. */

@@ -26,12 +26,27 @@ typedef struct op_record {
     int64_t offset;    /* Kafka offset, or the line's byte offset in the file */
 } op_record_t;
 
+/* Offsets [from, to) of a partition that the broker deleted before this
+ * process read them (retention, or an offset reset to the log start): lost
+ * records. Counted in offsets, so transaction markers or compacted-away
+ * records inside a deleted range count too. */
+typedef struct op_loss {
+    int32_t partition;
+    int64_t from, to;
+} op_loss_t;
+
 /* One batch of records. Owned by the worker between op_input_next and
  * op_input_release. */
 typedef struct op_batch {
     op_record_t *recs;
     size_t n;
     void *priv; /* the source's bookkeeping (e.g. rd_kafka_message_t pointers) */
+    /* Losses noticed while filling this batch, each just before the
+     * records of its partition that follow it: the worker counts them in
+     * the same shard as those records, so that the count and the offsets
+     * past the gap are committed together. Empty for a file. */
+    const op_loss_t *losses;
+    size_t nlosses;
 } op_batch_t;
 
 typedef struct op_source op_source_t;
@@ -70,6 +85,11 @@ typedef struct op_source_conf {
     const char *kafka_config;
     /* File source: cut the file into this many chunks (0: one per worker). */
     int chunks;
+    /* --on-loss stop: when the broker deleted records before they were
+     * read, do not read past the gap (and do not count it): log it and
+     * report op_source_failed, so that main stops. Default (0): count the
+     * loss (op_batch_t.losses) and go on. */
+    int on_loss_stop;
 } op_source_conf_t;
 
 /* Opens the source and creates nworkers inputs. Returns 0 or a negative
@@ -104,5 +124,23 @@ int op_source_file_fingerprint(const char *path, char *out, size_t outlen, char 
  * process reads of (high watermark - next offset to read), or 0 for a file.
  * Any thread. */
 int64_t op_source_lag(op_source_t *src);
+
+/* A partition this process reads now, as op_source_partitions sees it. */
+typedef struct op_source_part {
+    int32_t partition;
+    int64_t next_offset; /* the next offset to read, -1 until known */
+    int64_t end_offset;  /* the high watermark (librdkafka's cached one), -1 until known */
+    int64_t lag;         /* end_offset - next_offset, 0 when either is unknown */
+} op_source_part_t;
+
+/* Fills out (room for max entries) with the partitions this process reads
+ * now, in ascending order, and returns how many there are (0 for a file).
+ * Approximate by design, like op_source_lag. Any thread; no allocation. */
+int op_source_partitions(op_source_t *src, op_source_part_t *out, int max);
+
+/* 0, or a negative error code once the source stopped reading on purpose
+ * (--on-loss stop after a loss; the reason was logged): the process should
+ * stop. Any thread. */
+int op_source_failed(op_source_t *src);
 
 #endif

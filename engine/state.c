@@ -311,6 +311,7 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
             st->max_event_ms = sp->max_event_ms;
         gp->next_offset = sp->next_offset;
         gp->lost += sp->lost;
+        st->lost += sp->lost;
         if (sp->records) {
             gp->last_active_ms = now_ms;
             gp->finished = 0;

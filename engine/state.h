@@ -39,9 +39,9 @@ typedef struct op_state_part {
     int64_t max_event_ms;   /* INT64_MIN until the first record */
     int64_t next_offset;    /* -1 until the first record */
     int64_t last_active_ms; /* monotonic time the merger last saw records of it */
-    int64_t lost;           /* records the broker no longer had, skipped */
     int worker;             /* the worker that read it last, -1 if unknown */
     int finished;           /* its worker's input ended: it holds the watermark back no more */
+    int64_t lost;           /* records the broker deleted before they were read */
 } op_state_part_t;
 
 /* Orders per second over the last few published ticks (wall time). */
@@ -88,6 +88,7 @@ typedef struct op_state {
     int64_t bad_total;
     int64_t late;
     int64_t dead_letter_errors;
+    int64_t lost; /* over all partitions */
 
     op_state_part_t parts[OP_SOURCE_MAX_PARTITIONS];
     int nparts_seen; /* 1 + highest partition number seen */

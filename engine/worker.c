@@ -219,6 +219,8 @@ static void *worker_main(void *arg)
             w->active = NULL;
             break;
         }
+        for (size_t i = 0; i < batch.nlosses; i++) /* counted with the records after the gap */
+            op_shard_add_loss(w->active, &batch.losses[i], w->part_max[batch.losses[i].partition]);
         if (n <= 0)
             continue;
         add_batch(w, &batch);

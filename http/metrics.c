@@ -125,8 +125,19 @@ h2o_iovec_t op_http_metrics_render(h2o_mem_pool_t *pool, const op_http_view_t *v
     scalar(&t, "orderpulse_dead_letter_errors_total", "counter",
            "Rejected records that could not be written to the dead-letter target.",
            s->dead_letter_errors);
-    scalar(&t, "orderpulse_lag", "gauge", "Consumer lag: records not yet read, over partitions.",
-           s->lag);
+    header(&t, "orderpulse_lost_records_total", "counter",
+           "Records the broker deleted before they were read (retention, offset reset), by "
+           "partition.");
+    for (uint32_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].lost)
+            put(&t, "orderpulse_lost_records_total{partition=\"%d\"} %lld\n",
+                (int)s->parts[i].partition, (long long)s->parts[i].lost);
+    header(&t, "orderpulse_lag", "gauge",
+           "Consumer lag: records not yet read, by partition this process reads.");
+    for (uint32_t i = 0; i < s->nparts; i++)
+        if (s->parts[i].owned)
+            put(&t, "orderpulse_lag{partition=\"%d\"} %lld\n", (int)s->parts[i].partition,
+                (long long)s->parts[i].lag);
     scalar(&t, "orderpulse_tick", "counter", "Ticks (snapshots) published.", (int64_t)s->tick);
     if (v) {
         header(&t, "orderpulse_snapshot_age_seconds", "gauge",

@@ -57,7 +57,7 @@ static int32_t default_category(const op_http_view_t *v)
 op_http_view_t *op_http_view_create(const op_snapshot_t *s)
 {
     size_t etag_len = strlen(s->etag);
-    size_t noff = 0, nbytes = etag_len;
+    size_t noff = 0, nbytes = etag_len + s->nparts * sizeof(*s->parts);
     for (int r = 0; r < OP_RES_COUNT; r++) {
         noff += s->res[r].off ? s->res[r].n + 1 : 0;
         nbytes += s->res[r].len;
@@ -65,7 +65,9 @@ op_http_view_t *op_http_view_create(const op_snapshot_t *s)
     char *block =
         h2o_mem_alloc_shared(NULL, sizeof(op_http_view_t) + noff * sizeof(uint32_t) + nbytes, NULL);
     op_http_view_t *v = (op_http_view_t *)block;
-    uint32_t *offs = (uint32_t *)(block + sizeof(*v));
+    /* The partitions first: their 8-byte members stay aligned. */
+    op_snapshot_part_t *parts = (op_snapshot_part_t *)(block + sizeof(*v));
+    uint32_t *offs = (uint32_t *)(parts + s->nparts);
     char *bytes = (char *)(offs + noff);
 
     memset(v, 0, sizeof(*v));
@@ -78,7 +80,12 @@ op_http_view_t *op_http_view_create(const op_snapshot_t *s)
     v->dead_letter_errors = s->dead_letter_errors;
     v->lag = s->lag;
     v->users = s->users;
+    v->lost_records = s->lost_records;
     memcpy(v->bad, s->bad, sizeof(v->bad));
+    if (s->nparts)
+        memcpy(parts, s->parts, s->nparts * sizeof(*parts));
+    v->parts = parts;
+    v->nparts = s->nparts;
     v->tick_hist = s->tick_hist;
     v->flush_hist = s->flush_hist;
     v->redis = s->redis;

@@ -26,8 +26,10 @@
 typedef struct op_http_view {
     uint64_t tick;
     int64_t as_of_ms, watermark_ms;
-    int64_t orders, bad_records, late_records, lag, users, dead_letter_errors;
+    int64_t orders, bad_records, late_records, lag, users, dead_letter_errors, lost_records;
     int64_t bad[OP_BAD_REASON_COUNT];
+    const op_snapshot_part_t *parts; /* points into this block */
+    uint32_t nparts;
     op_hist_t tick_hist, flush_hist;
     op_snapshot_redis_t redis;
     h2o_iovec_t etag;              /* points into this block */

@@ -6,9 +6,16 @@
  * The mock cluster keeps only about the last 5 MB of each partition and
  * chooses its own ports, which is why there is no --port.
  *
+ * With --control it also reads fault commands from stdin, one per line
+ * (sim/mockctl.h: brokers down/up, request errors, round-trip time), and
+ * answers each on stdout with "ok" or "error: <reason>", in order; end of
+ * input ends the commands, not the broker.
+ *
  * Threads: the mock cluster runs in librdkafka's threads; main blocks the
  * stop signals before creating them (so they inherit the mask) and waits in
- * sigwait, so no signal handler ever runs concurrently with them.
+ * sigwait, so no signal handler ever runs concurrently with them. The
+ * control thread runs each command under ctl_mu, which main takes before
+ * destroying the cluster: no command runs on a cluster being torn down.
  */
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -21,6 +28,7 @@
 
 #include "engine/conf.h"
 #include "engine/io/rdkafka_tsan.h" /* TSan builds only: librdkafka's C11 threads */
+#include "sim/mockctl.h"
 
 #define PROG       "orderpulse-devbroker"
 #define ENV_PREFIX "ORDERPULSE_DEVBROKER_"
@@ -30,8 +38,36 @@ static const op_conf_spec_t spec[] = {
     {"brokers", OP_CONF_VALUE, "N", "1", "number of mock brokers"},
     {"topic", OP_CONF_VALUE, "NAME[,NAME...]", "orders", "topics to create"},
     {"partitions", OP_CONF_VALUE, "N", "8", "partitions per topic"},
+    {"control", OP_CONF_FLAG, NULL, NULL,
+     "read fault commands from stdin (down|up ID|all, rtt ID|all MS, errors REQUEST N ERR,...; "
+     "see docs/OPERATIONS.md), answer each on stdout"},
     {"config", OP_CONF_VALUE, "FILE", NULL, "read options from FILE (name = value lines)"},
 };
+
+/* The control thread's view of the cluster (see the comment on top). */
+static pthread_mutex_t ctl_mu = PTHREAD_MUTEX_INITIALIZER;
+static rd_kafka_mock_cluster_t *ctl_mc; /* under ctl_mu; NULL once torn down */
+
+static void *control_main(void *arg)
+{
+    (void)arg;
+    char line[1024], err[512];
+    while (fgets(line, sizeof(line), stdin)) {
+        pthread_mutex_lock(&ctl_mu);
+        int rc = ctl_mc ? op_mockctl_exec(ctl_mc, line, err, sizeof(err)) : -1;
+        if (!ctl_mc)
+            snprintf(err, sizeof(err), "shutting down");
+        pthread_mutex_unlock(&ctl_mu);
+        if (rc == 0)
+            printf("ok\n");
+        else
+            printf("error: %s\n", err);
+        fflush(stdout);
+        line[strcspn(line, "\r\n")] = 0;
+        fprintf(stderr, "devbroker: %s: %s\n", line, rc == 0 ? "ok" : err);
+    }
+    return NULL;
+}
 
 struct options {
     int64_t brokers, partitions;
@@ -85,13 +121,17 @@ int main(int argc, char **argv)
     if (rc == OP_CONF_HELP) {
         op_conf_usage(
             spec, sizeof(spec) / sizeof(spec[0]), ENV_PREFIX,
-            PROG " [--brokers N] [--topic NAME[,NAME...]] [--partitions N]",
+            PROG " [--brokers N] [--topic NAME[,NAME...]] [--partitions N] [--control]",
             "Runs librdkafka's built-in mock Kafka cluster on loopback (real Kafka\n"
             "protocol, in memory) and prints its bootstrap address (HOST:PORT,...) as the\n"
             "first line of stdout; stops cleanly on SIGINT or SIGTERM. The mock cluster\n"
             "picks free ports itself, so there is no --port: read the address from the\n"
             "first line. It keeps only about the last 5 MB of each partition; older\n"
-            "messages are dropped. For development and tests, not production.",
+            "messages are dropped. For development and tests, not production.\n"
+            "With --control, fault commands are read from stdin, one per line, and each is\n"
+            "answered on stdout (ok / error: ...): down ID|all, up ID|all, rtt ID|all MS,\n"
+            "errors REQUEST N ERR[,ERR...], clear REQUEST, leader TOPIC PARTITION ID,\n"
+            "coordinator GROUP ID, ping.",
             stdout);
         status = 0;
         goto out;
@@ -142,6 +182,16 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "devbroker: %d broker(s) at %s, %d topic(s) with %d partitions each\n",
             (int)o.brokers, rd_kafka_mock_cluster_bootstraps(mc), o.ntopics, (int)o.partitions);
+    ctl_mc = mc; /* before the thread exists: no lock needed */
+    pthread_t ctl;
+    if (op_conf_flag(&conf, "control")) {
+        int e = pthread_create(&ctl, NULL, control_main, NULL);
+        if (e) {
+            fprintf(stderr, PROG ": control thread: %s\n", strerror(e));
+            goto out;
+        }
+        pthread_detach(ctl); /* it may sit in fgets until the process exits */
+    }
 
     int sig = 0;
     while (sigwait(&stop, &sig) != 0)
@@ -149,6 +199,9 @@ int main(int argc, char **argv)
     fprintf(stderr, "devbroker: %s, shutting down\n", strsignal(sig));
     status = 0;
 out:
+    pthread_mutex_lock(&ctl_mu);
+    ctl_mc = NULL;
+    pthread_mutex_unlock(&ctl_mu);
     if (mc)
         rd_kafka_mock_cluster_destroy(mc);
     if (rk)

@@ -62,6 +62,13 @@ int op_kafkaconf_check(const char *list, char *err, size_t errlen)
             if (!strcmp(item, reserved[i].name))
                 rc = op_conf_error(err, errlen, "--kafka-config: %s cannot be set: %s", item,
                                    reserved[i].why);
+        if (!rc && eq && !strcmp(item, "auto.offset.reset") && strcmp(eq + 1, "earliest") &&
+            strcmp(eq + 1, "smallest") && strcmp(eq + 1, "beginning"))
+            rc = op_conf_error(err, errlen,
+                               "--kafka-config: auto.offset.reset=%s: a start that is gone must "
+                               "resume at the earliest record kept, where the skipped ones are "
+                               "counted as lost (--on-loss)",
+                               eq + 1);
         if (!rc && eq && !strcmp(item, "partition.assignment.strategy") &&
             strstr(eq + 1, "cooperative"))
             rc = op_conf_error(err, errlen,

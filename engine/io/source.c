@@ -52,6 +52,8 @@ void op_source_close(op_source_t *src)
 
 int op_input_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
 {
+    batch->losses = NULL; /* the file source never has any */
+    batch->nlosses = 0;
     return in->src->ops->next(in, batch, timeout_ms);
 }
 
@@ -63,4 +65,14 @@ void op_input_release(op_input_t *in, op_batch_t *batch)
 int64_t op_source_lag(op_source_t *src)
 {
     return src->ops->lag(src);
+}
+
+int op_source_partitions(op_source_t *src, op_source_part_t *out, int max)
+{
+    return src->ops->partitions ? src->ops->partitions(src, out, max) : 0;
+}
+
+int op_source_failed(op_source_t *src)
+{
+    return src->ops->failed ? src->ops->failed(src) : 0;
 }

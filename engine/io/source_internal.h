@@ -16,6 +16,9 @@ typedef struct op_source_ops {
     void (*release)(op_input_t *in, op_batch_t *batch);
     int64_t (*lag)(op_source_t *src);
     void (*close)(op_source_t *src);
+    /* Optional (NULL: no partitions, never fails). */
+    int (*partitions)(op_source_t *src, op_source_part_t *out, int max);
+    int (*failed)(op_source_t *src);
 } op_source_ops_t;
 
 /* Immutable after open. */

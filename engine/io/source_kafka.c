@@ -12,18 +12,38 @@
  *    the forwarding (and asks conf->start_offset where to start) before
  *    rd_kafka_assign, and undoes it on revocation;
  *  - with --once, no group rebalance: op_source_open reads the topic's
- *    partitions and their high watermarks, and assigns every partition that
- *    has something to read directly. An input reports OP_INPUT_EOF when every
- *    partition it reads has been consumed up to the watermark seen at start
- *    (the last message, or a partition-EOF event); later messages are not
- *    handed out, and a finished partition is paused.
+ *    partitions, their watermarks and the group's committed offsets (one
+ *    request each for all partitions), and assigns every partition that has
+ *    something to read directly, at a concrete offset, so that fetching
+ *    starts without a per-partition offset lookup. An input reports
+ *    OP_INPUT_EOF when every partition it reads has been consumed up to the
+ *    watermark seen at start (the last message, or a partition-EOF event);
+ *    later messages are not handed out, and a finished partition is paused.
+ *
+ * Workers take what their queue holds without waiting for a full batch,
+ * and wait (up to their timeout) only when it is empty: a batch never waits
+ * for records that are not there, so --once ends with the last record and
+ * a trickle of orders is handed on at once.
+ *
+ * Lost records: a worker knows the next offset it expects of each of its
+ * partitions (ks->next). A record past it is a gap; the gap is a loss only
+ * if the broker's log now starts past the expected offset (retention
+ * deleted the records, and librdkafka's auto.offset.reset=earliest jumped to
+ * the log start). Other gaps are transaction markers or compaction and are
+ * not losses. A loss travels in the batch (op_batch_t.losses) and is logged
+ * once; with --on-loss stop the partition is paused instead and the source
+ * reports op_source_failed. (librdkafka 2.0.2 reports such a reset as an
+ * error event, RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET, only when
+ * auto.offset.reset=error, and then stops fetching the partition until it
+ * is assigned again; with earliest it only logs. Hence the gap check.)
  *
  * The consumer's own queue (rebalances, errors; the main queue is forwarded
  * to it) is served by a small thread of this module, "op-kafka-poll", so that
  * a busy or stopped worker never delays a rebalance.
  *
  * Offsets: enable.auto.commit with enable.auto.offset.store=false; an offset
- * is stored when its batch is released, i.e. after the worker applied it.
+ * is stored when its batch is released, i.e. after the worker applied it
+ * (after a counted loss, the offset past the gap too).
  * Kafka commits are advisory (DESIGN §4: Redis holds the truth, reached
  * through conf->start_offset).
  *
@@ -69,7 +89,10 @@ typedef struct kafka_input {
     rd_kafka_message_t **raw;  /* batch_max: what rd_kafka_consume_batch_queue returned */
     rd_kafka_message_t **held; /* batch_max: the messages behind the records handed out */
     op_record_t *recs;         /* batch_max */
+    op_loss_t *losses;         /* batch_max + OP_SOURCE_MAX_PARTITIONS: the batch's losses */
     size_t nheld;              /* records of the batch not yet released */
+    size_t nlosses;            /* losses of the batch not yet released */
+    int handed;                /* a batch (records or losses) is out, not yet released */
     int remaining;             /* --once: partitions of this input not finished */
     log_limiter_t log;
 } kafka_input_t;
@@ -79,9 +102,12 @@ typedef struct kafka_input {
 struct kafka_source {
     op_source_t base;
     rd_kafka_t *rk;
+    rd_kafka_topic_t *rkt; /* for storing offsets past a loss */
     char *topic;
+    char *group;
     int nworkers;
     int once;
+    int on_loss_stop;
     size_t batch_max;
     int npartitions; /* from the metadata at open */
     int (*start_offset)(void *opaque, int32_t partition, int64_t *offset);
@@ -95,6 +121,11 @@ struct kafka_source {
     int64_t *end;
     uint8_t *done;
 
+    /* stopped[p]: --on-loss stop gave up partition p (its worker only).
+     * failed: set by that worker, read by any thread. */
+    uint8_t stopped[OP_SOURCE_MAX_PARTITIONS];
+    atomic_int failed;
+
     /* forwarded[p]: partition p's queue is forwarded to a worker. Touched by
      * the poll thread (rebalance callback) and, after it stopped, by main(). */
     uint8_t forwarded[OP_SOURCE_MAX_PARTITIONS];
@@ -102,9 +133,10 @@ struct kafka_source {
     /* For op_source_lag (any thread), relaxed atomics, approximate by
      * design. owned[p]: this process reads p (set at assignment). next[p]:
      * the next offset to read, -1 if unknown; set at assignment when the
-     * start is known, then by the worker of p once per batch and at each
-     * partition-EOF event (so that a caught-up consumer shows no lag even
-     * before its first message). */
+     * start is known, then by the worker of p once per run of p in a batch
+     * and at each partition-EOF event (so that a caught-up consumer shows
+     * no lag even before its first message). The worker of p also checks
+     * each record of p against it: that is how gaps are noticed. */
     atomic_uchar owned[OP_SOURCE_MAX_PARTITIONS];
     _Atomic int64_t next[OP_SOURCE_MAX_PARTITIONS];
 
@@ -266,9 +298,37 @@ static void retry_claims(kafka_source_t *ks)
     }
 }
 
+/* Partitions with no start of their own (-1001: no start_offset hook, or
+ * it left the default) start at the group's committed offset: one request
+ * for all of them, so that the worker knows what offset comes next and a
+ * reset past it counts as a loss. Where the group has none (or the request
+ * fails: the error is returned) the offset stays -1001 and librdkafka
+ * applies auto.offset.reset: a start that nobody asked for cannot lose
+ * anything. */
+static rd_kafka_resp_err_t resolve_committed(kafka_source_t *ks, rd_kafka_topic_partition_list_t *l)
+{
+    int need = 0;
+    for (int i = 0; i < l->cnt; i++)
+        need |= l->elems[i].offset == RD_KAFKA_OFFSET_INVALID;
+    if (!need)
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+    rd_kafka_topic_partition_list_t *c = rd_kafka_topic_partition_list_copy(l);
+    if (!c)
+        return RD_KAFKA_RESP_ERR__FAIL; /* out of memory */
+    rd_kafka_resp_err_t e = rd_kafka_committed(ks->rk, c, META_TIMEOUT_MS);
+    for (int i = 0; !e && i < l->cnt; i++) {
+        const rd_kafka_topic_partition_t *t =
+            rd_kafka_topic_partition_list_find(c, ks->topic, l->elems[i].partition);
+        if (l->elems[i].offset == RD_KAFKA_OFFSET_INVALID && t && !t->err && t->offset >= 0)
+            l->elems[i].offset = t->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(c);
+    return e;
+}
+
 /* One line per assignment (operators and tests wait for it): which
  * partitions, and the offset each resumes at (-2 = beginning, -1001 = the
- * group's committed offset). */
+ * group's committed offset, when the group has none). */
 static void log_assignment(const rd_kafka_topic_partition_list_t *parts)
 {
     char line[1024];
@@ -317,8 +377,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             continue;
         }
         rd_kafka_topic_partition_list_add(mine, t->topic, t->partition)->offset = off;
-        set_owned(ks, t->partition, off);
     }
+    rd_kafka_resp_err_t ce = resolve_committed(ks, mine);
+    if (ce) /* librdkafka looks them up itself; a loss at that start goes unseen */
+        log_limited(&ks->pol_log, "committed offsets of %s: %s", ks->topic, rd_kafka_err2str(ce));
+    for (int i = 0; i < mine->cnt; i++)
+        set_owned(ks, mine->elems[i].partition, mine->elems[i].offset);
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, mine);
     if (e)
         log_limited(&ks->pol_log, "assign: %s", rd_kafka_err2str(e));
@@ -365,6 +429,17 @@ static void *poll_main(void *arg)
 
 /* --- the worker's side ---------------------------------------------------- */
 
+static void pause_partition(kafka_source_t *ks, int32_t p)
+{
+    /* A failure only costs bandwidth: what comes is dropped anyway. */
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    if (l) {
+        rd_kafka_topic_partition_list_add(l, ks->topic, p);
+        rd_kafka_pause_partitions(ks->rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+}
+
 /* --once: partition p (read by this input) has reached its end. */
 static void finish_partition(kafka_input_t *ki, int32_t p)
 {
@@ -375,18 +450,17 @@ static void finish_partition(kafka_input_t *ki, int32_t p)
     ki->remaining--;
     if (atomic_load_explicit(&ks->next[p], memory_order_relaxed) < ks->end[p])
         atomic_store_explicit(&ks->next[p], ks->end[p], memory_order_relaxed);
-    /* Stop fetching what comes after the end; a failure only costs bandwidth. */
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    if (l) {
-        rd_kafka_topic_partition_list_add(l, ks->topic, p);
-        rd_kafka_pause_partitions(ks->rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-    }
+    pause_partition(ks, p); /* stop fetching what comes after the end */
 }
 
 static void kafka_release(op_input_t *in, op_batch_t *batch)
 {
     kafka_input_t *ki = (kafka_input_t *)in;
+    kafka_source_t *ks = ki->ks;
+    /* Past a counted loss first: the records after it store larger offsets. */
+    for (size_t i = 0; i < ki->nlosses; i++)
+        rd_kafka_offset_store(ks->rkt, ki->losses[i].partition, ki->losses[i].to - 1);
+    ki->nlosses = 0;
     size_t n = ki->nheld;
     for (size_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = ki->held[i];
@@ -397,8 +471,11 @@ static void kafka_release(op_input_t *in, op_batch_t *batch)
         rd_kafka_message_destroy(m);
     }
     ki->nheld = 0;
-    if (batch)
+    ki->handed = 0;
+    if (batch) {
         batch->n = 0;
+        batch->nlosses = 0;
+    }
 }
 
 static void input_event(kafka_input_t *ki, const rd_kafka_message_t *m)
@@ -418,41 +495,135 @@ static void input_event(kafka_input_t *ki, const rd_kafka_message_t *m)
                 (int)m->partition, rd_kafka_message_errstr(m));
 }
 
+/* The record at offset got of partition p follows expected (>= 0) with a
+ * gap. Returns 1 if the gap is a loss, with [expected, *to) lost: the
+ * broker's log now starts past expected. librdkafka's cached log start is
+ * the one of the fetch that brought the record; only if it is unknown is
+ * the broker asked (a round trip on this worker, once per gap). */
+static int gap_is_loss(kafka_input_t *ki, int32_t p, int64_t expected, int64_t got, int64_t *to)
+{
+    kafka_source_t *ks = ki->ks;
+    int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_get_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi);
+    if (lo < 0) {
+        rd_kafka_resp_err_t e =
+            rd_kafka_query_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi, META_TIMEOUT_MS);
+        if (e) {
+            log_limited(&ki->log,
+                        "%s [%d]: offsets %lld..%lld skipped; cannot tell whether they were "
+                        "deleted (log start: %s)",
+                        ks->topic, (int)p, (long long)expected, (long long)got - 1,
+                        rd_kafka_err2str(e));
+            return 0;
+        }
+    }
+    if (lo <= expected)
+        return 0; /* transaction markers or compaction: nothing was deleted */
+    *to = lo < got ? lo : got;
+    return 1;
+}
+
+/* A loss of [from, to) in partition p: one line, and either counted with
+ * the batch or, with --on-loss stop, the end of reading p. Returns 0 to go
+ * on with the record, -1 if p is stopped. */
+static int note_loss(kafka_input_t *ki, int32_t p, int64_t from, int64_t to)
+{
+    kafka_source_t *ks = ki->ks;
+    fprintf(stderr,
+            "orderpulse: kafka: %s [%d]: %lld records at offsets %lld..%lld were deleted by the "
+            "broker before they were read (log start %lld); %s\n",
+            ks->topic, (int)p, (long long)(to - from), (long long)from, (long long)to - 1,
+            (long long)to,
+            ks->on_loss_stop ? "stopping (--on-loss stop): they are not counted"
+                             : "counted in lost_records");
+    if (ks->on_loss_stop) {
+        ks->stopped[p] = 1;
+        atomic_store_explicit(&ks->failed, 1, memory_order_release);
+        pause_partition(ks, p);
+        return -1;
+    }
+    ki->losses[ki->nlosses++] = (op_loss_t){.partition = p, .from = from, .to = to};
+    return 0;
+}
+
+/* Takes what the queue holds (up to batch_max) without waiting for more;
+ * only an empty queue is waited on, up to timeout_ms, for its first op. */
+static ssize_t take(kafka_input_t *ki, int timeout_ms)
+{
+    size_t max = ki->ks->batch_max;
+    ssize_t got = rd_kafka_consume_batch_queue(ki->q, 0, ki->raw, max);
+    if (got != 0 || timeout_ms <= 0)
+        return got;
+    rd_kafka_message_t *m = rd_kafka_consume_queue(ki->q, timeout_ms);
+    if (!m)
+        return 0;
+    ki->raw[0] = m;
+    got = max > 1 ? rd_kafka_consume_batch_queue(ki->q, 0, ki->raw + 1, max - 1) : 0;
+    return got < 0 ? 1 : got + 1;
+}
+
 static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
 {
     kafka_input_t *ki = (kafka_input_t *)in;
     kafka_source_t *ks = ki->ks;
 
-    if (ki->nheld) /* the records array is reused: the previous batch ends here */
+    if (ki->handed) /* the arrays are reused: the previous batch ends here */
         kafka_release(in, NULL);
     batch->recs = ki->recs;
     batch->n = 0;
     batch->priv = ki->held;
+    batch->losses = ki->losses;
+    batch->nlosses = ki->nlosses;
+    if (ki->nlosses) { /* noticed at open (assign_once): a batch of their own */
+        ki->handed = 1;
+        return 0;
+    }
     if (ks->once && ki->remaining == 0)
         return OP_INPUT_EOF;
 
-    ssize_t got = rd_kafka_consume_batch_queue(ki->q, timeout_ms, ki->raw, ks->batch_max);
+    ssize_t got = take(ki, timeout_ms);
     if (got < 0) {
         int e = errno ? errno : EIO;
         log_limited(&ki->log, "consume: %s", strerror(e));
         return -e;
     }
     size_t n = 0;
+    int32_t run = -1;    /* the partition of the current run of messages */
+    int64_t expect = -1; /* its next offset; stored to next[run] when the run ends */
     for (ssize_t i = 0; i < got; i++) {
         rd_kafka_message_t *m = ki->raw[i];
-        if (m->err) {
-            input_event(ki, m);
-            rd_kafka_message_destroy(m);
-            continue;
-        }
         int32_t p = m->partition;
+        if (m->err || p < 0 || p >= OP_SOURCE_MAX_PARTITIONS || p != run) {
+            /* Once per run, not per message: next[] of neighbouring
+             * partitions belongs to other workers (shared cache lines). */
+            if (run >= 0 && expect >= 0)
+                atomic_store_explicit(&ks->next[run], expect, memory_order_relaxed);
+            run = -1;
+            if (m->err || p < 0 || p >= OP_SOURCE_MAX_PARTITIONS) {
+                if (m->err)
+                    input_event(ki, m);
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            run = p;
+            expect = atomic_load_explicit(&ks->next[p], memory_order_relaxed);
+        }
         if (atomic_load_explicit(&ks->held[p], memory_order_relaxed) ||
             m->offset < atomic_load_explicit(&ks->start[p], memory_order_relaxed)) {
             rd_kafka_message_destroy(m); /* not claimed yet, or fetched before the seek */
             continue;
         }
+        int64_t to;
+        if (ks->stopped[p] || (ks->once && ks->done[p]) ||
+            (expect >= 0 && m->offset > expect && gap_is_loss(ki, p, expect, m->offset, &to) &&
+             note_loss(ki, p, expect, to) < 0)) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        expect = m->offset + 1;
         if (ks->once) {
-            if (ks->done[p] || m->offset >= ks->end[p]) { /* after the end seen at start */
+            if (m->offset >= ks->end[p]) { /* after the end seen at start */
+                finish_partition(ki, p);
                 rd_kafka_message_destroy(m);
                 continue;
             }
@@ -465,12 +636,14 @@ static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
         r->partition = p;
         r->offset = m->offset;
         ki->held[n++] = m;
-        if (i + 1 == got || ki->raw[i + 1]->partition != p) /* the end of a run of p */
-            atomic_store_explicit(&ks->next[p], m->offset + 1, memory_order_relaxed);
     }
+    if (run >= 0 && expect >= 0)
+        atomic_store_explicit(&ks->next[run], expect, memory_order_relaxed);
     ki->nheld = n;
+    ki->handed = n || ki->nlosses;
     batch->n = n;
-    if (n == 0 && ks->once && ki->remaining == 0)
+    batch->nlosses = ki->nlosses;
+    if (!ki->handed && ks->once && ki->remaining == 0)
         return OP_INPUT_EOF;
     return (int)n;
 }
@@ -486,11 +659,11 @@ static op_input_t *kafka_input(op_source_t *src, int i)
 /* Any thread, no allocation. High watermarks are librdkafka's cached ones
  * (updated on every fetch); before the first fetch of a --once run, the end
  * seen at start. A partition whose position is not known yet (group start
- * from a committed offset, before the first message or EOF) counts 0. */
-static int64_t kafka_lag(op_source_t *src)
+ * from a committed offset, before the first message or EOF) has no lag. */
+static int kafka_partitions(op_source_t *src, op_source_part_t *out, int max)
 {
     kafka_source_t *ks = (kafka_source_t *)src;
-    int64_t lag = 0;
+    int n = 0;
     for (int32_t p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++) {
         if (!atomic_load_explicit(&ks->owned[p], memory_order_relaxed))
             continue;
@@ -499,10 +672,32 @@ static int64_t kafka_lag(op_source_t *src)
         rd_kafka_get_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi);
         if (hi < 0 && ks->once && p < ks->npartitions)
             hi = ks->end[p];
-        if (hi >= 0 && pos >= 0 && hi > pos)
-            lag += hi - pos;
+        if (n < max)
+            out[n] = (op_source_part_t){
+                .partition = p,
+                .next_offset = pos >= 0 ? pos : -1,
+                .end_offset = hi >= 0 ? hi : -1,
+                .lag = hi >= 0 && pos >= 0 && hi > pos ? hi - pos : 0,
+            };
+        n++;
     }
+    return n < max ? n : max;
+}
+
+static int64_t kafka_lag(op_source_t *src)
+{
+    op_source_part_t parts[OP_SOURCE_MAX_PARTITIONS];
+    int n = kafka_partitions(src, parts, OP_SOURCE_MAX_PARTITIONS);
+    int64_t lag = 0;
+    for (int i = 0; i < n; i++)
+        lag += parts[i].lag;
     return lag;
+}
+
+static int kafka_failed(op_source_t *src)
+{
+    kafka_source_t *ks = (kafka_source_t *)src;
+    return atomic_load_explicit(&ks->failed, memory_order_acquire) ? -EPIPE : 0;
 }
 
 static void kafka_close(op_source_t *src)
@@ -510,11 +705,17 @@ static void kafka_close(op_source_t *src)
     kafka_source_t *ks = (kafka_source_t *)src;
     if (ks->poller_started) {
         atomic_store_explicit(&ks->stop, 1, memory_order_release);
+        /* Wake it out of rd_kafka_consumer_poll now, not at its timeout. */
+        rd_kafka_queue_t *cq = rd_kafka_queue_get_consumer(ks->rk);
+        if (cq) {
+            rd_kafka_queue_yield(cq);
+            rd_kafka_queue_destroy(cq);
+        }
         pthread_join(ks->poller, NULL);
     }
     if (ks->inputs)
         for (int i = 0; i < ks->nworkers; i++)
-            if (ks->inputs[i].nheld) /* a worker stopped without releasing */
+            if (ks->inputs[i].handed) /* a worker stopped without releasing */
                 kafka_release(&ks->inputs[i].base, NULL);
     if (ks->rk) {
         /* Group mode: revokes through rebalance_cb, which un-forwards; then
@@ -526,6 +727,8 @@ static void kafka_close(op_source_t *src)
             for (int i = 0; i < ks->nworkers; i++)
                 if (ks->inputs[i].q)
                     rd_kafka_queue_destroy(ks->inputs[i].q);
+        if (ks->rkt)
+            rd_kafka_topic_destroy(ks->rkt);
         rd_kafka_destroy(ks->rk);
     }
     if (ks->inputs) {
@@ -533,12 +736,14 @@ static void kafka_close(op_source_t *src)
             free(ks->inputs[i].raw);
             free(ks->inputs[i].held);
             free(ks->inputs[i].recs);
+            free(ks->inputs[i].losses);
         }
         free(ks->inputs);
     }
     free(ks->end);
     free(ks->done);
     free(ks->topic);
+    free(ks->group);
     free(ks);
 }
 
@@ -548,6 +753,8 @@ static const op_source_ops_t kafka_ops = {
     .release = kafka_release,
     .lag = kafka_lag,
     .close = kafka_close,
+    .partitions = kafka_partitions,
+    .failed = kafka_failed,
 };
 
 /* --- open ----------------------------------------------------------------- */
@@ -570,17 +777,12 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
      * 64 MB cap bounds the memory per worker. fetch.wait.max.ms is low so
      * that a trickle of orders is not held up by the broker. */
     const char *settings[][2] = {
-        {"bootstrap.servers", conf->brokers},
-        {"group.id", conf->group && *conf->group ? conf->group : "orderpulse"},
-        {"client.id", "orderpulse"},
-        {"enable.auto.commit", "true"},
-        {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", "earliest"},
+        {"bootstrap.servers", conf->brokers},  {"group.id", ks->group},
+        {"client.id", "orderpulse"},           {"enable.auto.commit", "true"},
+        {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "true"}, /* --once's end, and op_source_lag */
-        {"queued.min.messages", "100000"},
-        {"queued.max.messages.kbytes", "65536"},
-        {"fetch.wait.max.ms", "10"},
-        {"fetch.message.max.bytes", "4194304"},
+        {"queued.min.messages", "100000"},     {"queued.max.messages.kbytes", "65536"},
+        {"fetch.wait.max.ms", "10"},           {"fetch.message.max.bytes", "4194304"},
     };
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc)
@@ -626,7 +828,9 @@ static int make_inputs(kafka_source_t *ks, char *err, size_t errlen)
         ki->raw = calloc(ks->batch_max, sizeof(*ki->raw));
         ki->held = calloc(ks->batch_max, sizeof(*ki->held));
         ki->recs = calloc(ks->batch_max, sizeof(*ki->recs));
-        if (!ki->q || !ki->raw || !ki->held || !ki->recs)
+        /* One per message of a batch, or one per partition at open. */
+        ki->losses = calloc(ks->batch_max + OP_SOURCE_MAX_PARTITIONS, sizeof(*ki->losses));
+        if (!ki->q || !ki->raw || !ki->held || !ki->recs || !ki->losses)
             return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
     }
     return 0;
@@ -636,12 +840,7 @@ static int make_inputs(kafka_source_t *ks, char *err, size_t errlen)
 static int read_partitions(kafka_source_t *ks, const char *brokers, char *err, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->rk, ks->topic, NULL);
-    if (!rkt)
-        return op_source_error(err, errlen, -EINVAL, "source: topic %s: %s", ks->topic,
-                               rd_kafka_err2str(rd_kafka_last_error()));
-    rd_kafka_resp_err_t e = rd_kafka_metadata(ks->rk, 0, rkt, &md, META_TIMEOUT_MS);
-    rd_kafka_topic_destroy(rkt);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(ks->rk, 0, ks->rkt, &md, META_TIMEOUT_MS);
     if (e)
         return op_source_error(err, errlen, -EIO, "source: metadata of topic %s from %s: %s",
                                ks->topic, brokers, rd_kafka_err2str(e));
@@ -671,60 +870,109 @@ static int read_partitions(kafka_source_t *ks, const char *brokers, char *err, s
     return rc;
 }
 
+/* The log start (what = RD_KAFKA_OFFSET_BEGINNING) or end (OFFSET_END) of
+ * every partition, in one ListOffsets request (the timestamps -2 and -1 of
+ * rd_kafka_offsets_for_times are Kafka's earliest and latest). */
+static int list_offsets(kafka_source_t *ks, int64_t what, int64_t *out, char *err, size_t errlen)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(ks->npartitions);
+    if (!l)
+        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    for (int32_t p = 0; p < ks->npartitions; p++)
+        rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = what;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(ks->rk, l, META_TIMEOUT_MS);
+    int rc = 0;
+    for (int i = 0; i < l->cnt && rc == 0; i++) {
+        const rd_kafka_topic_partition_t *t = &l->elems[i];
+        if (e || t->err || t->offset < 0)
+            rc = op_source_error(err, errlen, -EIO, "source: %s offset of %s [%d]: %s",
+                                 what == RD_KAFKA_OFFSET_END ? "end" : "start", ks->topic,
+                                 (int)t->partition, rd_kafka_err2str(e ? e : t->err));
+        else
+            out[t->partition] = t->offset;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return rc;
+}
+
 /* --once: the end of every partition, and a direct assignment of those that
- * have something to read. */
+ * have something to read, each at a concrete offset: the start_offset
+ * hook's, else the group's committed offset, else the log start. A start
+ * below the log start is a loss noticed here: it is handed to the worker of
+ * the partition with its first batch. */
 static int assign_once(kafka_source_t *ks, char *err, size_t errlen)
 {
-    int np = ks->npartitions;
+    int np = ks->npartitions, rc;
     ks->end = calloc((size_t)np, sizeof(*ks->end));
     ks->done = calloc((size_t)np, sizeof(*ks->done));
+    int64_t *lo = calloc((size_t)np, sizeof(*lo));
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-    if (!ks->end || !ks->done || !l) {
-        if (l)
-            rd_kafka_topic_partition_list_destroy(l);
-        return op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    if (!ks->end || !ks->done || !lo || !l) {
+        rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+        goto out;
     }
+    if ((rc = list_offsets(ks, RD_KAFKA_OFFSET_END, ks->end, err, errlen)) < 0 ||
+        (rc = list_offsets(ks, RD_KAFKA_OFFSET_BEGINNING, lo, err, errlen)) < 0)
+        goto out;
     for (int32_t p = 0; p < np; p++) {
-        int64_t lo, hi;
-        rd_kafka_resp_err_t e =
-            rd_kafka_query_watermark_offsets(ks->rk, ks->topic, p, &lo, &hi, META_TIMEOUT_MS);
-        if (e) {
-            rd_kafka_topic_partition_list_destroy(l);
-            return op_source_error(err, errlen, -EIO, "source: end offset of %s [%d]: %s",
-                                   ks->topic, (int)p, rd_kafka_err2str(e));
-        }
         int64_t off = RD_KAFKA_OFFSET_INVALID; /* the committed offset, else the earliest */
         if (ks->start_offset && ks->start_offset(ks->start_opaque, p, &off) < 0) {
-            rd_kafka_topic_partition_list_destroy(l);
-            return op_source_error(err, errlen, -EIO,
-                                   "source: %s [%d]: cannot claim the partition in Redis",
-                                   ks->topic, (int)p);
+            rc = op_source_error(err, errlen, -EIO,
+                                 "source: %s [%d]: cannot claim the partition in Redis", ks->topic,
+                                 (int)p);
+            goto out;
         }
-        atomic_store_explicit(&ks->start[p], off >= 0 ? off : 0, memory_order_relaxed);
-        ks->end[p] = hi;
-        if (hi <= lo || (off >= 0 && off >= hi)) { /* nothing to read */
+        rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
+    }
+    rd_kafka_resp_err_t ce = resolve_committed(ks, l);
+    if (ce) {
+        rc = op_source_error(err, errlen, -EIO, "source: committed offsets of group %s: %s",
+                             ks->group, rd_kafka_err2str(ce));
+        goto out;
+    }
+    rd_kafka_topic_partition_list_t *todo = l;
+    l = rd_kafka_topic_partition_list_new(np);
+    for (int i = 0; l && i < todo->cnt; i++) {
+        int32_t p = todo->elems[i].partition;
+        int64_t off = todo->elems[i].offset >= 0 ? todo->elems[i].offset : lo[p];
+        int lost = off < lo[p];
+        if (lost) { /* the broker deleted [off, lo) before we read it */
+            if (note_loss(&ks->inputs[p % ks->nworkers], p, off, lo[p]) < 0) {
+                ks->done[p] = 1; /* --on-loss stop */
+                continue;
+            }
+            off = lo[p];
+        }
+        /* Nothing to read; after a loss it is read to its end all the same,
+         * so that the group's committed offset moves past the gap. */
+        if (!lost && off >= ks->end[p]) {
             ks->done[p] = 1;
             continue;
         }
         ks->inputs[p % ks->nworkers].remaining++;
         if (forward_partition(ks, p) < 0) {
-            rd_kafka_topic_partition_list_destroy(l);
-            return op_source_error(err, errlen, -ENOENT, "source: no queue for %s [%d]", ks->topic,
-                                   (int)p);
+            rc = op_source_error(err, errlen, -ENOENT, "source: no queue for %s [%d]", ks->topic,
+                                 (int)p);
+            break;
         }
         rd_kafka_topic_partition_list_add(l, ks->topic, p)->offset = off;
-        /* Until the first message: the requested start, else the earliest
-         * (a committed offset is only known once reading starts). */
-        set_owned(ks, p, off >= 0 ? off : lo);
+        atomic_store_explicit(&ks->start[p], off, memory_order_relaxed);
+        set_owned(ks, p, off);
     }
+    rd_kafka_topic_partition_list_destroy(todo);
+    if (!l)
+        rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
+    if (rc < 0)
+        goto out;
     rd_kafka_resp_err_t e = rd_kafka_assign(ks->rk, l);
-    if (e) {
+    if (e)
+        rc = op_source_error(err, errlen, -EIO, "source: assign %s: %s", ks->topic,
+                             rd_kafka_err2str(e));
+out:
+    if (l)
         rd_kafka_topic_partition_list_destroy(l);
-        return op_source_error(err, errlen, -EIO, "source: assign %s: %s", ks->topic,
-                               rd_kafka_err2str(e));
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return 0;
+    free(lo);
+    return rc;
 }
 
 static int subscribe(kafka_source_t *ks, char *err, size_t errlen)
@@ -760,15 +1008,18 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
         atomic_init(&ks->held[p], 0);
         atomic_init(&ks->start[p], 0);
     }
+    atomic_init(&ks->failed, 0);
     ks->nworkers = conf->nworkers;
     ks->once = conf->once;
+    ks->on_loss_stop = conf->on_loss_stop;
     ks->batch_max = conf->batch_max;
     ks->start_offset = conf->start_offset;
     ks->on_revoke = conf->on_revoke;
     ks->on_assigned = conf->on_assigned;
     ks->start_opaque = conf->start_opaque;
     ks->topic = strdup(conf->topic);
-    if (!ks->topic) {
+    ks->group = strdup(conf->group && *conf->group ? conf->group : "orderpulse");
+    if (!ks->topic || !ks->group) {
         rc = op_source_error(err, errlen, -ENOMEM, "source: out of memory");
         goto fail;
     }
@@ -776,6 +1027,11 @@ int op_source_kafka_open(op_source_t **out, const op_source_conf_t *conf, char *
         goto fail;
     if ((rc = make_inputs(ks, err, errlen)) < 0)
         goto fail;
+    if (!(ks->rkt = rd_kafka_topic_new(ks->rk, ks->topic, NULL))) {
+        rc = op_source_error(err, errlen, -EINVAL, "source: topic %s: %s", ks->topic,
+                             rd_kafka_err2str(rd_kafka_last_error()));
+        goto fail;
+    }
     if ((rc = read_partitions(ks, conf->brokers, err, errlen)) < 0)
         goto fail;
     if ((rc = ks->once ? assign_once(ks, err, errlen) : subscribe(ks, err, errlen)) < 0)

@@ -49,7 +49,7 @@ def wait_for(predicate, timeout, what, interval=0.05):
 class Proc:
     """A child process owned by a test; stop() signals exactly this pid."""
 
-    def __init__(self, argv, name=None, env=None, stdout=None, stderr=None, cwd=None):
+    def __init__(self, argv, name=None, env=None, stdout=None, stderr=None, cwd=None, stdin=None):
         self.argv = [str(a) for a in argv]
         self.name = name or os.path.basename(self.argv[0])
         self.errfile = tempfile.NamedTemporaryFile(prefix=f"op-{self.name}-", suffix=".err",
@@ -57,7 +57,8 @@ class Proc:
         full_env = dict(os.environ)
         if env:
             full_env.update({k: str(v) for k, v in env.items()})
-        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+        self.p = subprocess.Popen(self.argv,
+                                  stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                   stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                   stderr=stderr if stderr is not None else self.errfile,
                                   env=full_env, cwd=cwd)
@@ -90,6 +91,8 @@ class Proc:
                 pass
         if self.p.stdout:
             self.p.stdout.close()
+        if self.p.stdin:
+            self.p.stdin.close()
         return self.p.returncode
 
     def kill(self):
@@ -131,9 +134,12 @@ class E2ETest(unittest.TestCase):
 
     # --- the real parts -----------------------------------------------------
 
-    def start_devbroker(self, partitions=8, topics="orders"):
+    def start_devbroker(self, partitions=8, topics="orders", control=False, brokers=1):
+        """With control, the broker reads fault commands (DevbrokerControl)."""
         p = self.start([binary("orderpulse-devbroker"), "--partitions", partitions,
-                        "--topic", topics], stdout=subprocess.PIPE)
+                        "--topic", topics, "--brokers", brokers,
+                        *(["--control"] if control else [])], stdout=subprocess.PIPE,
+                       stdin=subprocess.PIPE if control else None)
         line = p.p.stdout.readline().decode().strip()
         if not line:
             raise AssertionError("dev broker printed no bootstrap address:\n" + p.stderr_text())
@@ -184,6 +190,22 @@ class E2ETest(unittest.TestCase):
             raise AssertionError(f"orderpulse-sim {args} exited {r.returncode}:\n"
                                  + r.stderr.decode("utf-8", "replace")[-3000:])
         return r.stderr.decode("utf-8", "replace")
+
+
+class DevbrokerControl:
+    """Fault commands for a dev broker started with control=True (sim/mockctl.h):
+    cmd("down all"), cmd("errors Fetch 20 NOT_LEADER_FOR_PARTITION"), ... Each
+    command waits for the broker's answer and fails the test on an error."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def cmd(self, line):
+        self.proc.p.stdin.write((line + "\n").encode())
+        self.proc.p.stdin.flush()
+        reply = self.proc.p.stdout.readline().decode().strip()
+        if reply != "ok":
+            raise AssertionError(f"dev broker: {line}: {reply or 'no answer'}")
 
 
 def _redis_ping(port):

@@ -219,7 +219,7 @@ class ExactlyOnce(E2ETest):
     def test_properties_the_protocol_depends_on_are_refused(self):
         for prop in ("partition.assignment.strategy=cooperative-sticky",
                      "enable.auto.offset.store=true", "enable.partition.eof=false",
-                     "group.id=other"):
+                     "group.id=other", "auto.offset.reset=latest"):
             with self.subTest(prop=prop):
                 r = subprocess.run([binary("orderpulse"), "--brokers", "127.0.0.1:1",
                                     "--redis", "127.0.0.1:1", "--kafka-config", prop],

@@ -2,7 +2,8 @@
  *
  * Against bin/orderpulse-devbroker (skipped, exit 0, while it is not built):
  * a group consumer with three worker threads reads while a producer thread
- * keeps producing and another thread polls op_source_lag; then a --once
+ * keeps producing and another thread polls op_source_lag and
+ * op_source_partitions; then a --once
  * reader with two workers drains the topic; then four threads put dead
  * letters to a file and to a topic at once. Checks: every message exactly
  * once, on the worker of its partition, in offset order; every dead letter
@@ -113,6 +114,7 @@ static void *worker_main(void *arg)
             __atomic_store_n(&w->eof, 1, __ATOMIC_RELAXED);
             break;
         }
+        CHECK(rc < 0 || b.nlosses == 0, "a loss reported in a full log");
         for (size_t i = 0; rc > 0 && i < b.n; i++) {
             const op_record_t *r = &b.recs[i];
             char tmp[32];
@@ -145,6 +147,14 @@ static void *lag_main(void *arg)
     (void)arg;
     while (!atomic_load(&stop)) {
         CHECK(op_source_lag(src) >= 0, "negative lag");
+        op_source_part_t parts[NPART + 1];
+        int n = op_source_partitions(src, parts, NPART + 1);
+        CHECK(n >= 0 && n <= NPART, "%d partitions owned", n);
+        for (int i = 0; i < n; i++)
+            CHECK(parts[i].partition >= (i ? parts[i - 1].partition + 1 : 0) &&
+                      parts[i].partition < NPART && parts[i].lag >= 0,
+                  "partition entry %d: %d lag %lld", i, (int)parts[i].partition,
+                  (long long)parts[i].lag);
         usleep(2000);
     }
     return NULL;

@@ -4,7 +4,9 @@
  * splitting of the same bytes, for several worker counts and batch sizes.
  * The Kafka cases run bin/orderpulse-devbroker (skipped while it is not
  * built), produce keyed messages with a producer of their own, and check
- * that every message reaches exactly one worker, the one of its partition.
+ * that every message reaches exactly one worker, the one of its partition;
+ * and that records the broker deleted before they were read (the dev
+ * broker keeps ~5 MB per partition) are reported as losses, exactly.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -248,7 +250,7 @@ TestSuite(kafka_source, .fini = stop_broker, .timeout = 120);
 
 static void start_broker(void)
 {
-    static const char *const args[] = {"--partitions", "4", "--topic", TOPIC ",empty", NULL};
+    static const char *const args[] = {"--partitions", "4", "--topic", TOPIC ",empty,lossy", NULL};
     int rc = devbroker_start(&broker, args);
     if (rc == -ENOENT)
         cr_skip_test("%s is not built yet: skipping the Kafka source tests", devbroker_path());
@@ -271,8 +273,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     where[idx].offset = m->offset;
 }
 
-/* Produces messages first..first+n-1: key "user-<i % 97>", value "order-<i>". */
-static void produce(const char *topic, int first, int n, produced_t *where)
+/* A producer to the test's broker; with where, delivery reports fill it. */
+static rd_kafka_t *new_producer(produced_t *where)
 {
     char errstr[256];
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
@@ -280,10 +282,19 @@ static void produce(const char *topic, int first, int n, produced_t *where)
         rd_kafka_conf_set(kc, "bootstrap.servers", broker.bootstrap, errstr, sizeof(errstr)),
         RD_KAFKA_CONF_OK);
     rd_kafka_conf_set(kc, "linger.ms", "5", errstr, sizeof(errstr));
-    rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
-    rd_kafka_conf_set_opaque(kc, where);
+    if (where) {
+        rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+        rd_kafka_conf_set_opaque(kc, where);
+    }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
     cr_assert_not_null(rk, "%s", errstr);
+    return rk;
+}
+
+/* Produces messages first..first+n-1: key "user-<i % 97>", value "order-<i>". */
+static void produce(const char *topic, int first, int n, produced_t *where)
+{
+    rd_kafka_t *rk = new_producer(where);
     for (int i = first; i < first + n; i++) {
         char key[32], val[32];
         snprintf(key, sizeof(key), "user-%d", i % 97);
@@ -655,4 +666,191 @@ Test(kafka_source, too_many_partitions_and_bad_brokers)
     err[0] = '\0';
     cr_assert_lt(op_source_open(&src, &conf, err, sizeof(err)), 0);
     cr_assert(strstr(err, "127.0.0.1:1") != NULL, "%s", err);
+}
+
+/* --- lost records ------------------------------------------------------------- */
+
+/* Produces n messages of size bytes each to partition 0 of topic. */
+static void produce_big(const char *topic, int n, size_t size)
+{
+    rd_kafka_t *rk = new_producer(NULL);
+    char *val = malloc(size);
+    memset(val, 'x', size);
+    for (int i = 0; i < n; i++) {
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                      RD_KAFKA_V_VALUE(val, size),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        cr_assert_eq(e, 0, "produce: %s", rd_kafka_err2str(e));
+        rd_kafka_poll(rk, 0);
+    }
+    cr_assert_eq(rd_kafka_flush(rk, 10000), 0);
+    free(val);
+    rd_kafka_destroy(rk);
+}
+
+static void watermarks(const char *topic, int64_t *lo, int64_t *hi)
+{
+    rd_kafka_t *rk = new_producer(NULL);
+    cr_assert_eq(rd_kafka_query_watermark_offsets(rk, topic, 0, lo, hi, 10000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* What one input handed out: records of partition 0 (their offsets) and
+ * the losses, until EOF (once) or until the records reach want_last. */
+typedef struct taken {
+    int64_t first, last;
+    size_t records;
+    op_loss_t losses[8];
+    size_t nlosses;
+    int eof;
+} taken_t;
+
+static void take_all(op_source_t *src, int nworkers, int64_t want_last, int timeout_ms, taken_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->first = t->last = -1;
+    for (int64_t end = mono_ms() + timeout_ms; mono_ms() < end && !t->eof;) {
+        for (int w = 0; w < nworkers; w++) {
+            op_batch_t b;
+            int rc = op_input_next(op_source_input(src, w), &b, 10);
+            if (rc == OP_INPUT_EOF) {
+                t->eof |= w == 0; /* partition 0 is worker 0's */
+                continue;
+            }
+            for (size_t i = 0; i < b.nlosses && t->nlosses < 8; i++)
+                t->losses[t->nlosses++] = b.losses[i];
+            for (size_t i = 0; rc > 0 && i < b.n; i++) {
+                cr_assert_eq(b.recs[i].partition, 0);
+                cr_assert(t->last < 0 || b.recs[i].offset == t->last + 1, "offset %lld after %lld",
+                          (long long)b.recs[i].offset, (long long)t->last);
+                if (t->first < 0)
+                    t->first = b.recs[i].offset;
+                t->last = b.recs[i].offset;
+                t->records++;
+            }
+            if (rc >= 0)
+                op_input_release(op_source_input(src, w), &b);
+        }
+        if (want_last >= 0 && t->last >= want_last)
+            break;
+    }
+}
+
+static op_source_t *open_lossy(int once, int stop, const char *group)
+{
+    op_source_conf_t conf = {.brokers = broker.bootstrap,
+                             .topic = "lossy",
+                             .group = group,
+                             .once = once,
+                             .nworkers = 2,
+                             .batch_max = 64,
+                             .on_loss_stop = stop};
+    op_source_t *src;
+    char err[OP_SOURCE_ERRLEN];
+    cr_assert_eq(op_source_open(&src, &conf, err, sizeof(err)), 0, "open: %s", err);
+    return src;
+}
+
+/* Fills partition 0 past the dev broker's ~5 MB, until its log start moves
+ * past `past`. Returns the new log start. */
+static int64_t overflow(int64_t past)
+{
+    int64_t lo = 0, hi = 0;
+    for (int i = 0; i < 20 && lo <= past; i++) {
+        produce_big("lossy", 200, 8192);
+        watermarks("lossy", &lo, &hi);
+    }
+    cr_assert_gt(lo, past, "the dev broker kept offset %lld", (long long)past);
+    return lo;
+}
+
+/* Produces n small messages to partition 0 of "lossy"; --once reads them
+ * (without a loss: the log is whole) and the group commits offset n. */
+static void read_and_commit(const char *group, int n)
+{
+    produce_big("lossy", n, 100);
+    op_source_t *src = open_lossy(1, 0, group);
+    taken_t t;
+    take_all(src, 2, -1, 30000, &t);
+    cr_assert(t.eof);
+    cr_assert_eq(t.records, (size_t)n);
+    cr_assert_eq(t.nlosses, 0, "a loss in a full log");
+    op_source_close(src);
+}
+
+Test(kafka_source, lost_records_are_reported_once_with_their_range)
+{
+    start_broker();
+    read_and_commit("test-loss", 100);
+
+    /* Past the committed offset 100, the log now starts at lo: --once
+     * reports [100, lo) lost, at open, then reads lo..hi-1 without a gap. */
+    int64_t lo = overflow(100), lo2, hi;
+    watermarks("lossy", &lo2, &hi);
+    op_source_t *src = open_lossy(1, 0, "test-loss");
+    taken_t t;
+    op_source_part_t parts[8];
+    int n = op_source_partitions(src, parts, 8);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(parts[0].partition, 0);
+    cr_assert_eq(parts[0].next_offset, lo);
+    cr_assert_eq(parts[0].lag, hi - lo);
+    take_all(src, 2, -1, 30000, &t);
+    cr_assert(t.eof);
+    cr_assert_eq(t.nlosses, 1);
+    cr_assert_eq(t.losses[0].partition, 0);
+    cr_assert_eq(t.losses[0].from, 100);
+    cr_assert_eq(t.losses[0].to, lo);
+    cr_assert_eq(t.first, lo);
+    cr_assert_eq(t.last, hi - 1);
+    cr_assert_eq(t.records, (size_t)(hi - lo));
+    cr_assert_eq(op_source_failed(src), 0);
+    op_source_close(src);
+
+    /* The group consumer, at the committed offset hi: the broker deletes
+     * past it; the fetch resets to the log start and the worker counts the
+     * gap (librdkafka's own path, not the one at open). */
+    int64_t lo3 = overflow(hi), hi3;
+    watermarks("lossy", &lo3, &hi3);
+    src = open_lossy(0, 0, "test-loss");
+    take_all(src, 2, hi3 - 1, 60000, &t);
+    cr_assert_eq(t.nlosses, 1, "%zu losses", t.nlosses);
+    cr_assert_eq(t.losses[0].from, hi);
+    cr_assert_eq(t.losses[0].to, lo3);
+    cr_assert_eq(t.first, lo3);
+    cr_assert_eq(t.last, hi3 - 1);
+    op_source_close(src);
+}
+
+Test(kafka_source, on_loss_stop_reads_nothing_past_the_gap)
+{
+    start_broker();
+    read_and_commit("test-stop", 10);
+    overflow(10);
+
+    /* At open (--once) ... */
+    op_source_t *src = open_lossy(1, 1, "test-stop");
+    taken_t t;
+    cr_assert_lt(op_source_failed(src), 0);
+    take_all(src, 2, -1, 2000, &t);
+    cr_assert_eq(t.records, 0);
+    cr_assert_eq(t.nlosses, 0, "a loss counted with --on-loss stop");
+    op_source_close(src);
+
+    /* ... and in a group (the reset path): nothing read, nothing counted,
+     * and the committed offset stays where it was. */
+    src = open_lossy(0, 1, "test-stop");
+    for (int64_t end = mono_ms() + 60000; mono_ms() < end && !op_source_failed(src);) {
+        take_all(src, 2, -1, 200, &t);
+        cr_assert_eq(t.records, 0);
+        cr_assert_eq(t.nlosses, 0);
+    }
+    cr_assert_lt(op_source_failed(src), 0);
+    op_source_close(src);
+    src = open_lossy(1, 1, "test-stop");
+    cr_assert_lt(op_source_failed(src), 0, "the gap was committed past");
+    op_source_close(src);
 }
