@@ -463,12 +463,12 @@ static int wait_run(engine_t *e, op_merger_t *merger, op_source_t *src, claimer_
     for (;;) {
         struct timespec poll = {.tv_sec = 0, .tv_nsec = 100 * 1000000};
         int sig = sigtimedwait(signals, NULL, &poll);
+        if (op_source_failed(src)) /* before the end: --once ends after a loss too */
+            return RUN_LOSS;
         if (sig == SIGINT || sig == SIGTERM)
             return RUN_DONE;
         if (sig == SIGUSR1 && e->ec->src.once)
-            return RUN_DONE;
-        if (op_source_failed(src))
-            return RUN_LOSS;
+            return op_source_failed(src) ? RUN_LOSS : RUN_DONE;
         if (cl && __atomic_load_n(&cl->fatal, __ATOMIC_ACQUIRE)) {
             fprintf(stderr, PROG ": stopping: %s\n", cl->why);
             return RUN_FAILED;
@@ -483,7 +483,7 @@ static int wait_run(engine_t *e, op_merger_t *merger, op_source_t *src, claimer_
                 return RUN_REWIND;
             if (v == OP_MERGER_FATAL)
                 return RUN_FAILED;
-            return RUN_DONE; /* once: done */
+            return op_source_failed(src) ? RUN_LOSS : RUN_DONE; /* once: done */
         }
     }
 }

@@ -17,7 +17,7 @@ import time
 import urllib.request
 
 from harness import (DevbrokerControl, E2ETest, binary, free_port, load_json, redis_snapshot,
-                     snapshot_diff, truth_as_redis_holds_it, wait_for)
+                     redis_state, snapshot_diff, state_diff, wait_for)
 
 START = "2024-11-11T00:00:00"
 ROUNDS = int(os.environ.get("OP_E2E_FAULT_ROUNDS", "3"))
@@ -75,7 +75,8 @@ class FaultsWithRedis(E2ETest):
         return self.start([binary("orderpulse-sim"), "--brokers", self.boot, "--rate", rate,
                            "--count", count, "--start", START, "--jitter", "2s",
                            "--late-fraction", 0.02, "--bad-fraction", 0.01,
-                           "--truth", self.truth_path, "--quiet"])
+                           "--truth", self.truth_path, "--truth-users", self.path("users.tsv"),
+                           "--quiet"])
 
     def finish(self, sim, engines, local_view=None):
         """The stream ends; Redis holds every record; every key equals the
@@ -87,7 +88,7 @@ class FaultsWithRedis(E2ETest):
         wait_for(lambda: (lambda d: d["totals"]["orders"] + d["bad"] >= total)(
             redis_snapshot(self.redis_port)), 120, f"Redis to hold {total} records")
         time.sleep(1.0)
-        diff = snapshot_diff(redis_snapshot(self.redis_port), truth_as_redis_holds_it(truth))
+        diff = state_diff(redis_state(self.redis_port), truth, self.path("users.tsv"))
         self.assertEqual(diff[:20], [], f"{len(diff)} differences between Redis and the truth")
         for e in engines:
             self.assertTrue(e.alive(), e.stderr_text()[-3000:])
@@ -99,8 +100,9 @@ class FaultsWithRedis(E2ETest):
             doc = wait_for(settled, 30, "the engine's snapshot to show every order")
             for m in doc["minutes"]:
                 m.pop("final")
+                m.pop("state", None)
             want = dict(truth)
-            want["minutes"] = [{k: v for k, v in m.items() if k != "final"}
+            want["minutes"] = [{k: v for k, v in m.items() if k not in ("final", "state")}
                                for m in truth["minutes"]]
             diff = snapshot_diff(doc, want)
             self.assertEqual(diff[:20], [], f"{len(diff)} differences between the API and "
