@@ -134,7 +134,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -I. -g -O1 -fsanitize=fuzzer,address,unde
 
 FUZZ_SRC     := tests/fuzz/fuzz_parse.c engine/parse.c engine/utf8.c
 
-$(FUZZ_BIN): $(FUZZ_SRC) engine/parse.h engine/utf8.h
+$(FUZZ_BIN): $(FUZZ_SRC) engine/parse.h engine/utf8.h engine/hash.h
 	@mkdir -p $(@D)
 	clang $(FUZZ_CFLAGS) -o $@ $(FUZZ_SRC)
 
@@ -157,10 +157,12 @@ stress: all
 	@set -e; for t in $(STRESS_BINS); do echo "== $$t"; $$t; done
 
 # The parser against jansson plus an independent schema check, on random
-# valid and mutated documents (DIFF_COUNT of them).
+# valid and mutated documents (DIFF_COUNT of them); its fast path against
+# its general path, with the best vector kernel and again with AVX2.
 DIFF_COUNT ?= 200000
 diff-test: all
 	$(B)/tests/parse_diff $(DIFF_COUNT) 1
+	$(B)/tests/parse_diff $(DIFF_COUNT) 2 1
 
 check-format:
 	@tools/check-format.sh
