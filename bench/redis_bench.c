@@ -55,9 +55,8 @@ int main(int argc, char **argv)
             ts[k]->quantity++;
             ts[k]->amount += 1999;
         }
-        uint32_t e = op_users_upsert(&s->users, name, (size_t)n, op_hash_bytes(name, (size_t)n));
-        s->users.ent[e].amount += 1999;
-        s->users.ent[e].orders++;
+        uint32_t e = op_users_upsert(&s->users, name, (size_t)n, op_users_hash(name, (size_t)n));
+        op_users_add(&s->users, e, 1999, 1);
     }
     for (int p = 0; p < 8; p++) {
         s->touched[0] |= 1ULL << p;

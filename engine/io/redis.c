@@ -272,10 +272,10 @@ static void flush_users(flush_t *f, const op_users_t *u)
         cmd_t c;
         cmd_begin(&c, "ZINCRBY");
         cmd_str(&c, kz, strlen(kz));
-        cmd_i64(&c, u->ent[e].amount);
+        cmd_i64(&c, op_users_amount(u, e));
         cmd_str(&c, name, len);
         put(f, &c);
-        hincr(f, ko, strlen(ko), name, len, u->ent[e].orders);
+        hincr(f, ko, strlen(ko), name, len, op_users_orders(u, e));
     }
 }
 
@@ -560,8 +560,8 @@ static int load_users(op_redis_t *r, op_state_t *st, char *err, size_t errlen)
         const redisReply *n = orders->element[i];
         if (n->len < 1 || n->len > OP_USERS_MAX_NAME)
             continue;
-        uint32_t e = op_users_upsert(&tmp, n->str, n->len, op_hash_bytes(n->str, n->len));
-        tmp.ent[e].orders = (uint32_t)reply_i64(orders->element[i + 1]);
+        uint32_t e = op_users_upsert(&tmp, n->str, n->len, op_users_hash(n->str, n->len));
+        op_users_add(&tmp, e, 0, reply_i64(orders->element[i + 1]));
     }
     freeReplyObject(orders);
     cmd_t c;
@@ -582,9 +582,9 @@ static int load_users(op_redis_t *r, op_state_t *st, char *err, size_t errlen)
             continue;
         /* Scores are sums of integer cents: exact in a double below 2^53. */
         int64_t cents = (int64_t)strtod(z->element[i + 1]->str, NULL);
-        uint32_t e = op_users_find(&tmp, n->str, n->len, op_hash_bytes(n->str, n->len));
+        uint32_t e = op_users_find(&tmp, n->str, n->len, op_users_hash(n->str, n->len));
         op_state_add_user(st, n->str, n->len, cents,
-                          e == UINT32_MAX ? 0 : (int64_t)tmp.ent[e].orders);
+                          e == UINT32_MAX ? 0 : op_users_orders(&tmp, e));
     }
     freeReplyObject(z);
     op_users_dispose(&tmp);

@@ -66,9 +66,8 @@ static void add(op_shard_t *s, const char *user, const char *gender, const char 
         ts[i]->quantity += num;
         ts[i]->amount += cents;
     }
-    uint32_t e = op_users_upsert(&s->users, user, strlen(user), op_hash_bytes(user, strlen(user)));
-    s->users.ent[e].amount += cents;
-    s->users.ent[e].orders++;
+    uint32_t e = op_users_upsert(&s->users, user, strlen(user), op_users_hash(user, strlen(user)));
+    op_users_add(&s->users, e, cents, 1);
     s->touched[part >> 6] |= 1ULL << (part & 63);
     s->parts[part].next_offset = offset + 1;
     s->parts[part].records++;
@@ -136,8 +135,8 @@ Test(redis, flush_then_load_gives_back_the_same_state)
     size_t len;
     const char *name = op_users_name(&st.users, top[0], &len);
     cr_expect(len == strlen("张伟") && !memcmp(name, "张伟", len));
-    cr_expect_eq(st.users.ent[top[0]].amount, 599905);
-    cr_expect_eq(st.users.ent[top[0]].orders, 2);
+    cr_expect_eq(op_users_amount(&st.users, top[0]), 599905);
+    cr_expect_eq(op_users_orders(&st.users, top[0]), 2);
 
     op_state_dispose(&st);
     op_shard_destroy(s);
