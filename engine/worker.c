@@ -22,6 +22,19 @@
 
 #define INPUT_TIMEOUT_MS 50
 
+#define RING 8 /* records in flight in add_batch: a power of two above its ADD */
+
+/* One record between parsing and adding. A name the parser had to unescape
+ * lives in its scratch, which the next parse overwrites: such names are
+ * copied here (rare: producers seldom escape names). */
+typedef struct parsed {
+    const op_record_t *r;
+    op_order_t o;
+    int rc;
+    uint64_t user_hash;
+    char names[4][OP_PARSE_MAX_NAME];
+} parsed_t;
+
 struct op_worker {
     op_worker_conf_t conf;
     pthread_t thread;
@@ -29,7 +42,8 @@ struct op_worker {
     int stop; /* __atomic: set by any thread, read once per batch */
 
     /* Worker thread only: */
-    op_parser_t parsers[2]; /* alternate, so a parsed order's scratch outlives the next parse */
+    op_parser_t parser;
+    parsed_t ring[RING]; /* add_batch's records in flight */
     op_intern_cache_t cache;
     op_shard_t *active;
     uint64_t epoch;
@@ -44,8 +58,7 @@ int op_worker_create(op_worker_t **out, const op_worker_conf_t *conf)
     if (!w)
         return -ENOMEM;
     w->conf = *conf;
-    op_parse_init(&w->parsers[0], conf->tz_offset_s);
-    op_parse_init(&w->parsers[1], conf->tz_offset_s);
+    op_parse_init(&w->parser, conf->tz_offset_s);
     op_intern_cache_init(&w->cache, conf->dict);
     for (int p = 0; p < OP_SOURCE_MAX_PARTITIONS; p++)
         w->part_max[p] = INT64_MIN;
@@ -97,25 +110,41 @@ static inline void tally_add(op_tally_t *t, int64_t qty, int64_t amount)
     t->amount += amount;
 }
 
-/* One record between parsing and adding: the batch is processed one record
- * behind, so that the user table slot of record i is being fetched from
- * memory (prefetch) while record i-1 is added. */
-typedef struct parsed {
-    const op_record_t *r;
-    op_order_t o;
-    int rc;
-    uint64_t user_hash;
-} parsed_t;
+/* A batch goes through three stages, a few records apart, so that the user
+ * table's cache misses overlap instead of following one another (at a
+ * million users every lookup misses): parse record i and prefetch its index
+ * line; for record i - LOCATE, whose index line has arrived, prefetch the
+ * entry it points at; add record i - ADD, whose entry has arrived. */
+#define LOCATE 2
+#define ADD    4
 
-static inline void parse_record(op_worker_t *w, op_parser_t *ps, const op_record_t *r,
-                                parsed_t *out)
+static void keep_name(const op_parser_t *ps, op_str_t *s, char *buf)
+{
+    const char *scratch = (const char *)ps->scratch;
+    if (s->ptr >= scratch && s->ptr < scratch + sizeof(ps->scratch)) {
+        memcpy(buf, s->ptr, s->len);
+        s->ptr = buf;
+    }
+}
+
+static inline void parse_record(op_worker_t *w, const op_record_t *r, parsed_t *out)
 {
     out->r = r;
-    out->rc = op_parse_order(ps, r->buf, r->len, &out->o);
+    out->rc = op_parse_order(&w->parser, r->buf, r->len, &out->o);
     if (out->rc == 0) {
-        out->user_hash = op_hash_bytes(out->o.user.ptr, out->o.user.len);
+        keep_name(&w->parser, &out->o.user, out->names[0]);
+        keep_name(&w->parser, &out->o.gender, out->names[1]);
+        keep_name(&w->parser, &out->o.category, out->names[2]);
+        keep_name(&w->parser, &out->o.brand, out->names[3]);
+        out->user_hash = op_users_hash(out->o.user.ptr, out->o.user.len);
         op_users_prefetch(&w->active->users, out->user_hash);
     }
+}
+
+static inline void locate_record(op_worker_t *w, const parsed_t *pd)
+{
+    if (pd->rc == 0)
+        op_users_prefetch_entry(&w->active->users, pd->user_hash);
 }
 
 /* Adds a parsed record, in record order (lateness and offsets depend on it). */
@@ -152,8 +181,7 @@ static void add_record(op_worker_t *w, const parsed_t *pd)
     tally_add(op_ktable_upsert(&s->brands, (uint32_t)b), o->num, o->amount);
     tally_add(op_ktable_upsert(&s->genders, (uint32_t)g), o->num, o->amount);
     uint32_t e = op_users_upsert(&s->users, o->user.ptr, o->user.len, pd->user_hash);
-    s->users.ent[e].amount += o->amount;
-    s->users.ent[e].orders++;
+    op_users_add(&s->users, e, o->amount, 1);
 
     s->late += late;
     if (late && w->conf.late_drop)
@@ -167,14 +195,16 @@ static void add_record(op_worker_t *w, const parsed_t *pd)
 
 static void add_batch(op_worker_t *w, const op_batch_t *batch)
 {
-    parsed_t pd[2];
-    for (size_t i = 0; i < batch->n; i++) {
-        parse_record(w, &w->parsers[i & 1], &batch->recs[i], &pd[i & 1]);
-        if (i)
-            add_record(w, &pd[(i - 1) & 1]);
+    parsed_t *ring = w->ring;
+    size_t n = batch->n;
+    for (size_t i = 0; i < n + ADD; i++) {
+        if (i < n)
+            parse_record(w, &batch->recs[i], &ring[i & (RING - 1)]);
+        if (i >= LOCATE && i - LOCATE < n)
+            locate_record(w, &ring[(i - LOCATE) & (RING - 1)]);
+        if (i >= ADD)
+            add_record(w, &ring[(i - ADD) & (RING - 1)]);
     }
-    if (batch->n)
-        add_record(w, &pd[(batch->n - 1) & 1]);
 }
 
 static void pin(int cpu)
