@@ -808,15 +808,25 @@ done:
 
 #ifdef PARSE_FAST
 
+/* 64 bits of a bitmap from bit pos on: two words funnel-shifted (shrd), so
+ * that a search from pos crosses a block boundary without a branch. The
+ * bitmaps have a zero word after the record's last block. */
+static inline uint64_t bits_from(const uint64_t *bits, size_t pos)
+{
+    size_t b = pos >> 6;
+    unsigned __int128 two = (unsigned __int128)bits[b + 1] << 64 | bits[b];
+    return (uint64_t)(two >> (pos & 63));
+}
+
 /* The first quote at or after from, or NULL. */
 static inline const char *next_quote(const op_utf8_scan_t *sc, size_t nblocks, const char *buf,
                                      const char *from)
 {
-    size_t pos = (size_t)(from - buf), b = pos >> 6;
-    uint64_t w = sc->quote[b] >> (pos & 63);
-    if (w)
+    size_t pos = (size_t)(from - buf);
+    uint64_t w = bits_from(sc->quote, pos);
+    if (likely(w))
         return from + __builtin_ctzll(w);
-    while (++b < nblocks)
+    for (size_t b = (pos >> 6) + 2; b < nblocks; b++)
         if (sc->quote[b])
             return buf + b * 64 + __builtin_ctzll(sc->quote[b]);
     return NULL;
@@ -826,12 +836,9 @@ static inline const char *next_quote(const op_utf8_scan_t *sc, size_t nblocks, c
  * is '}' (checked before the walk), and bits past the record are 0. */
 static inline size_t digit_run(const uint64_t *digit, size_t pos)
 {
-    size_t b = pos >> 6;
-    uint64_t other = ~digit[b] >> (pos & 63);
-    if (other)
-        return (size_t)__builtin_ctzll(other);
-    size_t run = 64 - (pos & 63);
-    while (!(other = ~digit[++b]))
+    size_t run = 0;
+    uint64_t other;
+    while (unlikely(!(other = ~bits_from(digit, pos + run))))
         run += 64;
     return run + (size_t)__builtin_ctzll(other);
 }
@@ -901,10 +908,10 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
      * itself (the '}'): a quote, ':' or ',' is never the last byte, a
      * literal never ends with '}', and the scans for spaces and digits stop
      * at the '}'. */
-    for (unsigned member = 0;; member++) {
-        op_parse_fkey_t *fk = member < OP_PARSE_KEY_SLOTS ? &ps->fkeys[member] : NULL;
+    op_parse_fkey_t *fk = ps->fkeys, *sentinel = ps->fkeys + OP_PARSE_KEY_SLOTS;
+    for (unsigned member = 0;; member++, fk += fk != sentinel) {
         enum field id;
-        if (fk && literal_matches(fk, p, end)) {
+        if (literal_matches(fk, p, end)) {
             id = (enum field)fk->field;
             p += fk->len;
             if (unlikely(*p == ' ')) /* learned from a record without the space */
@@ -925,7 +932,7 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
             if (*p != ':')
                 return 0;
             p = spaces(p + 1);
-            if (fk) {
+            if (fk != sentinel) {
                 size_t n = (size_t)(p - sep);
                 if (n > OP_PARSE_KEY_LIT) {
                     fk->len = 0;

@@ -106,7 +106,7 @@ typedef struct op_parser {
     int general_only;       /* tests: 1 = never take the fast path */
     uint64_t fast_accepted; /* records the fast path accepted (tests, profiles) */
     size_t err_offset;      /* byte offset of the last syntax-level error */
-    op_parse_fkey_t fkeys[OP_PARSE_KEY_SLOTS];
+    op_parse_fkey_t fkeys[OP_PARSE_KEY_SLOTS + 1]; /* the last one never learns: a sentinel */
     op_parse_key_t keys[OP_PARSE_KEY_SLOTS];
     char scratch[OP_PARSE_NSCRATCH][OP_PARSE_MAX_NAME + 1];
 } op_parser_t;

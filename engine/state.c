@@ -197,11 +197,19 @@ void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amo
  * and its entry half as far ahead already on their way from memory, so
  * that a tick of a million users costs a million overlapping misses, not a
  * million waits. The shard's stored hashes are reused: no name is hashed. */
-#define PREFETCH_AHEAD 16
+#define PREFETCH_AHEAD 32
 
 static void merge_users(op_state_t *st, const op_users_t *delta)
 {
     uint32_t n = delta->count;
+    if (!st->users.count) {
+        /* Into an empty state (the first tick, a replay): a copy of the
+         * shard's table, then one pass offering everyone to the top-K. */
+        op_users_copy(&st->users, delta);
+        for (uint32_t e = 0; e < n; e++)
+            topk_offer(st, e);
+        return;
+    }
     for (uint32_t d = 0; d < n; d++) {
         if (d + PREFETCH_AHEAD < n)
             op_users_prefetch(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD));

@@ -126,6 +126,17 @@ static void users_rehash(op_users_t *u, uint32_t cap)
     }
 }
 
+static void ent_reserve(op_users_t *u, uint32_t n)
+{
+    if (n <= u->ent_cap)
+        return;
+    uint32_t cap = u->ent_cap ? u->ent_cap : USERS_MIN_CAP;
+    while (cap < n)
+        cap *= 2;
+    u->ent = big_grow(u->ent, (size_t)u->ent_cap * sizeof(*u->ent), (size_t)cap * sizeof(*u->ent));
+    u->ent_cap = cap;
+}
+
 static inline int users_match(const op_users_t *u, uint32_t e, const char *name, size_t len,
                               uint32_t h32)
 {
@@ -160,12 +171,8 @@ uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64
 
 static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32_t h32)
 {
-    if (u->count == u->ent_cap) {
-        uint32_t cap = u->ent_cap ? u->ent_cap * 2 : USERS_MIN_CAP;
-        u->ent =
-            big_grow(u->ent, (size_t)u->ent_cap * sizeof(*u->ent), (size_t)cap * sizeof(*u->ent));
-        u->ent_cap = cap;
-    }
+    if (u->count == u->ent_cap)
+        ent_reserve(u, u->count + 1);
     uint32_t e = u->count++;
     op_user_t *x = &u->ent[e];
     memset(x, 0, sizeof(*x));
@@ -194,7 +201,7 @@ static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32
     return e;
 }
 
-uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash)
+uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint64_t hash)
 {
     if ((uint64_t)(u->count + 1) * 8 > (uint64_t)u->cap * 5) {
         if (u->cap >= USERS_MAX_CAP) {
@@ -211,6 +218,26 @@ uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t h
     uint32_t e = users_append(u, name, len, h32);
     u->index[i] = fingerprint(u, h32) << u->bits | (e + 1);
     return e;
+}
+
+void op_users_copy(op_users_t *dst, const op_users_t *src)
+{
+    if (!src->count)
+        return;
+    op_users_dispose(dst);
+    dst->index = big_alloc((size_t)src->cap * sizeof(*src->index));
+    memcpy(dst->index, src->index, (size_t)src->cap * sizeof(*src->index));
+    dst->cap = src->cap;
+    dst->bits = src->bits;
+    ent_reserve(dst, src->count);
+    memcpy(dst->ent, src->ent, (size_t)src->count * sizeof(*src->ent));
+    dst->count = src->count;
+    if (src->arena_len) {
+        dst->arena = big_alloc(src->arena_cap);
+        memcpy(dst->arena, src->arena, src->arena_len);
+        dst->arena_cap = src->arena_cap;
+        dst->arena_len = src->arena_len;
+    }
 }
 
 size_t op_users_bytes(const op_users_t *u)

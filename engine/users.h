@@ -70,7 +70,10 @@ static inline uint64_t op_users_hash(const char *name, size_t len)
 /* The entry of name (len 1..OP_USERS_MAX_NAME, hash from op_users_hash or
  * op_users_hash_of), inserted with zeros if absent. Returns the entry
  * number; entry pointers are invalidated by insertions, numbers are not. */
-uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash);
+static inline uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash);
+
+/* op_users_upsert without the inlined shortcut. */
+uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint64_t hash);
 
 /* The entry number of name, or UINT32_MAX. */
 uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64_t hash);
@@ -156,6 +159,28 @@ static inline const char *op_users_name(const op_users_t *u, uint32_t e, size_t 
     __builtin_memcpy(&off, x->name + OP_USERS_INLINE - 4, 4);
     return u->arena + off;
 }
+
+/* Inlined: a short name found in its home slot (the common case) is two
+ * loads and a few compares; everything else goes to op_users_upsert_slow. */
+static inline uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash)
+{
+    if (u->cap && len <= OP_USERS_INLINE) {
+        uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1;
+        uint32_t slot = u->index[h32 >> (32 - u->bits)];
+        if (slot >> u->bits == (h32 & ((1u << (32 - u->bits)) - 1)) && slot) {
+            uint32_t e = (slot & mask) - 1;
+            const op_user_t *x = &u->ent[e];
+            if (x->hash == h32 && x->len == len && op_hash_same(x->name, name, len))
+                return e;
+        }
+    }
+    return op_users_upsert_slow(u, name, len, hash);
+}
+
+/* Makes the empty table dst a copy of src: the same entries with the same
+ * numbers (the index layout depends only on the hashes and the size, so
+ * the arrays are copied as they are, not rebuilt). */
+void op_users_copy(op_users_t *dst, const op_users_t *src);
 
 /* Bytes held, for the memory accounting in stats and the benchmarks. */
 size_t op_users_bytes(const op_users_t *u);

@@ -254,6 +254,7 @@ __attribute__((target("avx2"))) static int scan_avx2(const char *buf, size_t len
     }
     if (len % 64 == 0) /* no padding: a final zero block catches a cut sequence */
         err = _mm256_or_si256(err, block_errors(_mm256_setzero_si256(), prev, t1, t2, t3));
+    s->quote[nb] = s->digit[nb] = 0;
     return !special && _mm256_testz_si256(err, err);
 }
 
@@ -316,6 +317,7 @@ __attribute__((target(AVX512))) static int scan_avx512(const char *buf, size_t l
     }
     if (len % 64 == 0 && prev_high_bits)
         err = _mm512_or_si512(err, block_errors512(_mm512_setzero_si512(), prev, t1, t2, t3));
+    s->quote[nb] = s->digit[nb] = 0;
     return !special && !_mm512_test_epi8_mask(err, err);
 }
 

@@ -37,11 +37,12 @@ size_t op_utf8_invalid_at(const char *buf, size_t len);
 #define OP_UTF8_SCAN_MAX 2048
 
 /* The bitmaps of one record: bit i of word b is byte 64 * b + i. Only the
- * words of the record's (len + 63) / 64 blocks are written; in the last one,
- * the bits past the record are 0. */
+ * words of the record's (len + 63) / 64 blocks are written, and one zero
+ * word after them (so that a reader may always look at two words); in the
+ * last block, the bits past the record are 0. */
 typedef struct op_utf8_scan {
-    uint64_t quote[OP_UTF8_SCAN_MAX / 64]; /* '"' */
-    uint64_t digit[OP_UTF8_SCAN_MAX / 64]; /* '0'..'9' */
+    uint64_t quote[OP_UTF8_SCAN_MAX / 64 + 1]; /* '"' */
+    uint64_t digit[OP_UTF8_SCAN_MAX / 64 + 1]; /* '0'..'9' */
 } op_utf8_scan_t;
 
 /* Scans buf[0..len) (1 <= len <= OP_UTF8_SCAN_MAX) and fills s. Returns 1

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdalign.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -75,6 +76,20 @@ static int file_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
         r->offset = (int64_t)(cur - fi->map);
         cur = nl ? nl + 1 : end;
     }
+    /* Map the page tables of what the next call will read, now: the worker
+     * prefetches a batch ahead while it parses this one (worker.c), and a
+     * prefetch of a page not mapped yet is dropped, so without this the
+     * line split below would wait for memory at every batch. One call per
+     * batch instead of a fault per 64 KiB; refused (old kernel): harmless. */
+#ifdef MADV_POPULATE_READ
+    if (cur < end) {
+        uintptr_t from = (uintptr_t)cur & ~(uintptr_t)4095;
+        size_t span = (size_t)(cur - fi->cur);
+        uintptr_t to = (uintptr_t)(cur + span < end ? cur + span : end);
+        if (to > from)
+            (void)madvise((void *)from, (size_t)(to - from), MADV_POPULATE_READ);
+    }
+#endif
     fi->cur = cur;
     batch->recs = fi->recs;
     batch->n = n;
