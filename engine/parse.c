@@ -818,20 +818,6 @@ static inline uint64_t bits_from(const uint64_t *bits, size_t pos)
     return (uint64_t)(two >> (pos & 63));
 }
 
-/* The first quote at or after from, or NULL. */
-static inline const char *next_quote(const op_utf8_scan_t *sc, size_t nblocks, const char *buf,
-                                     const char *from)
-{
-    size_t pos = (size_t)(from - buf);
-    uint64_t w = bits_from(sc->quote, pos);
-    if (likely(w))
-        return from + __builtin_ctzll(w);
-    for (size_t b = (pos >> 6) + 2; b < nblocks; b++)
-        if (sc->quote[b])
-            return buf + b * 64 + __builtin_ctzll(sc->quote[b]);
-    return NULL;
-}
-
 /* Digits starting at byte pos. Terminates inside the record: its last byte
  * is '}' (checked before the walk), and bits past the record are 0. */
 static inline size_t digit_run(const uint64_t *digit, size_t pos)
@@ -898,7 +884,6 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
     const char *end = buf + len;
     if (len < 2 || end[-1] != '}')
         return 0;
-    size_t nblocks = (len + 63) / 64;
     op_str_t str[F_TIME_STR + 1];
     int64_t num = 0, cents = 0, ms = 0;
     unsigned seen = 0;
@@ -907,13 +892,26 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
     /* Every dereference below is of a byte before end - 1 or of end - 1
      * itself (the '}'): a quote, ':' or ',' is never the last byte, a
      * literal never ends with '}', and the scans for spaces and digits stop
-     * at the '}'. */
+     * at the '}'.
+     *
+     * The positions of the strings come from the quote list, in order: qi
+     * is the next quote not yet consumed. Where a member begins (p, the end
+     * of the member before) is only compared with what the list says, never
+     * used to find the next string, so that each member's loads wait for
+     * the list, not for the member before: the walk is not one long chain
+     * of dependent loads. */
+    const uint16_t *q = sc->quotes;
+    size_t nq = sc->nquotes, qi = 0;
     op_parse_fkey_t *fk = ps->fkeys, *sentinel = ps->fkeys + OP_PARSE_KEY_SLOTS;
     for (unsigned member = 0;; member++, fk += fk != sentinel) {
         enum field id;
-        if (literal_matches(fk, p, end)) {
+        const char *lit;
+        /* The learned literal sits fk->qoff bytes before the next quote. */
+        if (likely(qi + 1 < nq && q[qi] >= fk->qoff) &&
+            literal_matches(fk, lit = buf + q[qi] - fk->qoff, end) && likely(lit == p)) {
             id = (enum field)fk->field;
-            p += fk->len;
+            qi += 2; /* the literal holds the key's two quotes */
+            p = lit + fk->len;
             if (unlikely(*p == ' ')) /* learned from a record without the space */
                 p = spaces(p);
         } else {
@@ -924,10 +922,12 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
             if (*p != (member ? ',' : '{'))
                 return 0;
             p = spaces(p + 1);
-            const char *kc;
-            if (*p != '"' || !(kc = next_quote(sc, nblocks, buf, p + 1)))
+            if (*p != '"' || qi + 1 >= nq || buf + q[qi] != p)
                 return 0;
+            const char *kc = buf + q[qi + 1];
+            qi += 2;
             id = field_of(p + 1, (size_t)(kc - p - 1));
+            size_t qoff = (size_t)(p - sep);
             p = spaces(kc + 1);
             if (*p != ':')
                 return 0;
@@ -943,14 +943,16 @@ parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *s
                     fk->len = (uint8_t)n;
                     fk->mask = n == 32 ? 0xFFFFFFFFu : (1u << n) - 1;
                     fk->field = (uint8_t)id;
+                    fk->qoff = (uint8_t)qoff;
                 }
             }
         }
 
         if (*p == '"') {
-            const char *vc = next_quote(sc, nblocks, buf, p + 1);
-            if (!vc)
+            if (qi + 1 >= nq || buf + q[qi] != p)
                 return 0;
+            const char *vc = buf + q[qi + 1];
+            qi += 2;
             if (id <= F_TIME_STR) {
                 str[id] = (op_str_t){p + 1, (uint32_t)(vc - p - 1)};
                 seen |= BIT(id);

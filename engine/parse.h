@@ -98,6 +98,7 @@ typedef struct op_parse_fkey {
     uint32_t mask; /* (1 << len) - 1: the bytes of lit that count; 0 = nothing learned */
     uint8_t len;
     uint8_t field;
+    uint8_t qoff; /* where in lit the key's opening quote is */
 } op_parse_fkey_t;
 
 /* Per-thread parser state. Caller-owned storage: op_parse_init, no dispose. */

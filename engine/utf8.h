@@ -43,6 +43,12 @@ size_t op_utf8_invalid_at(const char *buf, size_t len);
 typedef struct op_utf8_scan {
     uint64_t quote[OP_UTF8_SCAN_MAX / 64 + 1]; /* '"' */
     uint64_t digit[OP_UTF8_SCAN_MAX / 64 + 1]; /* '0'..'9' */
+    /* The quote bits as positions, in order (filled when the verdict is
+     * 1): a parser walking strings reads the next position from here
+     * instead of searching from where the last string ended, so finding
+     * one string does not wait for the one before. */
+    uint32_t nquotes;
+    uint16_t quotes[OP_UTF8_SCAN_MAX + 64]; /* + room for a whole block's stores */
 } op_utf8_scan_t;
 
 /* Scans buf[0..len) (1 <= len <= OP_UTF8_SCAN_MAX) and fills s. Returns 1
@@ -54,8 +60,9 @@ typedef struct op_utf8_scan {
 int op_utf8_scan(const char *buf, size_t len, op_utf8_scan_t *s);
 
 /* For tests and benchmarks: use at most this kernel from now on (0 scalar,
- * 1 AVX2, 2 AVX-512; -1 the best the CPU has). Returns the level in use.
- * Not for use while other threads parse. */
+ * 1 AVX2, 2 AVX-512, 3 AVX-512 with VBMI2's compress for the quote
+ * positions; -1 the best the CPU has). Returns the level in use. Not for use
+ * while other threads parse. */
 int op_utf8_set_level(int level);
 
 #endif

@@ -59,7 +59,7 @@ static void same(int rc, const op_order_t *o, int grc, const op_order_t *g)
 
 /* Parsers kept across inputs, as a worker keeps its own: what one record
  * teaches the learned keys is what the next one is read with. */
-static op_parser_t learned[3];
+static op_parser_t learned[4];
 static int ready;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(buf, data, size);
     if (!ready) {
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             op_parse_init(&learned[i], 8 * 3600);
         ready = 1;
     }
@@ -83,9 +83,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ps.general_only = 1;
     int grc = op_parse_order(&ps, buf, size, &g);
     check(&ps, buf, size, grc, &g);
-    /* Each kernel the CPU has (2 AVX-512, 1 AVX2), with fresh learned keys
-     * and with the ones earlier inputs left. */
-    for (int level = 2; level >= 1; level--) {
+    /* Each kernel the CPU has (3 AVX-512 with VBMI2, 2 AVX-512, 1 AVX2),
+     * with fresh learned keys and with the ones earlier inputs left. */
+    for (int level = 3; level >= 1; level--) {
         if (op_utf8_set_level(level) != level)
             continue;
         op_parser_t fresh;

@@ -122,7 +122,7 @@ Test(utf8, scan_agrees_with_a_byte_loop)
         "a",  "{\"", "\xE5\xBC\xA0", "\xC3\xA9", "\xF0\x9F\x98\x80", " ", "7", "\"",
         "\\", "\t",  "09",           ":",        "\xE6\x89"};
     char buf[300];
-    for (int level = 1; level <= 2; level++) {
+    for (int level = 1; level <= 3; level++) {
         if (op_utf8_set_level(level) != level)
             continue;
         for (int round = 0; round < 100000; round++) {
@@ -147,11 +147,18 @@ Test(utf8, scan_agrees_with_a_byte_loop)
             cr_assert_eq(op_utf8_scan(buf, len, &s), want_ok, "level %d round %d", level, round);
             if (!want_ok)
                 continue;
+            uint32_t nq = 0;
             for (size_t i = 0; i < (len + 63) / 64 * 64; i++) {
                 int q = i < len && buf[i] == '"', d = i < len && buf[i] >= '0' && buf[i] <= '9';
                 cr_assert_eq((int)(s.quote[i / 64] >> (i % 64) & 1), q, "quote bit %zu", i);
                 cr_assert_eq((int)(s.digit[i / 64] >> (i % 64) & 1), d, "digit bit %zu", i);
+                if (q) {
+                    cr_assert_lt(nq, s.nquotes);
+                    cr_assert_eq(s.quotes[nq], i, "quote %u at %u, want %zu", nq, s.quotes[nq], i);
+                    nq++;
+                }
             }
+            cr_assert_eq(nq, s.nquotes);
         }
     }
     op_utf8_set_level(-1);
