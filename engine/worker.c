@@ -209,16 +209,19 @@ static void add_batch(op_worker_t *w, const op_batch_t *batch)
 {
     parsed_t *ring = w->ring;
     size_t n = batch->n;
-    const char *ahead = n ? batch->recs[n - 1].buf + batch->recs[n - 1].len : NULL;
+    /* An address, not a pointer into the record: it points past it. */
+    uintptr_t ahead = n && batch->recs[n - 1].buf
+                          ? (uintptr_t)batch->recs[n - 1].buf + batch->recs[n - 1].len
+                          : 0;
     for (size_t i = 0; i < n + ADD; i++) {
         if (i < n) {
             if (ahead) {
-                OP_USERS_PREFETCH(ahead);
-                OP_USERS_PREFETCH(ahead + 64);
-                OP_USERS_PREFETCH(ahead + 128);
-                OP_USERS_PREFETCH(ahead + 192);
-                OP_USERS_PREFETCH(ahead + 256);
-                OP_USERS_PREFETCH(ahead + 320);
+                OP_USERS_PREFETCH((const char *)ahead);
+                OP_USERS_PREFETCH((const char *)(ahead + 64));
+                OP_USERS_PREFETCH((const char *)(ahead + 128));
+                OP_USERS_PREFETCH((const char *)(ahead + 192));
+                OP_USERS_PREFETCH((const char *)(ahead + 256));
+                OP_USERS_PREFETCH((const char *)(ahead + 320));
                 ahead += 384;
             }
             parse_record(w, &batch->recs[i], &ring[i & (RING - 1)]);
