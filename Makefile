@@ -206,7 +206,7 @@ clean:
 
 # --- benchmarks -----------------------------------------------------------------
 BENCH_BINS := build/bench/parse_bench build/bench/simdjson_pass build/bench/redis_bench \
-              build/bench/kafka_ceiling build/bench/physlimit
+              build/bench/kafka_ceiling build/bench/physlimit build/bench/merge_bench
 
 build/bench/kafka_ceiling: bench/kafka_ceiling.c bench/lines.c
 	@mkdir -p $(@D)
@@ -225,6 +225,10 @@ build/bench/parse_bench: bench/parse_bench.c bench/lines.c engine/parse.c engine
 build/bench/simdjson_pass: bench/simdjson_pass.cc bench/lines.c
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O3 -march=native -g -I. -o $@ -x c++ bench/simdjson_pass.cc -x c bench/lines.c -lsimdjson
+
+build/bench/merge_bench: bench/merge_bench.c bench/lines.c $(LIBOP)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ bench/merge_bench.c bench/lines.c $(LIBOP) $(LIBS)
 
 build/bench/physlimit: bench/physlimit.c
 	@mkdir -p $(@D)

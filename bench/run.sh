@@ -109,6 +109,10 @@ engine_rows() { # name file
 engine_rows low $lo_data
 engine_rows high $hi_data
 
+# --- the merger's end-of-run work at high cardinality: with 2 workers it runs
+# after both have finished (the serial tail the 2-worker ratio pays)
+say "$(x $B/merge_bench $hi_data 5)"
+
 # --- the hardware: reading the file (bandwidth) and one dependent DRAM load
 # (latency), as orders/s, with the engine's 1-worker rates as fractions.
 pl_line=$(x $B/physlimit $hi_data 1024 3)

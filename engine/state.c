@@ -217,8 +217,12 @@ static void merge_users(op_state_t *st, const op_users_t *delta)
             op_users_prefetch_entry(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD / 2));
         size_t len;
         const char *name = op_users_name(delta, d, &len);
-        add_user(st, name, len, op_users_hash_of(delta, d), op_users_amount(delta, d),
-                 op_users_orders(delta, d));
+        uint32_t e = op_users_upsert(&st->users, name, len, op_users_hash_of(delta, d));
+        op_users_add(&st->users, e, op_users_amount(delta, d), op_users_orders(delta, d));
+        /* topk_offer's first test, here: nearly every user stops at it. */
+        if (st->heap_len < OP_STATE_TOPK ||
+            op_users_amount(&st->users, e) >= op_users_amount(&st->users, st->heap[0]))
+            topk_offer(st, e);
     }
 }
 

@@ -105,22 +105,16 @@ static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
 }
 
 /* The second step, once the index line has arrived: starts loading the
- * entry the index points at for hash, if any (a guess: the upsert decides). */
+ * entry the hash's home slot points at, if its fingerprint matches (a
+ * guess: most users sit in their home slot; the upsert decides). */
 static inline void op_users_prefetch_entry(const op_users_t *u, uint64_t hash)
 {
     if (!u->cap)
         return;
-    uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1;
-    uint32_t fp = u->bits < 32 ? h32 & ((1u << (32 - u->bits)) - 1) : 0;
-    for (uint32_t i = op_users_home(u, hash), n = 0; n < 4; i = (i + 1) & mask, n++) {
-        uint32_t slot = u->index[i];
-        if (!slot)
-            return;
-        if (slot >> u->bits == fp) {
-            OP_USERS_PREFETCH(&u->ent[(slot & mask) - 1]);
-            return;
-        }
-    }
+    uint32_t h32 = (uint32_t)(hash >> 32);
+    uint32_t slot = u->index[h32 >> (32 - u->bits)];
+    if (slot && slot >> u->bits == (h32 & ((1u << (32 - u->bits)) - 1)))
+        OP_USERS_PREFETCH(&u->ent[(slot & (u->cap - 1)) - 1]);
 }
 
 /* ---- an entry's fields ------------------------------------------------------- */
