@@ -141,7 +141,7 @@ distinct). Engine rates are records per second from the start of the workers to 
 snapshot (its \`--once\` summary line); the simdjson pass
 (\`bench/simdjson_pass.cc\`, simdjson 3.0.1 On-Demand, \`g++ -O3 -march=native\`, the
 same seven fields, each line its own document) reads the same file from memory.
-Simdjson, 1 worker and 2 workers run in turn, three rounds, best of each.
+Simdjson, 1 worker and 2 workers run in turn, five rounds, best of each.
 
 Physical limits (\`bench/physlimit.c\`, \`-O3 -march=native\`): bandwidth is the
 high-cardinality file mapped as the file source maps it and read once, 64 bytes
