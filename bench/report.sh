@@ -72,11 +72,18 @@ engine.
   0.2–4 GB/s measured), and the final merge, a copy of the shard's table into the empty
   state (~10–15 ms). The lookups themselves are overlapped: index line prefetched at
   parse, entry two records later, add two records after that.
-- **engine, 2 workers**: per function, each worker's samples per order equal the
-  1-worker run's (compute scales); what does not: (1) the merger's serial final merge
-  of the second worker's shard — at high cardinality ~0.79 M users, 60–70 ms at one
-  core's memory-level parallelism (two random cache lines per user: index and entry),
-  after a ~10 ms copy of the first shard; at low cardinality a few ms; (2) TLB
+- **engine, 2 workers**: per function, the two workers' samples add up to the 1-worker
+  run's (compute scales), but a 2-worker process uses ~6 % more CPU in all (\`perf stat
+  -e task-clock\`: 418–426 ms against 386–410 ms at low cardinality; both cores busy
+  share the last-level cache and memory), the file is cut into two fixed halves, so the
+  worker on the busier core finishes last (50–100 ms later in profiled runs), and best
+  case the ratio was 1.73 (0.214 s against 0.370 s, low cardinality). What else does
+  not scale: (1) the merger's serial final merges — at high cardinality a copy of the
+  first worker's shard and the second's ~0.79 M users one by one (the merge row above:
+  $(val merge first_ms) + $(val merge second_ms) ms; ~35 ns a user is one core's memory-level
+  parallelism with two random cache lines per user, index and entry: without the
+  prefetches it is ~47 ns), more when the new memory is slow to first touch; at low
+  cardinality a few ms; (2) TLB
   shootdowns when a big table is unmapped while the other worker runs; (3) the
   machine's other users: a 2-worker run needs both cores at once, so preemption
   (\`finish_task_switch\`, \`irqentry_exit_to_user_mode\`) costs it more than a
