@@ -26,6 +26,7 @@ typedef struct op_bench_lines {
 int op_bench_lines_load(op_bench_lines_t *l, const char *path);
 void op_bench_lines_free(op_bench_lines_t *l);
 double op_bench_now(void); /* monotonic seconds */
+double op_bench_cpu(void); /* this thread's CPU seconds (not counting time others ran) */
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,10 @@
 /* hash.h — the one string hash of the engine.
  *
- * Names are short (a few to a few dozen bytes) and hashed once per order for
- * each dimension, so the hash reads eight bytes at a time and mixes with one
- * multiply per word; it is not meant to resist hash flooding (the tables
- * bound their probe lengths by load factor, and dimension counts are capped).
- * Header-only so that the hot path can inline it.
+ * Names are short (a few to a few dozen bytes) and hashed once per order, so
+ * the hash reads eight bytes at a time and mixes with one multiply per word;
+ * it is not meant to resist hash flooding (the tables bound their probe
+ * lengths by load factor, and dimension counts are capped). Header-only so
+ * that the hot path can inline it.
  */
 #ifndef OP_HASH_H
 #define OP_HASH_H
@@ -21,30 +21,11 @@ static inline uint64_t op_hash_mix(uint64_t h)
     return h;
 }
 
-static inline uint64_t op_hash_bytes(const char *p, size_t len)
-{
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL);
-    while (len >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-        h ^= h >> 29;
-        p += 8;
-        len -= 8;
-    }
-    if (len) {
-        uint64_t w = 0;
-        memcpy(&w, p, len);
-        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
-    }
-    return op_hash_mix(h);
-}
-
 /* Up to 8 bytes of a short name as one word, without a variable-length
  * memcpy (which compiles to a call): for 4..7 bytes the first and last
  * four, for 1..3 the first, middle and last byte. Injective for a given
  * length, which is all the callers need (they compare lengths too). */
-static inline uint64_t op_hash_word(const char *p, size_t len)
+__attribute__((always_inline)) static inline uint64_t op_hash_word(const char *p, size_t len)
 {
     if (len >= 8) {
         uint64_t w;
@@ -77,6 +58,33 @@ static inline int op_hash_same(const char *a, const char *b, size_t len)
         return a0 == b0 && a1 == b1;
     }
     return memcmp(a, b, len) == 0;
+}
+
+/* The hash of a name. Names of up to 16 bytes (nearly all) are read as two
+ * overlapping words, with no loop and no variable-length copy (which GCC
+ * turns into a call to memcpy); longer ones a word at a time, the last word
+ * overlapping the one before. Deterministic in (bytes, length) only. */
+static inline uint64_t op_hash_bytes(const char *p, size_t len)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0xff51afd7ed558ccdULL);
+    uint64_t w;
+    if (len <= 8) {
+        h = (h ^ op_hash_word(p, len)) * 0xbf58476d1ce4e5b9ULL;
+        return op_hash_mix(h);
+    }
+    while (len > 16) {
+        memcpy(&w, p, 8);
+        h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 29;
+        p += 8;
+        len -= 8;
+    }
+    memcpy(&w, p, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 29;
+    memcpy(&w, p + len - 8, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+    return op_hash_mix(h);
 }
 
 #endif

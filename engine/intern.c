@@ -254,7 +254,7 @@ static void cache_insert(op_intern_cache_t *c, const struct op_intern_slot *e)
     c->count++;
 }
 
-int32_t op_intern_cache_id(op_intern_cache_t *c, op_dim_t dim, const char *name, size_t len)
+int32_t op_intern_cache_lookup(op_intern_cache_t *c, op_dim_t dim, const char *name, size_t len)
 {
     cache_key_t k = cache_key(dim, name, len);
     if (c->cap) {

@@ -1,16 +1,15 @@
 /* ktable.c — open-addressing key→tally map (see ktable.h).
  *
  * Linear probing over a power-of-two array kept at most half full: the keys
- * are small dense integers, so a multiplicative hash spreads them and probe
- * sequences stay short without tombstones (entries are only ever removed all
- * at once, by clear or by a rebuild).
+ * are small dense integers, so a multiplicative (Fibonacci) hash spreads
+ * them and probe sequences stay short without tombstones (entries are only
+ * ever removed all at once, by clear or by a rebuild).
  */
 #include "engine/ktable.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/hash.h"
 #include "engine/util.h"
 
 #define KTABLE_MIN_CAP 16
@@ -33,11 +32,7 @@ static void ktable_alloc(op_ktable_t *t, uint32_t cap)
     t->vals = op_xcalloc(cap, sizeof(*t->vals));
     t->cap = cap;
     t->count = 0;
-}
-
-static uint32_t ktable_slot(const op_ktable_t *t, uint64_t stored)
-{
-    return (uint32_t)op_hash_mix(stored * 0x9e3779b97f4a7c15ULL) & (t->cap - 1);
+    t->shift = 64 - (uint32_t)__builtin_ctz(cap);
 }
 
 static void ktable_grow(op_ktable_t *t, uint32_t cap)
@@ -53,13 +48,13 @@ static void ktable_grow(op_ktable_t *t, uint32_t cap)
     free(old.vals);
 }
 
-op_tally_t *op_ktable_upsert(op_ktable_t *t, uint64_t key)
+op_tally_t *op_ktable_upsert_slow(op_ktable_t *t, uint64_t key)
 {
     if ((t->count + 1) * 2 > t->cap)
         ktable_grow(t, t->cap ? t->cap * 2 : KTABLE_MIN_CAP);
     uint64_t stored = key + 1;
     uint32_t mask = t->cap - 1;
-    for (uint32_t i = ktable_slot(t, stored);; i = (i + 1) & mask) {
+    for (uint32_t i = op_ktable_home(t, stored);; i = (i + 1) & mask) {
         if (t->keys[i] == stored)
             return &t->vals[i];
         if (!t->keys[i]) {
@@ -76,7 +71,7 @@ op_tally_t *op_ktable_find(const op_ktable_t *t, uint64_t key)
         return NULL;
     uint64_t stored = key + 1;
     uint32_t mask = t->cap - 1;
-    for (uint32_t i = ktable_slot(t, stored);; i = (i + 1) & mask) {
+    for (uint32_t i = op_ktable_home(t, stored);; i = (i + 1) & mask) {
         if (t->keys[i] == stored)
             return &t->vals[i];
         if (!t->keys[i])

@@ -24,8 +24,9 @@ typedef struct op_tally {
 typedef struct op_ktable {
     uint64_t *keys; /* key + 1; 0 marks an empty slot */
     op_tally_t *vals;
-    uint32_t cap; /* power of two */
+    uint32_t cap; /* power of two, 1 << (64 - shift) */
     uint32_t count;
+    uint32_t shift; /* a key's home slot: its Fibonacci hash's top bits */
 } op_ktable_t;
 
 /* Keys combining a time bucket and a dimension id. */
@@ -62,7 +63,24 @@ void op_ktable_dispose(op_ktable_t *t);
 
 /* The tally of key, inserted as zeros if absent. key must be < UINT64_MAX.
  * The pointer is valid until the next insertion. */
-op_tally_t *op_ktable_upsert(op_ktable_t *t, uint64_t key);
+op_tally_t *op_ktable_upsert_slow(op_ktable_t *t, uint64_t key);
+
+static inline uint32_t op_ktable_home(const op_ktable_t *t, uint64_t stored)
+{
+    return (uint32_t)((stored * 0x9E3779B97F4A7C15ULL) >> t->shift);
+}
+
+/* Inline for the hot path: a key found in its home slot (the common case
+ * for the handful of keys a shard holds) costs a multiply and a compare. */
+static inline op_tally_t *op_ktable_upsert(op_ktable_t *t, uint64_t key)
+{
+    if (t->cap) {
+        uint32_t i = op_ktable_home(t, key + 1);
+        if (t->keys[i] == key + 1)
+            return &t->vals[i];
+    }
+    return op_ktable_upsert_slow(t, key);
+}
 
 /* The tally of key, or NULL. */
 op_tally_t *op_ktable_find(const op_ktable_t *t, uint64_t key);

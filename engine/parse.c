@@ -11,6 +11,7 @@
  */
 #include "engine/parse.h"
 
+#include "engine/hash.h"
 #include "engine/utf8.h"
 
 #include <errno.h>
@@ -19,6 +20,10 @@
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define PARSE_FAST 1 /* op_utf8_scan only ever succeeds on x86-64 with AVX2 */
 #endif
 
 #define likely(x)   __builtin_expect(!!(x), 1)
@@ -716,7 +721,8 @@ static int scan_error(op_parser_t *ps, const struct scan *s)
     return -s->err;
 }
 
-int op_parse_order(op_parser_t *ps, const char *buf, size_t len, op_order_t *out)
+/* The general path: any JSON, any spelling; the judge of every rejection. */
+int op_parse_order_general(op_parser_t *ps, const char *buf, size_t len, op_order_t *out)
 {
     struct scan s = {.begin = buf, .end = buf + len, .err = 0, .err_at = buf};
     struct fields f;
@@ -787,6 +793,281 @@ done:
     if (p != end)
         return fail(&s, p, OP_PARSE_TRAILING), scan_error(ps, &s);
     return fields_finish(ps, &f, out);
+}
+
+/* ---- the fast path ------------------------------------------------------------ */
+
+/* The fast path takes the records a producer actually writes: one compact
+ * object (spaces allowed, no other whitespace), no escapes, no nested
+ * values, no exponents, every field valid. It walks the record with the
+ * bitmaps of op_utf8_scan: a string ends at the next quote bit, a number
+ * at the next non-digit bit. Whatever it does not recognise it hands to the
+ * general path, which decides alone; so the fast path can only accept, and
+ * it accepts exactly what the general path would, with the same values
+ * (the fuzzer and the differential test hold it to that). */
+
+#ifdef PARSE_FAST
+
+/* 64 bits of a bitmap from bit pos on: two words funnel-shifted (shrd), so
+ * that a search from pos crosses a block boundary without a branch. The
+ * bitmaps have a zero word after the record's last block. */
+static inline uint64_t bits_from(const uint64_t *bits, size_t pos)
+{
+    size_t b = pos >> 6;
+    unsigned __int128 two = (unsigned __int128)bits[b + 1] << 64 | bits[b];
+    return (uint64_t)(two >> (pos & 63));
+}
+
+/* Digits starting at byte pos. Terminates inside the record: its last byte
+ * is '}' (checked before the walk), and bits past the record are 0. */
+static inline size_t digit_run(const uint64_t *digit, size_t pos)
+{
+    size_t run = 0;
+    uint64_t other;
+    while (unlikely(!(other = ~bits_from(digit, pos + run))))
+        run += 64;
+    return run + (size_t)__builtin_ctzll(other);
+}
+
+/* The value of 1..8 ASCII digits ending just before end. Reads the 8 bytes
+ * before end (the caller guarantees they are inside the record), zeroes the
+ * ones before the digits (leading zeros), and sums the digits pairwise in
+ * one word (the SWAR method of simdjson's parse_eight_digits_unrolled). */
+static inline uint64_t digits8(const char *end, size_t n)
+{
+    uint64_t v;
+    memcpy(&v, end - 8, 8);
+    v &= ~0ULL << (8 * (8 - n));
+    v = ((v & 0x0F0F0F0F0F0F0F0FULL) * 2561) >> 8;
+    v = ((v & 0x00FF00FF00FF00FFULL) * 6553601) >> 16;
+    return ((v & 0x0000FFFF0000FFFFULL) * 42949672960001ULL) >> 32;
+}
+
+/* 1..16 digits ending just before end; 16 bytes before end are inside. */
+static inline uint64_t digits16(const char *end, size_t n)
+{
+    if (n <= 8)
+        return digits8(end, n);
+    return digits8(end - 8, n - 8) * 100000000 + digits8(end, 8);
+}
+
+/* Spaces are the only whitespace the fast path meets (controls, tabs and
+ * newlines included, send a record to the general path). */
+static inline const char *spaces(const char *p)
+{
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+/* 1 if the bytes at p are the learned separator-and-key literal k. */
+__attribute__((target("avx2"))) static inline int literal_matches(const op_parse_fkey_t *k,
+                                                                  const char *p, const char *end)
+{
+    if (likely(end - p >= 32)) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+        __m256i l = _mm256_loadu_si256((const __m256i *)(const void *)k->lit);
+        uint32_t eq = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(v, l));
+        return (eq & k->mask) == k->mask && k->mask;
+    }
+    return k->len && (size_t)(end - p) >= k->len && memcmp(p, k->lit, k->len) == 0;
+}
+
+#define BIT(f) (1u << (f))
+#define FAST_REQUIRED                                                                              \
+    (BIT(F_USER) | BIT(F_GENDER) | BIT(F_CATEGORY) | BIT(F_BRAND) | BIT(F_NUM) | BIT(F_AMOUNT))
+
+/* 1 and *out filled, or 0: the general path must decide. */
+__attribute__((target("avx2,bmi,bmi2"))) static int
+parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *sc, op_order_t *out)
+{
+    const char *end = buf + len;
+    if (len < 2 || end[-1] != '}')
+        return 0;
+    op_str_t str[F_TIME_STR + 1];
+    int64_t num = 0, cents = 0, ms = 0;
+    unsigned seen = 0;
+    const char *p = buf; /* at the separator before the next member: '{' or ',' */
+
+    /* Every dereference below is of a byte before end - 1 or of end - 1
+     * itself (the '}'): a quote, ':' or ',' is never the last byte, a
+     * literal never ends with '}', and the scans for spaces and digits stop
+     * at the '}'.
+     *
+     * The positions of the strings come from the quote list, in order: qi
+     * is the next quote not yet consumed. Where a member begins (p, the end
+     * of the member before) is only compared with what the list says, never
+     * used to find the next string, so that each member's loads wait for
+     * the list, not for the member before: the walk is not one long chain
+     * of dependent loads. */
+    const uint16_t *q = sc->quotes;
+    size_t nq = sc->nquotes, qi = 0;
+    op_parse_fkey_t *fk = ps->fkeys, *sentinel = ps->fkeys + OP_PARSE_KEY_SLOTS;
+    for (unsigned member = 0;; member++, fk += fk != sentinel) {
+        enum field id;
+        const char *lit;
+        /* The learned literal sits fk->qoff bytes before the next quote. */
+        if (likely(qi + 1 < nq && q[qi] >= fk->qoff) &&
+            literal_matches(fk, lit = buf + q[qi] - fk->qoff, end) && likely(lit == p)) {
+            id = (enum field)fk->field;
+            qi += 2; /* the literal holds the key's two quotes */
+            p = lit + fk->len;
+            if (unlikely(*p == ' ')) /* learned from a record without the space */
+                p = spaces(p);
+        } else {
+            const char *sep = p;
+            p = spaces(p);
+            if (*p == '}' && member)
+                break; /* end - 1 or not: checked after the loop */
+            if (*p != (member ? ',' : '{'))
+                return 0;
+            p = spaces(p + 1);
+            if (*p != '"' || qi + 1 >= nq || buf + q[qi] != p)
+                return 0;
+            const char *kc = buf + q[qi + 1];
+            qi += 2;
+            id = field_of(p + 1, (size_t)(kc - p - 1));
+            size_t qoff = (size_t)(p - sep);
+            p = spaces(kc + 1);
+            if (*p != ':')
+                return 0;
+            p = spaces(p + 1);
+            if (fk != sentinel) {
+                size_t n = (size_t)(p - sep);
+                if (n > OP_PARSE_KEY_LIT) {
+                    fk->len = 0;
+                    fk->mask = 0;
+                } else {
+                    memset(fk->lit, 0, sizeof(fk->lit));
+                    memcpy(fk->lit, sep, n);
+                    fk->len = (uint8_t)n;
+                    fk->mask = n == 32 ? 0xFFFFFFFFu : (1u << n) - 1;
+                    fk->field = (uint8_t)id;
+                    fk->qoff = (uint8_t)qoff;
+                }
+            }
+        }
+
+        if (*p == '"') {
+            if (qi + 1 >= nq || buf + q[qi] != p)
+                return 0;
+            const char *vc = buf + q[qi + 1];
+            qi += 2;
+            if (id <= F_TIME_STR) {
+                str[id] = (op_str_t){p + 1, (uint32_t)(vc - p - 1)};
+                seen |= BIT(id);
+            } else if (id != F_UNKNOWN) {
+                return 0;
+            }
+            p = vc + 1;
+        } else if (*p == '-' || is_digit(*p)) {
+            int neg = *p == '-';
+            const char *d = p + neg;
+            size_t ni = digit_run(sc->digit, (size_t)(d - buf));
+            if (!ni || (ni > 1 && *d == '0'))
+                return 0;
+            const char *idig = d, *fdig = d + ni;
+            size_t nf = 0;
+            p = d + ni;
+            if (*p == '.') {
+                nf = digit_run(sc->digit, (size_t)(p + 1 - buf));
+                if (!nf)
+                    return 0;
+                fdig = p + 1;
+                p = fdig + nf;
+            }
+            if ((*p | 0x20) == 'e')
+                return 0;
+            if (id != F_UNKNOWN) {
+                /* Known numbers: non-negative, no exponent; integers
+                 * without a fraction. Their digits start at least 7 bytes
+                 * into the record ({"num": is 7), so 8 bytes before the
+                 * end of up to 8 digits, and 16 before 9..16, are inside. */
+                if (neg || id <= F_TIME_STR)
+                    return 0;
+                if (id == F_AMOUNT) {
+                    if (ni > 10)
+                        return 0;
+                    int64_t c = (int64_t)digits16(idig + ni, ni) * 100;
+                    if (nf) {
+                        c += (fdig[0] - '0') * 10;
+                        if (nf > 1)
+                            c += fdig[1] - '0';
+                        if (nf > 2 && fdig[2] >= '5')
+                            c++;
+                    }
+                    if (c > OP_PARSE_MAX_CENTS)
+                        return 0;
+                    cents = c;
+                } else {
+                    if (nf || ni > 15)
+                        return 0;
+                    int64_t v = (int64_t)digits16(idig + ni, ni);
+                    if (id == F_NUM) {
+                        if (v < 1 || v > OP_PARSE_MAX_NUM)
+                            return 0;
+                        num = v;
+                    } else {
+                        if (v < 1 || v > OP_PARSE_MAX_EVENT_MS)
+                            return 0;
+                        ms = v;
+                    }
+                }
+                seen |= BIT(id);
+            }
+        } else if (*p == 't' || *p == 'f' || *p == 'n') {
+            static const char *const words[] = {"true", "false", "null"};
+            const char *w = words[*p == 't' ? 0 : *p == 'f' ? 1 : 2];
+            size_t n = *p == 'f' ? 5 : 4;
+            if (id != F_UNKNOWN || (size_t)(end - p) <= n || memcmp(p, w, n) != 0)
+                return 0;
+            p += n;
+        } else {
+            return 0;
+        }
+    }
+    if (p != end - 1)
+        return 0;
+
+    if ((seen & FAST_REQUIRED) != FAST_REQUIRED)
+        return 0;
+    for (int f = F_USER; f <= F_BRAND; f++)
+        if (str[f].len < 1 || str[f].len > OP_PARSE_MAX_NAME)
+            return 0;
+    if (!(seen & BIT(F_TIME_MS))) {
+        if (!(seen & BIT(F_TIME_STR)) || order_time(ps, str[F_TIME_STR], &ms) != 0)
+            return 0;
+    }
+    out->user = str[F_USER];
+    out->gender = str[F_GENDER];
+    out->category = str[F_CATEGORY];
+    out->brand = str[F_BRAND];
+    out->num = num;
+    out->amount = cents;
+    out->event_ms = ms;
+    return 1;
+}
+
+#else
+
+static int parse_fast(op_parser_t *ps, const char *buf, size_t len, const op_utf8_scan_t *sc,
+                      op_order_t *out)
+{
+    (void)ps, (void)buf, (void)len, (void)sc, (void)out;
+    return 0;
+}
+
+#endif
+
+int op_parse_order(op_parser_t *ps, const char *buf, size_t len, op_order_t *out)
+{
+    op_utf8_scan_t sc;
+    if (likely(!ps->general_only && op_utf8_scan(buf, len, &sc)) &&
+        likely(parse_fast(ps, buf, len, &sc, out))) {
+        ps->fast_accepted++;
+        return 0;
+    }
+    return op_parse_order_general(ps, buf, len, out);
 }
 
 int op_parse_tz_offset(const char *s, int32_t *out_seconds)

@@ -90,12 +90,26 @@ typedef struct op_parse_key {
     char lit[OP_PARSE_KEY_LIT]; /* "name", zero-padded */
 } op_parse_key_t;
 
+/* The same for the fast path, with everything from the separator before
+ * the key to the value: `,"userName":` (spaces included), so that one
+ * 32-byte compare checks the separator, the key and the colon at once. */
+typedef struct op_parse_fkey {
+    char lit[OP_PARSE_KEY_LIT];
+    uint32_t mask; /* (1 << len) - 1: the bytes of lit that count; 0 = nothing learned */
+    uint8_t len;
+    uint8_t field;
+    uint8_t qoff; /* where in lit the key's opening quote is */
+} op_parse_fkey_t;
+
 /* Per-thread parser state. Caller-owned storage: op_parse_init, no dispose. */
 typedef struct op_parser {
-    int32_t tz_offset_s; /* time zone of orderTime, seconds east of UTC */
-    size_t err_offset;   /* byte offset of the last syntax-level error */
-    char scratch[OP_PARSE_NSCRATCH][OP_PARSE_MAX_NAME + 1];
+    int32_t tz_offset_s;    /* time zone of orderTime, seconds east of UTC */
+    int general_only;       /* tests: 1 = never take the fast path */
+    uint64_t fast_accepted; /* records the fast path accepted (tests, profiles) */
+    size_t err_offset;      /* byte offset of the last syntax-level error */
+    op_parse_fkey_t fkeys[OP_PARSE_KEY_SLOTS + 1]; /* the last one never learns: a sentinel */
     op_parse_key_t keys[OP_PARSE_KEY_SLOTS];
+    char scratch[OP_PARSE_NSCRATCH][OP_PARSE_MAX_NAME + 1];
 } op_parser_t;
 
 void op_parse_init(op_parser_t *ps, int32_t tz_offset_s);
@@ -104,6 +118,12 @@ void op_parse_init(op_parser_t *ps, int32_t tz_offset_s);
  * -reason (op_parse_reason_t) and leaves *out unspecified. Never reads
  * outside [buf, buf + len). */
 int op_parse_order(op_parser_t *ps, const char *buf, size_t len, op_order_t *out);
+
+/* The general path alone (op_parse_order takes a fast path for the compact,
+ * escape-free records producers write, and falls back to this one for
+ * everything else). For the tests that hold the two paths to the same
+ * answers. */
+int op_parse_order_general(op_parser_t *ps, const char *buf, size_t len, op_order_t *out);
 
 /* "syntax", "utf8", ... for a reason code (positive or negated). */
 const char *op_parse_reason_name(int reason);

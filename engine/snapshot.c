@@ -267,9 +267,9 @@ static op_jarray_t render_top_users(const op_state_t *st)
         op_jbuf_lit(&w.b, "{\"name\":");
         op_jbuf_str(&w.b, name, len);
         op_jbuf_lit(&w.b, ",\"amount\":");
-        op_jbuf_cents(&w.b, st->users.ent[top[i]].amount);
+        op_jbuf_cents(&w.b, op_users_amount(&st->users, top[i]));
         op_jbuf_lit(&w.b, ",\"orders\":");
-        op_jbuf_i64(&w.b, st->users.ent[top[i]].orders);
+        op_jbuf_i64(&w.b, op_users_orders(&st->users, top[i]));
         op_jbuf_lit(&w.b, "}");
     }
     return arr_end(&w);

@@ -140,7 +140,7 @@ typedef struct op_snapshot_meta {
     int32_t display_tz_offset_s; /* --display-timezone: the zone dashboards show times in */
     op_snapshot_redis_t redis;
     op_snapshot_archive_t archive;
-    op_source_t *src;            /* for the partitions this process reads; may be NULL */
+    op_source_t *src; /* for the partitions this process reads; may be NULL */
 } op_snapshot_meta_t;
 
 /* Renders a snapshot of st. Called by the merger thread only. */

@@ -66,9 +66,9 @@ void op_state_dispose(op_state_t *st)
 
 int op_state_user_cmp(const op_state_t *st, uint32_t a, uint32_t b)
 {
-    const op_user_t *ua = &st->users.ent[a], *ub = &st->users.ent[b];
-    if (ua->amount != ub->amount)
-        return ua->amount > ub->amount ? -1 : 1;
+    int64_t aa = op_users_amount(&st->users, a), ab = op_users_amount(&st->users, b);
+    if (aa != ab)
+        return aa > ab ? -1 : 1;
     size_t la, lb;
     const char *na = op_users_name(&st->users, a, &la);
     const char *nb = op_users_name(&st->users, b, &lb);
@@ -77,6 +77,62 @@ int op_state_user_cmp(const op_state_t *st, uint32_t a, uint32_t b)
         return c;
     return la < lb ? -1 : la > lb;
 }
+
+/* ---- where a user sits in the heap -------------------------------------------- */
+
+static uint32_t pos_slot(uint32_t e)
+{
+    return (uint32_t)((e * 0x9E3779B9u) >> 24) & (OP_STATE_HEAP_SLOTS - 1);
+}
+
+/* The heap position of entry e, or -1. */
+static int pos_get(const op_state_t *st, uint32_t e)
+{
+    for (uint32_t i = pos_slot(e);; i = (i + 1) & (OP_STATE_HEAP_SLOTS - 1)) {
+        if (st->heap_key[i] == e + 1)
+            return st->heap_at[i];
+        if (!st->heap_key[i])
+            return -1;
+    }
+}
+
+static void pos_set(op_state_t *st, uint32_t e, uint32_t pos)
+{
+    uint32_t i = pos_slot(e);
+    while (st->heap_key[i] && st->heap_key[i] != e + 1)
+        i = (i + 1) & (OP_STATE_HEAP_SLOTS - 1);
+    st->heap_key[i] = e + 1;
+    st->heap_at[i] = (uint8_t)pos;
+}
+
+/* Removes e; the entries after it in its probe run move back into the gap
+ * (deletion without tombstones, Knuth's algorithm R). */
+static void pos_del(op_state_t *st, uint32_t e)
+{
+    const uint32_t mask = OP_STATE_HEAP_SLOTS - 1;
+    uint32_t i = pos_slot(e);
+    while (st->heap_key[i] != e + 1)
+        i = (i + 1) & mask;
+    for (uint32_t j = i;;) {
+        st->heap_key[i] = 0;
+        uint32_t k;
+        for (;;) {
+            j = (j + 1) & mask;
+            if (!st->heap_key[j])
+                return;
+            k = pos_slot(st->heap_key[j] - 1);
+            /* Stays if its home lies cyclically in (i, j]. */
+            if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+                continue;
+            break;
+        }
+        st->heap_key[i] = st->heap_key[j];
+        st->heap_at[i] = st->heap_at[j];
+        i = j;
+    }
+}
+
+/* ---- the heap ------------------------------------------------------------------ */
 
 /* The heap is a min-heap of rank: its root is the worst of the top K. */
 static int heap_worse(const op_state_t *st, uint32_t a, uint32_t b)
@@ -87,7 +143,7 @@ static int heap_worse(const op_state_t *st, uint32_t a, uint32_t b)
 static void heap_set(op_state_t *st, uint32_t pos, uint32_t e)
 {
     st->heap[pos] = e;
-    st->users.ent[e].heap_pos = (int32_t)pos;
+    pos_set(st, e, pos);
 }
 
 static void heap_down(op_state_t *st, uint32_t pos)
@@ -128,7 +184,14 @@ static void heap_up(op_state_t *st, uint32_t pos)
 /* Called after user e's amount grew. */
 static void topk_offer(op_state_t *st, uint32_t e)
 {
-    int32_t pos = st->users.ent[e].heap_pos;
+    if (st->heap_len == OP_STATE_TOPK) {
+        /* Most users are below the heap's worst; one compare settles them
+         * (a user in the heap is never below its root). */
+        int64_t root = op_users_amount(&st->users, st->heap[0]);
+        if (op_users_amount(&st->users, e) < root)
+            return;
+    }
+    int pos = pos_get(st, e);
     if (pos >= 0) {
         /* Better than before: it can only move away from the root. */
         heap_down(st, (uint32_t)pos);
@@ -141,24 +204,23 @@ static void topk_offer(op_state_t *st, uint32_t e)
     }
     if (!heap_worse(st, st->heap[0], e))
         return;
-    st->users.ent[st->heap[0]].heap_pos = -1;
+    pos_del(st, st->heap[0]);
     heap_set(st, 0, e);
     heap_down(st, 0);
 }
 
-static uint32_t add_user(op_state_t *st, const char *name, size_t len, int64_t amount,
-                         int64_t orders)
+static uint32_t add_user(op_state_t *st, const char *name, size_t len, uint64_t hash,
+                         int64_t amount, int64_t orders)
 {
-    uint32_t e = op_users_upsert(&st->users, name, len, op_hash_bytes(name, len));
-    st->users.ent[e].amount += amount;
-    st->users.ent[e].orders += (uint32_t)orders;
+    uint32_t e = op_users_upsert(&st->users, name, len, hash);
+    op_users_add(&st->users, e, amount, orders);
     topk_offer(st, e);
     return e;
 }
 
 void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amount, int64_t orders)
 {
-    add_user(st, name, len, amount, orders);
+    add_user(st, name, len, op_users_hash(name, len), amount, orders);
 }
 
 /* Was the window over before this merge (archive.h writes it again)? */
@@ -189,24 +251,60 @@ static void note_rewrite(const op_state_t *st, op_ktable_t *rw, const op_ktable_
     }
 }
 
-/* A shard's users; with calendar days, each one's orders also count in its
- * entry of the shard's base day (the off-day share is moved in merge_days). */
+/* A user's orders of this shard in its entry e of the state's base day of
+ * the shard (the off-day share is moved in merge_days). */
+static void note_user_day(op_state_t *st, const op_shard_t *s, uint32_t d, uint32_t e, int rw)
+{
+    uint64_t k = op_shard_user_day((uint32_t)s->day, e);
+    op_tally_t *t = op_ktable_upsert(&st->user_days, k);
+    t->orders += op_users_orders(&s->users, d);
+    t->amount += op_users_amount(&s->users, d);
+    if (rw)
+        op_ktable_upsert(&st->rewrite.user_days, k);
+}
+
+/* A shard's users into the state: a walk over the shard's dense entries,
+ * with the state's index line of the user PREFETCH_AHEAD entries ahead
+ * and its entry half as far ahead already on their way from memory, so
+ * that a tick of a million users costs a million overlapping misses, not a
+ * million waits. The shard's stored hashes are reused: no name is hashed.
+ * With calendar days, each user's orders also count in its entry of the
+ * shard's base day. */
+#define PREFETCH_AHEAD 32
+
 static void merge_users(op_state_t *st, const op_shard_t *s)
 {
     const op_users_t *delta = &s->users;
-    int base_rw = s->day >= 0 && day_is_final(st, (uint32_t)s->day);
-    for (uint32_t d = 0; d < delta->count; d++) {
+    uint32_t n = delta->count;
+    int days = s->day >= 0 && !s->days_exact;
+    int base_rw = days && day_is_final(st, (uint32_t)s->day);
+    if (!st->users.count) {
+        /* Into an empty state (the first tick, a replay): a copy of the
+         * shard's table (same entry numbers), then one pass offering
+         * everyone to the top-K. */
+        op_users_copy(&st->users, delta);
+        for (uint32_t e = 0; e < n; e++) {
+            topk_offer(st, e);
+            if (days)
+                note_user_day(st, s, e, e, base_rw);
+        }
+        return;
+    }
+    for (uint32_t d = 0; d < n; d++) {
+        if (d + PREFETCH_AHEAD < n)
+            op_users_prefetch(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD));
+        if (d + PREFETCH_AHEAD / 2 < n)
+            op_users_prefetch_entry(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD / 2));
         size_t len;
         const char *name = op_users_name(delta, d, &len);
-        uint32_t e = add_user(st, name, len, delta->ent[d].amount, delta->ent[d].orders);
-        if (s->day < 0 || s->days_exact)
-            continue;
-        uint64_t k = op_shard_user_day((uint32_t)s->day, e);
-        op_tally_t *t = op_ktable_upsert(&st->user_days, k);
-        t->orders += delta->ent[d].orders;
-        t->amount += delta->ent[d].amount;
-        if (base_rw)
-            op_ktable_upsert(&st->rewrite.user_days, k);
+        uint32_t e = op_users_upsert(&st->users, name, len, op_users_hash_of(delta, d));
+        op_users_add(&st->users, e, op_users_amount(delta, d), op_users_orders(delta, d));
+        /* topk_offer's first test, here: nearly every user stops at it. */
+        if (st->heap_len < OP_STATE_TOPK ||
+            op_users_amount(&st->users, e) >= op_users_amount(&st->users, st->heap[0]))
+            topk_offer(st, e);
+        if (days)
+            note_user_day(st, s, d, e, base_rw);
     }
 }
 

@@ -33,7 +33,8 @@
 #include "engine/shard.h"
 #include "engine/users.h"
 
-#define OP_STATE_TOPK 100 /* the largest ?n= of /api/v1/users/top */
+#define OP_STATE_TOPK       100 /* the largest ?n= of /api/v1/users/top */
+#define OP_STATE_HEAP_SLOTS 256 /* a power of two above 2 * OP_STATE_TOPK */
 
 typedef struct op_state_part {
     int64_t max_event_ms;   /* INT64_MIN until the first record */
@@ -83,6 +84,11 @@ typedef struct op_state {
 
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
     uint32_t heap_len;
+    /* Where each user of the heap sits in it (entries carry no heap
+     * position: that would cost every user 4 bytes for the sake of 100):
+     * open addressing on the entry number; heap_key holds entry + 1. */
+    uint32_t heap_key[OP_STATE_HEAP_SLOTS];
+    uint8_t heap_at[OP_STATE_HEAP_SLOTS];
 
     int64_t bad[OP_BAD_REASON_COUNT];
     int64_t bad_total;

@@ -2,9 +2,24 @@
  *
  * Used twice: a worker's shard keeps the users touched in the current tick
  * (deltas), and the merger keeps every user ever seen (cumulative totals,
- * for the exact top-K). There can be millions of users, so an entry is 24
- * bytes in a dense array, the hash index holds 4-byte entry numbers, and
- * names live back to back in one arena: about 60-70 bytes per user in all.
+ * for the exact top-K). There can be millions of users, and at high
+ * cardinality every lookup is a cache miss, so the layout is built around
+ * memory accesses:
+ *
+ *   index   4-byte slots: the entry number and, in the bits the entry
+ *           number does not need, a fingerprint of the name's hash. A
+ *           lookup reads one cache line of the index and touches an entry
+ *           only when the fingerprint matches (false matches ~1 in 2^11 at
+ *           a million users), so a new user costs no entry load at all.
+ *   entries 32 bytes, dense, in insertion order: amount, orders, the
+ *           32-bit hash and the name inline when it has at most 15 bytes
+ *           (nearly every name; longer ones keep their first 11 bytes inline
+ *           and the rest in an arena). A found user is one line.
+ *
+ * About 38-45 bytes per user in all (32 + the index at 5/8 load at most).
+ * Large arrays come straight from mmap, with huge pages where the kernel
+ * allows them (fewer TLB misses on random lookups), grow by mremap (no
+ * copy) and are returned to the kernel at once when freed.
  *
  * Not thread-safe: owned by one thread at a time (a shard's table moves with
  * the shard). Out of memory aborts (hot path).
@@ -15,54 +30,151 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/hash.h"
+
+#define OP_USERS_MAX_NAME 255
+#define OP_USERS_INLINE   15 /* names up to this long live in the entry */
+
+/* An entry. Read and write it through the accessors below: the layout is
+ * the table's business. */
 typedef struct op_user {
-    int64_t amount;    /* cents */
-    uint32_t name_off; /* into the arena: one length byte, then the name */
-    uint32_t hash;     /* low bits of the name's hash, to skip most compares */
+    int64_t amount; /* cents */
     uint32_t orders;
-    int32_t heap_pos; /* merger's top-K heap position, -1 when outside it */
+    uint32_t hash; /* the name's 32-bit hash (op_users_hash_of) */
+    uint8_t len;
+    /* len <= OP_USERS_INLINE: the name. Longer: its first 11 bytes, then
+     * the 4-byte offset of the whole name in the arena. */
+    char name[OP_USERS_INLINE];
 } op_user_t;
 
 typedef struct op_users {
-    uint32_t *index; /* entry number + 1; 0 = empty slot */
-    uint32_t cap;    /* slots, a power of two */
-    op_user_t *ent;  /* dense, in insertion order */
+    uint32_t *index; /* cap slots: 0 = empty, else fingerprint << bits | (entry + 1) */
+    uint32_t cap;    /* a power of two, 1 << bits */
+    uint32_t bits;
+    op_user_t *ent; /* dense, in insertion order */
     uint32_t count, ent_cap;
-    char *arena;
+    char *arena; /* names longer than OP_USERS_INLINE */
     size_t arena_len, arena_cap;
 } op_users_t;
-
-#define OP_USERS_MAX_NAME 255
 
 void op_users_init(op_users_t *u);
 void op_users_dispose(op_users_t *u);
 void op_users_clear(op_users_t *u);
 
-/* The entry of name (len 1..OP_USERS_MAX_NAME, hash from op_hash_bytes),
- * inserted with zeros and heap_pos -1 if absent. Returns the entry number;
- * entry pointers are invalidated by insertions, numbers are not. */
-uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash);
-
-/* Starts loading the index slot of hash into the cache, ahead of an upsert
- * a little later (the table of millions of users does not fit in cache). */
-static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
+/* The hash op_users_upsert and op_users_find take for a name. */
+static inline uint64_t op_users_hash(const char *name, size_t len)
 {
-    if (u->cap) {
-        uint32_t h32 = (uint32_t)hash;
-        uint32_t i = (uint32_t)(((uint64_t)h32 * 0x9e3779b97f4a7c15ULL) >> 32) & (u->cap - 1);
-        __builtin_prefetch(&u->index[i]);
-    }
+    return op_hash_bytes(name, len);
 }
+
+/* The entry of name (len 1..OP_USERS_MAX_NAME, hash from op_users_hash or
+ * op_users_hash_of), inserted with zeros if absent. Returns the entry
+ * number; entry pointers are invalidated by insertions, numbers are not. */
+static inline uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash);
+
+/* op_users_upsert without the inlined shortcut. */
+uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint64_t hash);
 
 /* The entry number of name, or UINT32_MAX. */
 uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64_t hash);
 
+/* The slot a hash starts probing at. Only the hash's top 32 bits count:
+ * they are what an entry keeps. */
+static inline uint32_t op_users_home(const op_users_t *u, uint64_t hash)
+{
+    return (uint32_t)(hash >> 32) >> (32 - u->bits);
+}
+
+/* GCC 12 judges a function whose only effect is a prefetch to be pure and
+ * deletes calls to it that it has not inlined yet, prefetch and all, even
+ * several calls up (seen in the object code). The empty volatile asm is an
+ * effect it has to keep. */
+#define OP_USERS_PREFETCH(p)                                                                       \
+    do {                                                                                           \
+        __builtin_prefetch(p);                                                                     \
+        __asm__ volatile("" ::"r"(p));                                                             \
+    } while (0)
+
+/* Starts loading the index line of hash into the cache, ahead of an
+ * upsert a little later (a table of millions of users does not fit in any
+ * cache). */
+static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
+{
+    if (u->cap)
+        OP_USERS_PREFETCH(&u->index[op_users_home(u, hash)]);
+}
+
+/* The second step, once the index line has arrived: starts loading the
+ * entry the hash's home slot points at, if its fingerprint matches (a
+ * guess: most users sit in their home slot; the upsert decides). */
+static inline void op_users_prefetch_entry(const op_users_t *u, uint64_t hash)
+{
+    if (!u->cap)
+        return;
+    uint32_t h32 = (uint32_t)(hash >> 32);
+    uint32_t slot = u->index[h32 >> (32 - u->bits)];
+    if (slot && slot >> u->bits == (h32 & ((1u << (32 - u->bits)) - 1)))
+        OP_USERS_PREFETCH(&u->ent[(slot & (u->cap - 1)) - 1]);
+}
+
+/* ---- an entry's fields ------------------------------------------------------- */
+
+static inline int64_t op_users_amount(const op_users_t *u, uint32_t e)
+{
+    return u->ent[e].amount;
+}
+
+static inline int64_t op_users_orders(const op_users_t *u, uint32_t e)
+{
+    return u->ent[e].orders;
+}
+
+/* Adds to entry e's amount (cents) and order count. */
+static inline void op_users_add(op_users_t *u, uint32_t e, int64_t amount, int64_t orders)
+{
+    u->ent[e].amount += amount;
+    u->ent[e].orders += (uint32_t)orders;
+}
+
+/* The hash of entry e's name, as op_users_upsert/find take it: moving a
+ * user from one table to another needs no second hash of the name. */
+static inline uint64_t op_users_hash_of(const op_users_t *u, uint32_t e)
+{
+    return (uint64_t)u->ent[e].hash << 32;
+}
+
 static inline const char *op_users_name(const op_users_t *u, uint32_t e, size_t *len)
 {
-    const unsigned char *p = (const unsigned char *)u->arena + u->ent[e].name_off;
-    *len = p[0];
-    return (const char *)p + 1;
+    const op_user_t *x = &u->ent[e];
+    *len = x->len;
+    if (x->len <= OP_USERS_INLINE)
+        return x->name;
+    uint32_t off;
+    __builtin_memcpy(&off, x->name + OP_USERS_INLINE - 4, 4);
+    return u->arena + off;
 }
+
+/* Inlined: a short name found in its home slot (the common case) is two
+ * loads and a few compares; everything else goes to op_users_upsert_slow. */
+static inline uint32_t op_users_upsert(op_users_t *u, const char *name, size_t len, uint64_t hash)
+{
+    if (u->cap && len <= OP_USERS_INLINE) {
+        uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1;
+        uint32_t slot = u->index[h32 >> (32 - u->bits)];
+        if (slot >> u->bits == (h32 & ((1u << (32 - u->bits)) - 1)) && slot) {
+            uint32_t e = (slot & mask) - 1;
+            const op_user_t *x = &u->ent[e];
+            if (x->hash == h32 && x->len == len && op_hash_same(x->name, name, len))
+                return e;
+        }
+    }
+    return op_users_upsert_slow(u, name, len, hash);
+}
+
+/* Makes the empty table dst a copy of src: the same entries with the same
+ * numbers (the index layout depends only on the hashes and the size, so
+ * the arrays are copied as they are, not rebuilt). */
+void op_users_copy(op_users_t *dst, const op_users_t *src);
 
 /* Bytes held, for the memory accounting in stats and the benchmarks. */
 size_t op_users_bytes(const op_users_t *u);

@@ -424,3 +424,114 @@ Test(parse, reason_names_are_stable)
     cr_expect_str_eq(op_parse_reason_name(-OP_PARSE_RANGE), "out_of_range");
     cr_expect_str_eq(op_parse_reason_name(99), "unknown");
 }
+
+/* The fast path (compact, escape-free records: what producers write) must
+ * answer exactly as the general path, accept what it should, and leave
+ * everything else to the general path. Each record is parsed twice by a
+ * parser that keeps its learned keys (the second time on learned keys),
+ * once by a fresh one, and compared with the general path alone. */
+Test(parse, fast_path_agrees_with_the_general_path)
+{
+    static const struct {
+        const char *doc;
+        int fast; /* 1: the fast path must accept it */
+    } cases[] = {
+        {ORDER("1", "5999.00", TS), 1},
+        {ORDER("2", "19304.7", TS ",\"address\":\"北京市\",\"phone\":13800000000"), 1},
+        {"{\"userName\": \"张伟\", \"gender\": \"男\", \"goodsType\": \"x\", \"brand\": \"b\", "
+         "\"num\": 3, \"totalPrice\": 1.005, \"orderTimeSeries\": 1731233400000}",
+         1},
+        {ORDER("1", "0.004", "\"orderTime\":\"2024-11-10 18:10:00\""), 1},
+        {ORDER("1000000", "999999999.995", TS), 1},
+        {ORDER("1", "12", TS ",\"a\":true,\"b\":false,\"c\":null,\"d\":-1.5,\"e\":0"), 1},
+        {ORDER("1", "12", TS ",\"orderTime\":5"), 0}, /* accepted, by the general path */
+        {ORDER("1", "12", TS ",\"num\":4"), 1},       /* last one wins */
+        {ORDER("-1", "12", TS), 0},
+        {ORDER("0", "12", TS), 0},
+        {ORDER("01", "12", TS), 0},
+        {ORDER("1000001", "12", TS), 0},
+        {ORDER("1.0", "12", TS), 0},
+        {ORDER("1", "-0", TS), 0},
+        {ORDER("1", "-5", TS), 0},
+        {ORDER("1", "1000000000.01", TS), 0},
+        {ORDER("1", "10000000000", TS), 0},
+        {ORDER("1", "12.", TS), 0},
+        {ORDER("1", ".5", TS), 0},
+        {ORDER("1", "1e2", TS), 0},
+        {ORDER("1", "\"12\"", TS), 0},
+        {ORDER("1", "12", "\"orderTimeSeries\":0"), 0},
+        {ORDER("1", "12", "\"orderTimeSeries\":253402300800000"), 0},
+        {ORDER("1", "12", "\"orderTimeSeries\":12345678901234567"), 0},
+        {ORDER("1", "12", "\"orderTime\":\"2024-02-30 10:00:00\""), 0},
+        {ORDER("1", "12", TS ",\"x\":{\"a\":1}"), 0},
+        {ORDER("1", "12", TS ",\"x\":[1]"), 0},
+        {ORDER("1", "12", TS ",\"x\":tru"), 0},
+        {ORDER("1", "12", TS ",\"x\":nul}"), 0},
+        {ORDER("1", "12", TS ",\"x\":\"a\\\"b\""), 0},
+        {ORDER("1", "12", TS ",\"x\":\"a\tb\""), 0},
+        {ORDER("1", "12", TS ",\"x\":\"\xC3\""), 0},
+        {ORDER("1", "12", TS ",") "", 0},
+        {"{" BASE_FIELDS "\"num\":1,\"totalPrice\":12," TS "}x", 0},
+        {" {" BASE_FIELDS "\"num\":1,\"totalPrice\":12," TS "}", 1},
+        {"{" BASE_FIELDS "\"num\":1,\"totalPrice\":12," TS "} ", 0},
+        {"{" BASE_FIELDS "\"num\":1,\"totalPrice\":12," TS "\n}", 0},
+        {"{\"userName\":\"\",\"gender\":\"男\",\"goodsType\":\"x\",\"brand\":\"b\",\"num\":1,"
+         "\"totalPrice\":1," TS "}",
+         0},
+        {"{\"userName\":\"u\",\"gender\":\"男\",\"goodsType\":\"x\",\"brant\":\"b\",\"num\":1,"
+         "\"totalPrice\":1," TS "}",
+         0},
+        {"{\"userName\":\"u\" ,\"gender\" :\"男\", \"goodsType\":\"x\",\"brand\":\"b\",\"num\":1 ,"
+         "\"totalPrice\":1 ," TS " }",
+         1},
+        {"{\"a1\":1,\"a2\":1,\"a3\":1,\"a4\":1,\"a5\":1,\"a6\":1,\"a7\":1,\"a8\":1,\"a9\":1,"
+         "\"b1\":1,\"b2\":1,\"b3\":1,\"b4\":1,\"b5\":1,\"b6\":1,\"b7\":1,\"b8\":1,\"b9\":1,"
+         "\"c1\":1,\"c2\":1,\"c3\":1,\"c4\":1,\"c5\":1,\"c6\":1,\"c7\":1," BASE_FIELDS
+         "\"num\":1,\"totalPrice\":1," TS "}",
+         1},
+        {"{}", 0},
+        {"{\"a\":1}", 0},
+        {"[]", 0},
+        {"{\"userName\":\"u\"", 0},
+    };
+    op_parser_t kept, general;
+    op_parse_init(&kept, 8 * 3600);
+    op_parse_init(&general, 8 * 3600);
+    general.general_only = 1;
+    for (int round = 0; round < 2; round++) {
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            const char *doc = cases[i].doc;
+            size_t n = strlen(doc);
+            char *copy = malloc(n ? n : 1); /* exact size: ASan sees any overread */
+            memcpy(copy, doc, n);
+            op_parser_t fresh;
+            op_parse_init(&fresh, 8 * 3600);
+            op_order_t g, o[2];
+            int grc = op_parse_order(&general, copy, n, &g);
+            uint64_t before = kept.fast_accepted;
+            int rc[2] = {op_parse_order(&kept, copy, n, &o[0]),
+                         op_parse_order(&fresh, copy, n, &o[1])};
+            cr_expect_eq(kept.fast_accepted - before, (uint64_t)cases[i].fast,
+                         "case %zu: fast path taken %llu times, want %d: %s", i,
+                         (unsigned long long)(kept.fast_accepted - before), cases[i].fast, doc);
+            for (int k = 0; k < 2; k++) {
+                cr_expect_eq(rc[k], grc, "case %zu: %s, general %s: %s", i,
+                             op_parse_reason_name(rc[k]), op_parse_reason_name(grc), doc);
+                if (rc[k] || grc)
+                    continue;
+                cr_expect(
+                    o[k].user.len == g.user.len && !memcmp(o[k].user.ptr, g.user.ptr, g.user.len) &&
+                        o[k].brand.len == g.brand.len &&
+                        !memcmp(o[k].brand.ptr, g.brand.ptr, g.brand.len) &&
+                        o[k].gender.len == g.gender.len && o[k].category.len == g.category.len,
+                    "case %zu: names differ", i);
+                cr_expect(o[k].num == g.num && o[k].amount == g.amount &&
+                              o[k].event_ms == g.event_ms,
+                          "case %zu: %lld/%lld/%lld, general %lld/%lld/%lld", i,
+                          (long long)o[k].num, (long long)o[k].amount, (long long)o[k].event_ms,
+                          (long long)g.num, (long long)g.amount, (long long)g.event_ms);
+            }
+            free(copy);
+        }
+    }
+}

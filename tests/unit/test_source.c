@@ -144,6 +144,31 @@ Test(file_source, lines_split_across_workers)
     free(s);
 }
 
+/* Newlines at every offset of the 64-byte blocks the splitter reads:
+ * runs of them, lines of 0..200 bytes, '\r' before some, and a file size
+ * that is and is not a multiple of 64. */
+Test(file_source, newlines_at_every_block_offset)
+{
+    size_t cap = 1 << 16;
+    char *s = malloc(cap);
+    unsigned seed = 777;
+    for (int round = 0; round < 6; round++) {
+        size_t n = 0;
+        while (n < cap - 256) {
+            int len = (int)(rand_r(&seed) % (round < 3 ? 8 : 201));
+            for (int k = 0; k < len; k++)
+                s[n++] = (char)('a' + rand_r(&seed) % 26);
+            if (rand_r(&seed) % 5 == 0)
+                s[n++] = '\r';
+            s[n++] = '\n';
+        }
+        size_t size = round % 2 ? n & ~(size_t)63 : n - 1; /* cut mid-line, or at a block end */
+        check_file(s, size, 1, 0);
+        check_file(s, size, 3, 7);
+    }
+    free(s);
+}
+
 Test(file_source, crlf_and_empty_lines)
 {
     static const char s[] = "{\"a\":1}\r\n\n{\"b\":2}\n\r\n\n\n{\"c\":3}\r\n"

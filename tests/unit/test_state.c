@@ -62,35 +62,119 @@ Test(state, top_k_is_exact_under_random_growth)
             const char *got = op_users_name(&st.users, top[k], &len);
             cr_assert(len == strlen(names[best]) && !memcmp(got, names[best], len),
                       "round %d rank %u: got %.*s, want %s", round, k, (int)len, got, names[best]);
-            cr_assert_eq(st.users.ent[top[k]].amount, amount[best]);
+            cr_assert_eq(op_users_amount(&st.users, top[k]), amount[best]);
         }
     }
     op_state_dispose(&st);
+}
+
+/* Names of every length 1..OP_USERS_MAX_NAME (inline and arena-held),
+ * distinct, from i. */
+static size_t user_name(int i, char *buf)
+{
+    size_t len = 1 + (size_t)(i * 7919) % OP_USERS_MAX_NAME;
+    int n = snprintf(buf, 32, "u%d-", i);
+    for (size_t k = (size_t)n; k < len; k++)
+        buf[k] = (char)('a' + (k * 31 + (size_t)i) % 26);
+    return len < (size_t)n ? (size_t)n : len;
 }
 
 Test(state, users_table_survives_rehashes_and_clear)
 {
     op_users_t u;
     op_users_init(&u);
-    char name[32];
+    char name[OP_USERS_MAX_NAME + 32];
     for (int i = 0; i < 100000; i++) {
-        int n = snprintf(name, sizeof(name), "user-%d", i);
-        uint32_t e = op_users_upsert(&u, name, (size_t)n, op_hash_bytes(name, (size_t)n));
-        u.ent[e].amount += i;
+        size_t n = user_name(i, name);
+        uint32_t e = op_users_upsert(&u, name, n, op_users_hash(name, n));
+        cr_assert_eq(e, (uint32_t)i, "entries are numbered in insertion order");
+        op_users_add(&u, e, i, 2);
     }
     cr_assert_eq(u.count, 100000);
-    for (int i = 0; i < 100000; i += 997) {
-        int n = snprintf(name, sizeof(name), "user-%d", i);
-        uint32_t e = op_users_find(&u, name, (size_t)n, op_hash_bytes(name, (size_t)n));
-        cr_assert_neq(e, UINT32_MAX);
-        cr_assert_eq(u.ent[e].amount, i);
+    for (int i = 0; i < 100000; i++) {
+        size_t n = user_name(i, name), len;
+        uint32_t e = op_users_upsert(&u, name, n, op_users_hash(name, n));
+        cr_assert_eq(e, (uint32_t)i);
+        const char *got = op_users_name(&u, e, &len);
+        cr_assert(len == n && memcmp(got, name, n) == 0, "name of %d", i);
+        cr_assert_eq(op_users_find(&u, name, n, op_users_hash(name, n)), e);
+        cr_assert_eq(op_users_amount(&u, e), i);
+        cr_assert_eq(op_users_orders(&u, e), 2);
+        /* One byte different, same length: not found. */
+        name[n - 1] ^= 1;
+        cr_assert_eq(op_users_find(&u, name, n, op_users_hash(name, n)), UINT32_MAX);
     }
-    cr_assert_eq(op_users_find(&u, "nobody", 6, op_hash_bytes("nobody", 6)), UINT32_MAX);
-    op_users_clear(&u); /* fewer than 1/8 used next time: released */
+    cr_assert_eq(u.count, 100000);
+    cr_assert_eq(op_users_find(&u, "nobody", 6, op_users_hash("nobody", 6)), UINT32_MAX);
+
+    /* Moving users to another table by their stored hash finds the same names. */
+    op_users_t v;
+    op_users_init(&v);
+    for (uint32_t e = 0; e < u.count; e += 3) {
+        size_t len;
+        const char *n = op_users_name(&u, e, &len);
+        op_users_add(&v, op_users_upsert(&v, n, len, op_users_hash_of(&u, e)), 1, 1);
+    }
+    for (int i = 0; i < 100000; i += 3) {
+        size_t n = user_name(i, name);
+        cr_assert_neq(op_users_find(&v, name, n, op_users_hash(name, n)), UINT32_MAX);
+    }
+    op_users_dispose(&v);
+
+    op_users_clear(&u); /* big: released */
     cr_assert_eq(u.count, 0);
-    uint32_t e = op_users_upsert(&u, "a", 1, op_hash_bytes("a", 1));
-    cr_assert_eq(u.ent[e].amount, 0);
+    cr_assert_eq(op_users_find(&u, "u1-", 3, op_users_hash("u1-", 3)), UINT32_MAX);
+    uint32_t e = op_users_upsert(&u, "a", 1, op_users_hash("a", 1));
+    cr_assert_eq(op_users_amount(&u, e), 0);
+    op_users_clear(&u); /* small: kept, emptied */
+    cr_assert_eq(u.count, 0);
+    cr_assert_eq(op_users_find(&u, "a", 1, op_users_hash("a", 1)), UINT32_MAX);
     op_users_dispose(&u);
+}
+
+/* Merging shards (prefetching, stored hashes) gives what adding the same
+ * users one by one gives. */
+Test(state, merge_of_shards_equals_adding_users)
+{
+    op_state_t a, b;
+    op_state_init(&a, NULL);
+    op_state_init(&b, NULL);
+    op_shard_t *s = op_shard_create(0);
+    char name[OP_USERS_MAX_NAME + 32];
+    for (int tick = 0; tick < 5; tick++) {
+        for (int k = 0; k < 20000; k++) {
+            int i = (int)(next() % 30000);
+            int64_t cents = (int64_t)(next() % 1000);
+            size_t n = user_name(i, name);
+            op_users_add(&s->users, op_users_upsert(&s->users, name, n, op_users_hash(name, n)),
+                         cents, 1);
+            op_state_add_user(&b, name, n, cents, 1);
+        }
+        op_state_merge(&a, s, 0);
+        op_shard_clear(s);
+    }
+    cr_assert_eq(a.users.count, b.users.count);
+    for (uint32_t e = 0; e < b.users.count; e++) {
+        size_t len;
+        const char *n = op_users_name(&b.users, e, &len);
+        uint32_t f = op_users_find(&a.users, n, len, op_users_hash(n, len));
+        cr_assert_neq(f, UINT32_MAX);
+        cr_assert_eq(op_users_amount(&a.users, f), op_users_amount(&b.users, e));
+        cr_assert_eq(op_users_orders(&a.users, f), op_users_orders(&b.users, e));
+    }
+    uint32_t ta[OP_STATE_TOPK], tb[OP_STATE_TOPK];
+    uint32_t na = op_state_top_users(&a, ta, OP_STATE_TOPK),
+             nb = op_state_top_users(&b, tb, OP_STATE_TOPK);
+    cr_assert_eq(na, nb);
+    for (uint32_t k = 0; k < na; k++) {
+        size_t la, lb;
+        const char *x = op_users_name(&a.users, ta[k], &la),
+                   *y = op_users_name(&b.users, tb[k], &lb);
+        cr_assert(la == lb && memcmp(x, y, la) == 0, "rank %u", k);
+    }
+    op_shard_destroy(s);
+    op_state_dispose(&a);
+    op_state_dispose(&b);
 }
 
 Test(state, ktable_add_find_drop)

@@ -112,3 +112,70 @@ Test(utf8, empty_and_exact_blocks)
     memcpy(buf + 61, "\xF0\x9F\x98", 3);
     cr_assert_not(op_utf8_valid(buf, 64));
 }
+
+/* op_utf8_scan at each vector level against a byte loop: the verdict
+ * (valid UTF-8, no backslash, no control character) and the quote and digit
+ * bitmaps, on random records of every length up to a few blocks. */
+Test(utf8, scan_agrees_with_a_byte_loop)
+{
+    static const char *const pieces[] = {
+        "a",  "{\"", "\xE5\xBC\xA0", "\xC3\xA9", "\xF0\x9F\x98\x80", " ", "7", "\"",
+        "\\", "\t",  "09",           ":",        "\xE6\x89"};
+    char buf[300];
+    for (int level = 1; level <= 3; level++) {
+        if (op_utf8_set_level(level) != level)
+            continue;
+        for (int round = 0; round < 100000; round++) {
+            size_t len = 0, want = 1 + next() % 260;
+            /* Mostly clean records, so that the verdict is often 1. */
+            int dirty = next() % 4 == 0;
+            while (len < want) {
+                const char *p = pieces[next() % (dirty ? 13 : 7)];
+                size_t n = strlen(p);
+                if (len + n > sizeof(buf))
+                    break;
+                memcpy(buf + len, p, n);
+                len += n;
+            }
+            if (dirty && next() % 2 && len)
+                buf[next() % len] = (char)(next() & 0xFF);
+            int special = 0;
+            for (size_t i = 0; i < len; i++)
+                special |= buf[i] == '\\' || (unsigned char)buf[i] < 0x20;
+            int want_ok = op_utf8_valid_scalar(buf, len) && !special;
+            op_utf8_scan_t s;
+            cr_assert_eq(op_utf8_scan(buf, len, &s), want_ok, "level %d round %d", level, round);
+            if (!want_ok)
+                continue;
+            uint32_t nq = 0;
+            for (size_t i = 0; i < (len + 63) / 64 * 64; i++) {
+                int q = i < len && buf[i] == '"', d = i < len && buf[i] >= '0' && buf[i] <= '9';
+                cr_assert_eq((int)(s.quote[i / 64] >> (i % 64) & 1), q, "quote bit %zu", i);
+                cr_assert_eq((int)(s.digit[i / 64] >> (i % 64) & 1), d, "digit bit %zu", i);
+                if (q) {
+                    cr_assert_lt(nq, s.nquotes);
+                    cr_assert_eq(s.quotes[nq], i, "quote %u at %u, want %zu", nq, s.quotes[nq], i);
+                    nq++;
+                }
+            }
+            cr_assert_eq(nq, s.nquotes);
+        }
+    }
+    op_utf8_set_level(-1);
+}
+
+Test(utf8, scan_limits)
+{
+    op_utf8_scan_t s;
+    static char big[OP_UTF8_SCAN_MAX + 1];
+    memset(big, 'a', sizeof(big));
+    cr_assert_eq(op_utf8_scan(big, 0, &s), 0);
+    cr_assert_eq(op_utf8_scan(big, OP_UTF8_SCAN_MAX, &s), op_utf8_set_level(-1) > 0);
+    cr_assert_eq(op_utf8_scan(big, OP_UTF8_SCAN_MAX + 1, &s), 0);
+    /* A sequence cut exactly at a 64-byte block end, with no padding after. */
+    memcpy(big + 62, "\xE6\x89", 2);
+    cr_assert_eq(op_utf8_scan(big, 64, &s), 0);
+    memcpy(big + 61, "\xE6\x89\x8B", 3);
+    cr_assert_eq(op_utf8_scan(big, 64, &s), op_utf8_set_level(-1) > 0);
+    cr_assert_eq(op_utf8_scan(big, 63, &s), 0);
+}

@@ -1,0 +1,66 @@
+/* merge_bench.c — the merger's end-of-run work at a given cardinality.
+ *
+ * usage: merge_bench FILE [ROUNDS]
+ *
+ * Parses FILE into two shards, as two workers would (first half, second
+ * half), then times op_state_merge of the first into an empty state (a copy
+ * of its table) and of the second into that (one upsert per user), best of
+ * ROUNDS (default 5). With 2 workers at high cardinality these two merges
+ * run after both workers have finished: they are the serial tail of the run.
+ * Prints one SUMMARY line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench/lines.h"
+#include "engine/parse.h"
+#include "engine/shard.h"
+#include "engine/state.h"
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: merge_bench FILE [ROUNDS]\n");
+        return 2;
+    }
+    int rounds = argc > 2 ? atoi(argv[2]) : 5;
+    op_bench_lines_t l;
+    if (op_bench_lines_load(&l, argv[1]) < 0)
+        return 1;
+    op_parser_t ps;
+    op_parse_init(&ps, 8 * 3600);
+    op_shard_t *half[2] = {op_shard_create(0), op_shard_create(1)};
+    for (size_t i = 0; i < l.n; i++) {
+        op_order_t o;
+        if (op_parse_order(&ps, l.buf + l.off[i], l.len[i], &o) != 0)
+            continue;
+        op_users_t *u = &half[i >= l.n / 2]->users;
+        op_users_add(
+            u, op_users_upsert(u, o.user.ptr, o.user.len, op_users_hash(o.user.ptr, o.user.len)),
+            o.amount, 1);
+    }
+    double best[2] = {1e30, 1e30};
+    uint32_t users = 0;
+    for (int r = 0; r < rounds; r++) {
+        op_state_t st;
+        op_state_init(&st, NULL);
+        for (int k = 0; k < 2; k++) {
+            double t0 = op_bench_now();
+            op_state_merge(&st, half[k], 0);
+            double dt = op_bench_now() - t0;
+            if (dt < best[k])
+                best[k] = dt;
+        }
+        users = st.users.count;
+        op_state_dispose(&st);
+    }
+    printf(
+        "SUMMARY bench=merge users=%u first_users=%u first_ms=%.1f second_users=%u second_ms=%.1f "
+        "second_ns_per_user=%.1f\n",
+        users, half[0]->users.count, best[0] * 1e3, half[1]->users.count, best[1] * 1e3,
+        best[1] * 1e9 / (half[1]->users.count ? half[1]->users.count : 1));
+    op_shard_destroy(half[0]);
+    op_shard_destroy(half[1]);
+    op_bench_lines_free(&l);
+    return 0;
+}

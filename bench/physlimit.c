@@ -1,0 +1,159 @@
+/* physlimit.c — what the hardware allows one core, for the engine's ratios.
+ *
+ * usage: physlimit FILE [TABLE_MIB] [ROUNDS]
+ *
+ * Two limits, each as orders per second for FILE (a JSONL stream):
+ *
+ *   bandwidth   FILE mapped read-only exactly as the file source maps it
+ *               (page cache, MAP_PRIVATE) and every byte read once, 64 bytes
+ *               at a time: no order can be handled faster than its bytes
+ *               arrive. orders/s = lines / seconds.
+ *   latency     one dependent load per order: a pointer chase through a
+ *               random cyclic permutation of the cache lines of a region
+ *               of TABLE_MIB (default 1024, beyond the last-level cache, so
+ *               every step is a DRAM access), backed by huge pages where the
+ *               kernel gives them (as the engine's user tables are). A
+ *               table lookup at high cardinality cannot be cheaper than one
+ *               such load unless the loads overlap (memory-level
+ *               parallelism), so this is the limit of an engine that
+ *               waits for every user. orders/s = 1 / ns per load.
+ *
+ * Best of ROUNDS (default 3). Prints one SUMMARY line.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#elif defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Reads every byte of [p, p + n); returns something that depends on all of
+ * them (the count of '\n', which is also the number of lines). */
+static uint64_t read_all(const char *p, size_t n)
+{
+    uint64_t lines = 0;
+    size_t i = 0;
+#if defined(__AVX512BW__)
+    const __m512i nl = _mm512_set1_epi8('\n');
+    for (; i + 64 <= n; i += 64)
+        lines += (uint64_t)__builtin_popcountll(
+            _mm512_cmpeq_epi8_mask(_mm512_loadu_si512((const void *)(p + i)), nl));
+#elif defined(__AVX2__)
+    const __m256i nl = _mm256_set1_epi8('\n');
+    for (; i + 32 <= n; i += 32)
+        lines += (uint64_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(
+            _mm256_cmpeq_epi8(_mm256_loadu_si256((const __m256i *)(const void *)(p + i)), nl)));
+#endif
+    for (; i < n; i++)
+        lines += p[i] == '\n';
+    return lines;
+}
+
+static uint64_t rnd_state = 0x9E3779B97F4A7C15ULL;
+static uint64_t rnd(void)
+{
+    uint64_t z = (rnd_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: physlimit FILE [TABLE_MIB] [ROUNDS]\n");
+        return 2;
+    }
+    size_t table_mib = argc > 2 ? strtoul(argv[2], NULL, 10) : 1024;
+    int rounds = argc > 3 ? atoi(argv[3]) : 3;
+
+    int fd = open(argv[1], O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_size == 0) {
+        fprintf(stderr, "physlimit: cannot open %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    size_t size = (size_t)st.st_size;
+    uint64_t lines = 0;
+    double best_bw = 1e30;
+    for (int r = 0; r < rounds; r++) {
+        /* A fresh mapping per round, as each engine run makes one. */
+        double t0 = now();
+        const char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            fprintf(stderr, "physlimit: mmap: %s\n", strerror(errno));
+            return 1;
+        }
+        madvise((void *)map, size, MADV_SEQUENTIAL);
+        lines = read_all(map, size);
+        munmap((void *)map, size);
+        double dt = now() - t0;
+        if (dt < best_bw)
+            best_bw = dt;
+    }
+    close(fd);
+    if (size && lines == 0)
+        lines = 1;
+
+    /* The chase: one 8-byte pointer per 64-byte line, Sattolo's shuffle so
+     * the permutation is one cycle through every line. */
+    size_t bytes = table_mib << 20, nlines = bytes / 64;
+    char *region = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (region == MAP_FAILED) {
+        fprintf(stderr, "physlimit: cannot map %zu MiB\n", table_mib);
+        return 1;
+    }
+    madvise(region, bytes, MADV_HUGEPAGE);
+    uint32_t *perm = malloc(nlines * sizeof(*perm));
+    if (!perm) {
+        fprintf(stderr, "physlimit: out of memory\n");
+        return 1;
+    }
+    for (size_t i = 0; i < nlines; i++)
+        perm[i] = (uint32_t)i;
+    for (size_t i = nlines - 1; i > 0; i--) {
+        size_t j = (size_t)(rnd() % i);
+        uint32_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    for (size_t i = 0; i < nlines; i++)
+        *(char **)(region + (size_t)perm[i] * 64) = region + (size_t)perm[(i + 1) % nlines] * 64;
+    free(perm);
+    size_t steps = 20u * 1000 * 1000;
+    double best_lat = 1e30;
+    char *p = region;
+    for (int r = 0; r < rounds; r++) {
+        double t0 = now();
+        for (size_t i = 0; i < steps; i++)
+            p = *(char **)p;
+        double dt = now() - t0;
+        if (dt < best_lat)
+            best_lat = dt;
+    }
+    double ns = best_lat * 1e9 / (double)steps;
+    printf("SUMMARY bench=physlimit bytes=%zu orders=%llu read_seconds=%.4f read_bytes_per_s=%.0f "
+           "bandwidth_orders_per_s=%.0f table_mib=%zu dram_load_ns=%.1f latency_orders_per_s=%.0f "
+           "check=%d\n",
+           size, (unsigned long long)lines, best_bw, size / best_bw, lines / best_bw, table_mib, ns,
+           1e9 / ns, p == NULL);
+    munmap(region, bytes);
+    return 0;
+}
