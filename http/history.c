@@ -66,7 +66,9 @@ static void render_minutes(MYSQL_RES *res, op_jbuf_t *b)
         cell_num(b, r[2]);
         op_jbuf_lit(b, ",\"amount\":");
         cell_num(b, r[3]);
-        op_jbuf_lit(b, ",\"final\":true}");
+        /* Archived when final; a late order's revision rewrites the values
+         * but is not recorded as such (docs/API.md). */
+        op_jbuf_lit(b, ",\"state\":\"final\",\"final\":true}");
     }
     op_jbuf_lit(b, "]");
 }
@@ -88,7 +90,8 @@ static void render_grouped(MYSQL_RES *res, op_jbuf_t *b, int categories)
                 op_jbuf_lit(b, categories ? "]}," : "}},");
             op_jbuf_lit(b, categories ? "{\"minute\":" : "{\"slot\":");
             op_jbuf_lit(b, r[0]);
-            op_jbuf_lit(b, categories ? ",\"ranking\":[" : ",\"quantity\":{");
+            op_jbuf_lit(b, categories ? ",\"state\":\"final\",\"ranking\":["
+                                      : ",\"state\":\"final\",\"quantity\":{");
             snprintf(window, sizeof(window), "%s", r[0]);
         } else {
             op_jbuf_lit(b, ",");

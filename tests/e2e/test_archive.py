@@ -454,7 +454,7 @@ class ArchiveHistory(ArchiveTest):
             "gender_slots": http_json(h + "/gender/slots?from=2024-11-10&to=2024-11-11")[1],
         }
         want = {k: truth[k] for k in ("minutes", "categories", "gender_slots")}
-        want["gender_slots"] = [{"slot": s["slot"],
+        want["gender_slots"] = [{"slot": s["slot"], "state": "final",
                                  "quantity": dict(sorted(s["quantity"].items(),
                                                          key=lambda kv: kv[0].encode()))}
                                 for s in truth["gender_slots"]]

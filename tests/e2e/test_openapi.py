@@ -592,11 +592,14 @@ class ServerMatchesSpec(E2ETest):
         data = cls.shared.path("orders.jsonl")
         cls.shared.run_sim(["--out", data, "--rate", 0, "--count", ORDERS, "--start", START,
                             "--jitter", "2s", "--bad-fraction", 0.01, "--quiet"])
-        # An archive, so that /api/v1/history/... and the archive's metrics answer.
+        # An archive and Redis, so that /api/v1/history/..., stats.archive,
+        # stats.redis and every metric family answer.
         _, db_port, db = cls.shared.start_mariadb()
         db.run("CREATE DATABASE op")
+        _, redis_port = cls.shared.start_redis()
         cls.srv = EngineServer(cls.shared, data, ["--tick", "200ms", "--workers", 2, "--archive",
-                                                  f"mysql://root@127.0.0.1:{db_port}/op"])
+                                                  f"mysql://root@127.0.0.1:{db_port}/op",
+                                                  "--redis", f"127.0.0.1:{redis_port}"])
         cls.port = cls.srv.port
 
         def settled():
