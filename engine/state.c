@@ -509,19 +509,6 @@ int64_t op_state_rate_centi(const op_state_t *st)
     return (b->orders - a->orders) * 100000 / (b->at_ms - a->at_ms);
 }
 
-void op_state_copy_progress(op_state_t *dst, const op_state_t *src)
-{
-    dst->watermark_ms = src->watermark_ms;
-    dst->max_event_ms = src->max_event_ms;
-    op_ktable_clear(&dst->revised_minutes);
-    op_ktable_clear(&dst->revised_slots);
-    op_ktable_add(&dst->revised_minutes, &src->revised_minutes);
-    op_ktable_add(&dst->revised_slots, &src->revised_slots);
-    memcpy(dst->rate, src->rate, sizeof(dst->rate));
-    dst->rate_first = src->rate_first;
-    dst->rate_n = src->rate_n;
-}
-
 uint32_t op_state_top_users(const op_state_t *st, uint32_t *out, uint32_t k)
 {
     uint32_t n = st->heap_len;

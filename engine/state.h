@@ -176,10 +176,6 @@ void op_state_note_tick(op_state_t *st, int64_t now_ms);
  * OP_STATE_RATE_WINDOW_MS (at least the last tick). 0 before two samples. */
 int64_t op_state_rate_centi(const op_state_t *st);
 
-/* What a view rendered from another state (--view redis) takes from this
- * one: the event-time progress, the revisions and the rate. */
-void op_state_copy_progress(op_state_t *dst, const op_state_t *src);
-
 /* Top-K users, best first. out must have room for OP_STATE_TOPK entries;
  * returns min(k, users in the top-K). */
 uint32_t op_state_top_users(const op_state_t *st, uint32_t *out, uint32_t k);

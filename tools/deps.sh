@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential pkg-config clang clang-format libclang-rt-14-dev
       librdkafka-dev liburcu-dev libhiredis-dev libjemalloc-dev libssl-dev
       libcriterion-dev libh2o-evloop-dev libjansson-dev libsimdjson-dev
-      redis-server redis-tools redis-sentinel kcat nghttp2-client h2o curl python3
+      redis-server redis-tools redis-sentinel kcat nghttp2-client h2o curl openssl python3
       mariadb-server mariadb-client libmariadb-dev
       chromium fonts-wqy-microhei linux-perf"
 

@@ -21,7 +21,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import E2ETest, wait_for  # noqa: E402
-from test_api import EngineServer, curl  # noqa: E402
+from test_api import tool, EngineServer, curl  # noqa: E402
 
 START = "2024-11-11T00:00:00"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -232,8 +232,7 @@ class HttpRobustness(E2ETest):
         self.assertHealthy()
 
     def h2load(self, *args):
-        if not shutil.which("h2load"):
-            self.skipTest("no h2load")
+        tool("h2load")
         paths = ["/api/v1/totals", "/api/v1/snapshot", "/api/v1/users/top?n=5",
                  "/api/v1/sales/minutes?last=3", "/metrics"]
         r = subprocess.run(["h2load", *map(str, args), *(self.srv.url(p) for p in paths)],
