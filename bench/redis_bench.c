@@ -160,35 +160,51 @@ static int drain(op_redis_sink_t *sink, op_state_t *st, uint64_t tick)
     return 0;
 }
 
-static int commit(int port, long users, const char *resp)
+typedef struct run {
+    unsigned users;
+    unsigned long long commits;
+    double seconds;
+    size_t resp_bytes;
+} run_t;
+
+/* n ticks of the same USERS users (the partitions moving on), each committed
+ * before the next (with --redis-min-replicas min_replicas); with resp, the
+ * blob bytes also as SET commands for redis-cli --pipe. */
+static int run_commits(int port, int n, long users, int min_replicas, int timeout_ms,
+                       const char *resp, run_t *out)
 {
     op_intern_t *dict;
     op_intern_create(&dict);
     op_shard_t *s = touched_users(dict, users);
-    size_t resp_bytes = 0;
-    if (resp && write_resp(resp, s, dict, &resp_bytes) != 0) {
+    out->resp_bytes = 0;
+    if (resp && write_resp(resp, s, dict, &out->resp_bytes) != 0) {
         fprintf(stderr, "redis_bench: cannot write %s\n", resp);
         return 1;
     }
     op_claims_t *claims = malloc(sizeof(*claims));
-    op_redis_sink_t *sink = open_sink(port, 0, 60000, dict, claims);
+    op_redis_sink_t *sink = open_sink(port, min_replicas, timeout_ms, dict, claims);
     if (!sink)
         return 1;
     op_state_t st;
     op_state_init(&st, dict);
-    op_state_merge(&st, s, 0);
+    op_state_merge(&st, s, 0); /* the first tick's merge is the merger's, not timed */
     op_redis_sink_start(sink);
     double start = op_bench_now();
-    op_redis_sink_add_shard(sink, s, 1);
-    if (drain(sink, &st, 1) < 0)
-        return 1;
-    double secs = op_bench_now() - start;
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) {
+            for (int32_t p = 0; p < 8; p++)
+                s->parts[p].next_offset += users / 8 + 1;
+            op_state_merge(&st, s, 0);
+        }
+        op_redis_sink_add_shard(sink, s, (uint64_t)i);
+        if (drain(sink, &st, (uint64_t)i) < 0)
+            return 1;
+    }
+    out->seconds = op_bench_now() - start;
     op_redis_sink_lag_t lag;
     op_redis_sink_lag(sink, 0, &lag);
-    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
-           "resp_bytes=%zu\n",
-           s->users.count, (unsigned long long)lag.commits, secs, s->users.count / secs,
-           resp_bytes);
+    out->commits = lag.commits;
+    out->users = s->users.count;
     op_redis_sink_destroy(sink);
     op_state_dispose(&st);
     op_shard_destroy(s);
@@ -197,42 +213,27 @@ static int commit(int port, long users, const char *resp)
     return 0;
 }
 
-/* n commits of a tick of users each (the same users again, the partitions
- * moving on), one after the other, with --redis-min-replicas min_replicas:
- * what a commit costs with WAIT and without. */
+static int commit(int port, long users, const char *resp)
+{
+    run_t r;
+    if (run_commits(port, 1, users, 0, 60000, resp, &r))
+        return 1;
+    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
+           "resp_bytes=%zu\n",
+           r.users, r.commits, r.seconds, r.users / r.seconds, r.resp_bytes);
+    return 0;
+}
+
+/* What a commit costs with WAIT and without. */
 static int commits(int port, int n, long users, int min_replicas)
 {
-    op_intern_t *dict;
-    op_intern_create(&dict);
-    op_shard_t *s = touched_users(dict, users);
-    op_claims_t *claims = malloc(sizeof(*claims));
-    op_redis_sink_t *sink = open_sink(port, min_replicas, 2000, dict, claims);
-    if (!sink)
+    run_t r;
+    if (run_commits(port, n, users, min_replicas, 2000, NULL, &r))
         return 1;
-    op_state_t st;
-    op_state_init(&st, dict);
-    op_redis_sink_start(sink);
-    double start = op_bench_now();
-    for (int i = 1; i <= n; i++) {
-        for (int32_t p = 0; p < 8; p++)
-            s->parts[p].next_offset += users / 8 + 1;
-        op_state_merge(&st, s, 0);
-        op_redis_sink_add_shard(sink, s, (uint64_t)i);
-        if (drain(sink, &st, (uint64_t)i) < 0)
-            return 1;
-    }
-    double secs = op_bench_now() - start;
-    op_redis_sink_lag_t lag;
-    op_redis_sink_lag(sink, 0, &lag);
     printf("SUMMARY bench=redis_commits users=%u commits=%llu min_replicas=%d seconds=%.3f "
            "ms_per_commit=%.3f\n",
-           s->users.count, (unsigned long long)lag.commits, min_replicas, secs,
-           lag.commits ? secs * 1e3 / (double)lag.commits : 0.0);
-    op_redis_sink_destroy(sink);
-    op_state_dispose(&st);
-    op_shard_destroy(s);
-    free(claims);
-    op_intern_destroy(dict);
+           r.users, r.commits, min_replicas, r.seconds,
+           r.commits ? r.seconds * 1e3 / (double)r.commits : 0.0);
     return 0;
 }
 
