@@ -160,8 +160,10 @@ struct op_redis_sink {
     uint64_t pend_has[OP_SOURCE_MAX_PARTITIONS / 64];
     op_ktable_t dirty[MAX_TABLES];
     int counters_dirty;
-    pkg_t *inflight; /* submitted and not yet back */
-    pkg_t *refresh;  /* back for a rebuild */
+    pkg_t *inflight; /* submitted and not yet back: the sink's, never dereferenced here (the
+                        sink frees a package it gives up on, a rewind) */
+    int64_t inflight_records, inflight_born_ms; /* what the lag figures need of it */
+    pkg_t *refresh;                             /* back for a rebuild */
     int64_t folded_pos;
     char folded_last[OP_REDIS_IDLEN];
     uint64_t committed_tick, last_tick;
@@ -790,6 +792,8 @@ static int view_dirty(const op_redis_sink_t *s)
 static void submit(op_redis_sink_t *s, pkg_t *k)
 {
     s->inflight = k;
+    s->inflight_records = (int64_t)k->deltas.user_records;
+    s->inflight_born_ms = k->born_ms;
     pthread_mutex_lock(&s->mu);
     s->submitted = k;
     pthread_cond_signal(&s->cv);
@@ -897,9 +901,8 @@ op_redis_sink_need_t op_redis_sink_tick(op_redis_sink_t *s, op_state_t *st, uint
     if (!s->inflight && (s->refresh || !pending_empty(s) || view_dirty(s)))
         build_and_submit(s, st, tick);
     /* Lag, for stats and /metrics. */
-    int64_t records = (int64_t)s->pending.user_records +
-                      (s->inflight ? (int64_t)s->inflight->deltas.user_records : 0);
-    int64_t born = s->inflight && s->inflight->born_ms ? s->inflight->born_ms : s->pending_born_ms;
+    int64_t records = (int64_t)s->pending.user_records + (s->inflight ? s->inflight_records : 0);
+    int64_t born = s->inflight && s->inflight_born_ms ? s->inflight_born_ms : s->pending_born_ms;
     __atomic_store_n(&s->lag_records, records, __ATOMIC_RELAXED);
     __atomic_store_n(&s->lag_ticks,
                      (int64_t)(s->inflight || !pending_empty(s) ? tick - s->committed_tick : 0),
@@ -1206,6 +1209,8 @@ static int await_replicas(op_redis_sink_t *s, int64_t pos, const char *last, uin
             rc = op_redis_wait(s->r, need, timeout, err, sizeof(err));
             if (rc >= need && op_redis_connections(s->r) == wrote_on)
                 return 0;
+            if (rc >= need) /* WAIT ran on a new connection: it proves nothing */
+                snprintf(err, sizeof(err), "redis: reconnected while waiting for replicas");
         }
         trouble(s, err);
         nap(s, backoff);
