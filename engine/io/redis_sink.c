@@ -353,6 +353,18 @@ int op_redis_sink_load(op_redis_sink_t *s, op_state_t *st, char *err, size_t err
         char last[OP_REDIS_IDLEN];
         snprintf(last, sizeof(last), "%s", log.last);
         op_redis_log_dispose(&log);
+        /* Compaction waits only for the readers it knows of (redis.lua
+         * op_compact): say how far this one has read, then make sure no
+         * compaction overtook it in between. Best effort: while Redis refuses
+         * writes, the first commit or tail says it instead. */
+        if (rc == 0 && op_redis_reader(s->r, s->writer, end, err, errlen) == 0) {
+            op_redis_log_t chk;
+            if (op_redis_read_log(s->r, end, last, &chk, err, errlen) == 0) {
+                if (chk.verdict == OP_REDIS_RELOAD)
+                    rc = -ENOENT;
+                op_redis_log_dispose(&chk);
+            }
+        }
         if (rc == -ENOENT && attempt < 5) { /* compacted while we read: again */
             op_state_dispose(st);
             op_state_init(st, dict);
