@@ -252,7 +252,9 @@ profile: deps all
 # 20 kill -9 of the engine while the simulator produces (make test does 5),
 # with Redis alone and with the MariaDB archive; 20 rebalances while Redis is
 # down (make test: 3); the Kafka fault tests with 10 rounds each over 600 000
-# orders (make test: 3).
+# orders (make test: 3); 10 kill -9 of the Redis primary under Sentinel, with
+# the replica in step and behind (make test: 3 each), and 3 failovers of the
+# slot's owner in a Redis Cluster (make test: 1).
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
 	    test_redis.RedisExactness.test_kill_9_at_random_moments \
@@ -261,6 +263,10 @@ chaos: all
 	    test_exactly_once.ExactlyOnce.test_rebalance_while_redis_is_down
 	OP_E2E_FAULT_ROUNDS=10 OP_E2E_FAULT_ORDERS=600000 tests/run_e2e.sh \
 	    test_kafka_faults.FaultsWithRedis
+	OP_E2E_HA_KILLS=10 OP_E2E_CLUSTER_KILLS=3 tests/run_e2e.sh \
+	    test_redis_ha.SentinelFailover.test_primary_kills_at_random_moments \
+	    test_redis_ha.SentinelFailover.test_kills_with_the_replica_behind \
+	    test_redis_ha.ClusterHA.test_moved_migration_and_failover
 
 # --- install --------------------------------------------------------------------
 PREFIX  ?= /usr/local

@@ -13,6 +13,10 @@
  * usage: redis_bench ping PORT SECONDS
  *   PINGs Redis back to back on its own connection for SECONDS and prints
  *   the longest round trip: how long another client waited.
+ * usage: redis_bench commits PORT N USERS MIN_REPLICAS
+ *   N commits of USERS users each, one after the other, through the sink
+ *   with --redis-min-replicas MIN_REPLICAS (WAIT after each): the time a
+ *   commit takes, with and without WAIT.
  */
 #include <hiredis.h>
 #include <stdio.h>
@@ -97,20 +101,16 @@ static void wake_nobody(void *arg)
     (void)arg;
 }
 
-static int commit(int port, long users, const char *resp)
+/* A sink on Redis at port that owns partitions 0-7 (claimed). */
+static op_redis_sink_t *open_sink(int port, int min_replicas, int timeout_ms, op_intern_t *dict,
+                                  op_claims_t *claims)
 {
-    op_intern_t *dict;
-    op_intern_create(&dict);
-    op_shard_t *s = touched_users(dict, users);
-    size_t resp_bytes = 0;
-    if (resp && write_resp(resp, s, dict, &resp_bytes) != 0) {
-        fprintf(stderr, "redis_bench: cannot write %s\n", resp);
-        return 1;
-    }
-    op_claims_t *claims = malloc(sizeof(*claims));
     op_claims_init(claims);
     op_redis_sink_conf_t sc = {
-        .redis = {.host = "127.0.0.1", .port = port, .timeout_ms = 60000},
+        .redis = {.host = "127.0.0.1",
+                  .port = port,
+                  .timeout_ms = timeout_ms,
+                  .min_replicas = min_replicas},
         .writer = "bench",
         .source = "kafka:bench",
         .dict = dict,
@@ -122,7 +122,7 @@ static int commit(int port, long users, const char *resp)
     op_redis_sink_t *sink;
     if (op_redis_sink_create(&sink, &sc, err, sizeof(err)) < 0) {
         fprintf(stderr, "redis_bench: %s\n", err);
-        return 1;
+        return NULL;
     }
     op_redis_t *claimer;
     op_redis_create(&claimer, &sc.redis);
@@ -134,39 +134,106 @@ static int commit(int port, long users, const char *resp)
         op_redis_part_t part;
         if (op_redis_claim(claimer, "bench", 1, fields, &part, err, sizeof(err)) < 0) {
             fprintf(stderr, "redis_bench: %s\n", err);
-            return 1;
+            op_redis_destroy(claimer);
+            op_redis_sink_destroy(sink);
+            return NULL;
         }
         op_claims_set(&claims->epoch[p], part.epoch);
         op_claims_set(&claims->committed[p], part.next_offset);
     }
-    op_state_t st;
-    op_state_init(&st, dict);
-    op_state_merge(&st, s, 0);
-    op_redis_sink_start(sink);
-    double start = op_bench_now();
-    op_redis_sink_add_shard(sink, s, 1);
-    uint64_t tick = 1;
+    op_redis_destroy(claimer);
+    return sink;
+}
+
+/* Ticks the sink until everything added is committed. */
+static int drain(op_redis_sink_t *sink, op_state_t *st, uint64_t tick)
+{
     while (!op_redis_sink_drained(sink)) {
-        if (op_redis_sink_tick(sink, &st, tick, 0) != OP_REDIS_SINK_RUN) {
+        if (op_redis_sink_tick(sink, st, tick, 0) != OP_REDIS_SINK_RUN) {
+            char err[512];
             op_redis_sink_reason(sink, err, sizeof(err));
             fprintf(stderr, "redis_bench: %s\n", err);
-            return 1;
+            return -1;
         }
-        usleep(200);
+        usleep(50);
     }
-    double secs = op_bench_now() - start;
+    return 0;
+}
+
+typedef struct run {
+    unsigned users;
+    unsigned long long commits;
+    double seconds;
+    size_t resp_bytes;
+} run_t;
+
+/* n ticks of the same USERS users (the partitions moving on), each committed
+ * before the next (with --redis-min-replicas min_replicas); with resp, the
+ * blob bytes also as SET commands for redis-cli --pipe. */
+static int run_commits(int port, int n, long users, int min_replicas, int timeout_ms,
+                       const char *resp, run_t *out)
+{
+    op_intern_t *dict;
+    op_intern_create(&dict);
+    op_shard_t *s = touched_users(dict, users);
+    out->resp_bytes = 0;
+    if (resp && write_resp(resp, s, dict, &out->resp_bytes) != 0) {
+        fprintf(stderr, "redis_bench: cannot write %s\n", resp);
+        return 1;
+    }
+    op_claims_t *claims = malloc(sizeof(*claims));
+    op_redis_sink_t *sink = open_sink(port, min_replicas, timeout_ms, dict, claims);
+    if (!sink)
+        return 1;
+    op_state_t st;
+    op_state_init(&st, dict);
+    op_state_merge(&st, s, 0); /* the first tick's merge is the merger's, not timed */
+    op_redis_sink_start(sink);
+    double start = op_bench_now();
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) {
+            for (int32_t p = 0; p < 8; p++)
+                s->parts[p].next_offset += users / 8 + 1;
+            op_state_merge(&st, s, 0);
+        }
+        op_redis_sink_add_shard(sink, s, (uint64_t)i);
+        if (drain(sink, &st, (uint64_t)i) < 0)
+            return 1;
+    }
+    out->seconds = op_bench_now() - start;
     op_redis_sink_lag_t lag;
     op_redis_sink_lag(sink, 0, &lag);
-    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
-           "resp_bytes=%zu\n",
-           s->users.count, (unsigned long long)lag.commits, secs, s->users.count / secs,
-           resp_bytes);
+    out->commits = lag.commits;
+    out->users = s->users.count;
     op_redis_sink_destroy(sink);
-    op_redis_destroy(claimer);
     op_state_dispose(&st);
     op_shard_destroy(s);
     free(claims);
     op_intern_destroy(dict);
+    return 0;
+}
+
+static int commit(int port, long users, const char *resp)
+{
+    run_t r;
+    if (run_commits(port, 1, users, 0, 60000, resp, &r))
+        return 1;
+    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
+           "resp_bytes=%zu\n",
+           r.users, r.commits, r.seconds, r.users / r.seconds, r.resp_bytes);
+    return 0;
+}
+
+/* What a commit costs with WAIT and without. */
+static int commits(int port, int n, long users, int min_replicas)
+{
+    run_t r;
+    if (run_commits(port, n, users, min_replicas, 2000, NULL, &r))
+        return 1;
+    printf("SUMMARY bench=redis_commits users=%u commits=%llu min_replicas=%d seconds=%.3f "
+           "ms_per_commit=%.3f\n",
+           r.users, r.commits, min_replicas, r.seconds,
+           r.commits ? r.seconds * 1e3 / (double)r.commits : 0.0);
     return 0;
 }
 
@@ -206,9 +273,12 @@ int main(int argc, char **argv)
         rc = commit(atoi(argv[2]), argc > 3 ? atol(argv[3]) : 1000000, argc > 4 ? argv[4] : NULL);
     else if (argc >= 4 && !strcmp(argv[1], "ping"))
         rc = ping(atoi(argv[2]), atof(argv[3]));
+    else if (argc >= 6 && !strcmp(argv[1], "commits"))
+        rc = commits(atoi(argv[2]), atoi(argv[3]), atol(argv[4]), atoi(argv[5]));
     else
         fprintf(stderr, "usage: redis_bench commit PORT [USERS] [RESP_FILE]\n"
-                        "       redis_bench ping PORT SECONDS\n");
+                        "       redis_bench ping PORT SECONDS\n"
+                        "       redis_bench commits PORT N USERS MIN_REPLICAS\n");
     rcu_unregister_thread();
     return rc;
 }

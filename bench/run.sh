@@ -209,6 +209,12 @@ say "SUMMARY bench=archive_memory user_days=$day_users rss_anon_kib=$archive_kib
 r_out=$(x bench/redis_e2e.sh "$orders")
 echo "$r_out" | grep '^SUMMARY' | tee -a $out
 
+# --- Redis high availability: what WAIT (--redis-min-replicas) costs; kill -9
+#     of the primary under Sentinel and in a Cluster, to the next commit
+#     (bench/redis_ha.sh)
+ha_out=$(x bench/redis_ha.sh)
+echo "$ha_out" | grep '^SUMMARY' | tee -a $out
+
 # --- HTTP: h2load on /api/v1/snapshot next to h2o serving the same bytes
 h_line=$(x bench/http_bench.sh 200000 200000 | grep '^SUMMARY' | tail -1)
 say "$h_line"

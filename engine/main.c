@@ -32,6 +32,7 @@
 #include "engine/io/redis.h"
 #include "engine/io/redis_migrate.h"
 #include "engine/io/redis_sink.h"
+#include "engine/io/redisconn.h"
 #include "engine/snapshot.h"
 #include "engine/source.h"
 #include "engine/util.h"
@@ -71,9 +72,15 @@ static const op_conf_spec_t options[] = {
      "time zone the dashboard shows times in (default: --timezone)"},
     {"dead-letter", OP_CONF_VALUE, "FILE|kafka:TOPIC", NULL, "where rejected records are copied"},
     {"snapshot-file", OP_CONF_VALUE, "PATH", NULL, "also write each tick's snapshot document here"},
-    {"redis", OP_CONF_VALUE, "HOST:PORT|none", "none",
-     "Redis holding the exactly-once cumulative state and offsets (none: memory only)"},
+    {"redis", OP_CONF_VALUE, "HOST:PORT|sentinel://HOST:PORT[,...]/MASTER|none", "none",
+     "Redis holding the exactly-once cumulative state and offsets: a Redis, any node of a Redis "
+     "Cluster, or Sentinels and the primary's name (none: memory only)"},
     {"redis-password", OP_CONF_VALUE, "PASSWORD", NULL, "Redis AUTH password"},
+    {"redis-sentinel-password", OP_CONF_VALUE, "PASSWORD", NULL,
+     "AUTH password of the Sentinels (--redis sentinel://...)"},
+    {"redis-min-replicas", OP_CONF_VALUE, "N", "0",
+     "a commit counts once N replicas have it (WAIT): fewer rewinds after a failover, a round "
+     "trip more per commit"},
     {"view", OP_CONF_VALUE, "local|redis", NULL,
      "obsolete: with --redis every engine serves the global state (it folds the other engines' "
      "commits)"},
@@ -109,8 +116,8 @@ typedef struct engine_conf {
     int late_drop;
     int32_t tz_offset_s;
     const char *dead_letter;
-    op_redis_conf_t redis; /* host NULL: --redis none */
-    char redis_host[256];
+    op_redis_conf_t redis; /* host and sentinels NULL: --redis none */
+    char redis_addr[1024];
     op_archive_conf_t archive; /* url NULL: no --archive */
     op_http_conf_t http;       /* listen NULL: no --http */
     char static_dir[PATH_MAX], vendor_dir[PATH_MAX];
@@ -120,6 +127,11 @@ static int online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > MAX_WORKERS ? MAX_WORKERS : (int)n;
+}
+
+static int redis_on(const engine_conf_t *ec)
+{
+    return ec->redis.host || ec->redis.sentinels;
 }
 
 static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, size_t errlen)
@@ -136,18 +148,19 @@ static int read_redis_conf(const op_conf_t *c, engine_conf_t *ec, char *err, siz
     if (view)
         fprintf(stderr, PROG ": --view is obsolete: with --redis every engine serves the global "
                              "state\n");
-    const char *colon = strrchr(spec, ':');
-    int64_t port = 6379, v;
-    size_t hostlen = colon ? (size_t)(colon - spec) : strlen(spec);
-    if (colon && op_conf_parse_i64("--redis port", colon + 1, 1, 65535, &port, err, errlen) < 0)
+    int64_t v;
+    if (op_redisconn_parse(spec, ec->redis_addr, sizeof(ec->redis_addr), &ec->redis, err, errlen) <
+        0)
         return -EINVAL;
-    if (hostlen == 0 || hostlen >= sizeof(ec->redis_host))
-        return op_conf_error(err, errlen, "--redis: expected HOST:PORT or none, got '%s'", spec);
-    memcpy(ec->redis_host, spec, hostlen);
-    ec->redis_host[hostlen] = 0;
-    ec->redis.host = ec->redis_host;
-    ec->redis.port = (int)port;
     ec->redis.password = op_conf_get(c, "redis-password");
+    ec->redis.sentinel_password = op_conf_get(c, "redis-sentinel-password");
+    if (ec->redis.sentinel_password && !ec->redis.sentinels)
+        return op_conf_error(err, errlen,
+                             "--redis-sentinel-password needs --redis sentinel://HOST:PORT/MASTER");
+    if (op_conf_parse_i64("--redis-min-replicas", op_conf_get(c, "redis-min-replicas"), 0, 64, &v,
+                          err, errlen) < 0)
+        return -EINVAL;
+    ec->redis.min_replicas = (int)v;
     ec->redis.prefix = op_conf_get(c, "redis-prefix");
     if (op_conf_parse_duration_ms("--redis-timeout", op_conf_get(c, "redis-timeout"), 10, 600000,
                                   &v, err, errlen) < 0)
@@ -396,6 +409,12 @@ typedef struct engine {
     op_merger_t *merger;  /* __atomic: the current run's, for /readyz */
     uint64_t rewinds;
     op_archive_t *archive; /* --archive, or NULL: outlives rewinds too */
+    /* What the run that asked for a rewind held, for the next run's line on
+     * how much went back. */
+    int back_valid;
+    int64_t back_pos, back_records;
+    int back_nparts;
+    int64_t back_next[OP_SOURCE_MAX_PARTITIONS]; /* committed next offset, -1: none */
     pthread_t main_thread;
     int64_t final_at_ms; /* __atomic: when the final snapshot was published */
     int64_t started_ms;
@@ -488,6 +507,56 @@ static int wait_run(engine_t *e, op_merger_t *merger, op_source_t *src, claimer_
     }
 }
 
+/* A run is about to rewind: what it believed committed (its own partitions'
+ * committed offsets, the others' as folded from the log) and served. */
+static void remember_before_rewind(engine_t *e, op_redis_sink_t *sink, op_merger_t *merger,
+                                   const op_claims_t *claims)
+{
+    const op_state_t *st = op_merger_state(merger);
+    e->back_valid = 1;
+    e->back_pos = op_redis_sink_read_pos(sink);
+    e->back_records = st->totals.orders + st->bad_total;
+    e->back_nparts = st->nparts_seen;
+    for (int p = 0; p < st->nparts_seen; p++)
+        e->back_next[p] = op_claims_get(&claims->epoch[p]) ? op_claims_get(&claims->committed[p])
+                                                           : st->parts[p].next_offset;
+}
+
+/* The rewound run has loaded what Redis holds: one line on how far back that
+ * is -- the log position, the committed records that Redis lost (they are
+ * read again) and how far the served figures step back. */
+static void report_rewind(engine_t *e, op_redis_sink_t *sink, op_merger_t *merger)
+{
+    if (!e->back_valid)
+        return;
+    e->back_valid = 0;
+    const op_state_t *st = op_merger_state(merger);
+    int64_t lost = 0, pos = op_redis_sink_read_pos(sink);
+    int nlost = 0;
+    char parts[256] = "";
+    size_t used = 0;
+    for (int p = 0; p < e->back_nparts; p++) {
+        int64_t had = e->back_next[p], now = p < st->nparts_seen ? st->parts[p].next_offset : -1;
+        if (had <= now)
+            continue;
+        lost += had - (now < 0 ? 0 : now);
+        if (nlost++ < 6 && used < sizeof(parts))
+            used += (size_t)snprintf(parts + used, sizeof(parts) - used, "%s%d: %lld->%lld",
+                                     nlost > 1 ? ", " : " (", p, (long long)had, (long long)now);
+    }
+    if (nlost && used < sizeof(parts))
+        snprintf(parts + used, sizeof(parts) - used, "%s)", nlost > 6 ? ", ..." : "");
+    int64_t records = st->totals.orders + st->bad_total;
+    fprintf(stderr,
+            PROG ": rewind %llu: Redis holds log position %lld, this engine had read %lld%s; "
+                 "%lld committed records in %d partition(s) are read again%s; the figures step "
+                 "back %lld records\n",
+            (unsigned long long)e->rewinds, (long long)pos, (long long)e->back_pos,
+            pos < e->back_pos ? " (Redis went back in time: commits were lost)" : "",
+            (long long)lost, nlost, parts,
+            (long long)(e->back_records > records ? e->back_records - records : 0));
+}
+
 /* One run: Redis state, source, workers, merger, sink; then the teardown.
  * Returns RUN_DONE, RUN_REWIND or RUN_FAILED (with *status). */
 static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
@@ -516,7 +585,7 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
     mconf.on_publish_arg = e;
     mconf.rewinds = e->rewinds;
     mconf.archive = e->archive;
-    if (ec->redis.host) {
+    if (redis_on(ec)) {
         claims = malloc(sizeof(*claims));
         if (!claims) {
             fprintf(stderr, PROG ": out of memory\n");
@@ -576,6 +645,7 @@ static int run_once(engine_t *e, sigset_t *signals, int first, int *status)
             fprintf(stderr, PROG ": loading the state from Redis: %s\n", err);
             goto teardown;
         }
+        report_rewind(e, sink, merger);
         if (op_redis_create(&claim_conn, &ec->redis) < 0) {
             fprintf(stderr, PROG ": out of memory\n");
             goto teardown;
@@ -662,6 +732,8 @@ teardown:
         op_merger_join(merger);
     if (sink)
         op_redis_sink_stop(sink);
+    if (verdict == RUN_REWIND && sink && merger)
+        remember_before_rewind(e, sink, merger, claims);
     __atomic_store_n(&merger_live, NULL, __ATOMIC_RELEASE);
     /* The source closes before the merger goes: its rebalance hooks (the
      * consumer's close revokes) still reach the merger, which no longer runs. */
@@ -808,7 +880,7 @@ int main(int argc, char **argv)
         return 2;
     }
     if (op_conf_flag(&conf, "redis-migrate")) {
-        if (!ec.redis.host) {
+        if (!redis_on(&ec)) {
             fprintf(stderr, PROG ": --redis-migrate needs --redis HOST:PORT\n");
             op_conf_dispose(&conf);
             return 2;

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "engine/conf.h"
+#include "engine/io/redisconn.h"
 #include "engine/util.h"
 
 /* engine/io/redis.lua, NUL-terminated (the Makefile makes this object depend
@@ -34,11 +35,10 @@ extern const char op_redis_lua[];
 
 struct op_redis {
     op_redis_conf_t conf;
-    char host[256];
     char prefix[64];
-    char meta[KEYLEN];
+    char meta[KEYLEN], log[KEYLEN], parts[KEYLEN], view[KEYLEN], readers[KEYLEN], garbage[KEYLEN];
     char gen[64];
-    redisContext *c;
+    op_redisconn_t *conn;
 };
 
 /* --- argv lists ----------------------------------------------------------------- */
@@ -90,36 +90,36 @@ void op_redis_argv_i64(op_redis_argv_t *a, int64_t v)
 
 /* --- connection ------------------------------------------------------------------- */
 
+static int load_functions(void *arg, redisContext *c, const char *where, char *err, size_t errlen);
+
 int op_redis_create(op_redis_t **out, const op_redis_conf_t *conf)
 {
     op_redis_t *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
     r->conf = *conf;
-    snprintf(r->host, sizeof(r->host), "%s", conf->host ? conf->host : "127.0.0.1");
     snprintf(r->prefix, sizeof(r->prefix), "%s", conf->prefix ? conf->prefix : "{op}");
-    snprintf(r->meta, sizeof(r->meta), "%s:meta", r->prefix);
-    r->conf.host = r->host;
     r->conf.prefix = r->prefix;
-    if (r->conf.timeout_ms <= 0)
-        r->conf.timeout_ms = 2000;
+    snprintf(r->meta, KEYLEN, "%s:meta", r->prefix);
+    snprintf(r->log, KEYLEN, "%s:log", r->prefix);
+    snprintf(r->parts, KEYLEN, "%s:parts", r->prefix);
+    snprintf(r->view, KEYLEN, "%s:view", r->prefix);
+    snprintf(r->readers, KEYLEN, "%s:readers", r->prefix);
+    snprintf(r->garbage, KEYLEN, "%s:garbage", r->prefix);
+    int rc = op_redisconn_create(&r->conn, &r->conf, r->meta, load_functions, r);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
     *out = r;
     return 0;
-}
-
-static void drop(op_redis_t *r)
-{
-    if (r->c) {
-        redisFree(r->c);
-        r->c = NULL;
-    }
 }
 
 void op_redis_destroy(op_redis_t *r)
 {
     if (!r)
         return;
-    drop(r);
+    op_redisconn_destroy(r->conn);
     free(r);
 }
 
@@ -140,23 +140,19 @@ const char *op_redis_prefix(const op_redis_t *r)
 
 int op_redis_connected(const op_redis_t *r)
 {
-    return r->c != NULL;
+    return op_redisconn_connected(r->conn);
 }
 
-/* The connection failed: one line naming the server and what was being done. */
-static int conn_error(op_redis_t *r, char *err, size_t errlen, const char *what)
+uint64_t op_redis_connections(const op_redis_t *r)
 {
-    op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->host, r->conf.port, what,
-                  r->c && r->c->err ? r->c->errstr : "no connection");
-    drop(r);
-    return -ECONNRESET;
+    return op_redisconn_serial(r->conn);
 }
 
 /* An error reply: classified, with Redis's own words. */
 static int reply_error(op_redis_t *r, const redisReply *rep, char *err, size_t errlen,
                        const char *what)
 {
-    op_conf_error(err, errlen, "redis %s:%d: %s: %s", r->host, r->conf.port, what, rep->str);
+    op_conf_error(err, errlen, "redis %s: %s: %s", op_redisconn_where(r->conn), what, rep->str);
     if (!strncmp(rep->str, "ORDERPULSE_NOSTATE", 18) ||
         !strncmp(rep->str, "ORDERPULSE_LAYOUT", 17) ||
         !strncmp(rep->str, "ORDERPULSE_GENERATION", 21) ||
@@ -167,76 +163,40 @@ static int reply_error(op_redis_t *r, const redisReply *rep, char *err, size_t e
     return OP_REDIS_EREPLY;
 }
 
-static redisReply *command(op_redis_t *r, int argc, const char **argv, const size_t *lens)
+/* The connection hook (redisconn.h): every node this engine talks to runs
+ * this binary's functions. */
+static int load_functions(void *arg, redisContext *c, const char *where, char *err, size_t errlen)
 {
-    return redisCommandArgv(r->c, argc, argv, lens);
-}
-
-static int load_functions(op_redis_t *r, char *err, size_t errlen)
-{
+    (void)arg;
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", op_redis_lua};
     size_t lens[] = {8, 4, 7, strlen(op_redis_lua)};
-    redisReply *rep = command(r, 4, argv, lens);
-    if (!rep)
-        return conn_error(r, err, errlen, "FUNCTION LOAD");
+    redisReply *rep = redisCommandArgv(c, 4, argv, lens);
+    if (!rep) {
+        op_conf_error(err, errlen, "redis %s: FUNCTION LOAD: %s", where, c->errstr);
+        return -ECONNRESET;
+    }
     int rc = 0;
     if (rep->type == REDIS_REPLY_ERROR) {
-        op_conf_error(err, errlen,
-                      "redis %s:%d: loading orderpulse's functions: %s (Redis 7 or later is "
-                      "needed)",
-                      r->host, r->conf.port, rep->str);
-        rc = OP_REDIS_EREPLY;
+        if (!strncmp(rep->str, "NOAUTH", 6))
+            op_conf_error(err, errlen, "redis %s: AUTH: %s (--redis-password)", where, rep->str);
+        else
+            op_conf_error(err, errlen,
+                          "redis %s: loading orderpulse's functions: %s (Redis 7 or later is "
+                          "needed)",
+                          where, rep->str);
+        rc = strncmp(rep->str, "NOAUTH", 6) ? OP_REDIS_EREPLY : -EACCES;
     }
     freeReplyObject(rep);
     return rc;
 }
 
-static int ensure(op_redis_t *r, char *err, size_t errlen)
-{
-    if (r->c)
-        return 0;
-    struct timeval tv = {.tv_sec = r->conf.timeout_ms / 1000,
-                         .tv_usec = (r->conf.timeout_ms % 1000) * 1000};
-    r->c = redisConnectWithTimeout(r->host, r->conf.port, tv);
-    if (!r->c || r->c->err)
-        return conn_error(r, err, errlen, "connect");
-    redisSetTimeout(r->c, tv);
-    if (r->conf.password) {
-        const char *argv[] = {"AUTH", r->conf.password};
-        size_t lens[] = {4, strlen(r->conf.password)};
-        redisReply *rep = command(r, 2, argv, lens);
-        if (!rep)
-            return conn_error(r, err, errlen, "AUTH");
-        int ok = rep->type == REDIS_REPLY_STATUS;
-        if (!ok)
-            op_conf_error(err, errlen, "redis %s:%d: AUTH: %s", r->host, r->conf.port,
-                          rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-        freeReplyObject(rep);
-        if (!ok) {
-            drop(r);
-            return -EACCES;
-        }
-    }
-    int rc = load_functions(r, err, errlen);
-    if (rc < 0)
-        drop(r);
-    return rc;
-}
-
-/* Runs one command on a live connection. Returns the reply (caller frees), or
- * NULL with rc set: a connection error, or an error reply. */
+/* Runs one command (redirections followed). Returns the reply (caller
+ * frees), or NULL with rc set: a connection error, or an error reply. */
 static redisReply *call(op_redis_t *r, int argc, const char **argv, const size_t *lens, int *rc,
                         char *err, size_t errlen, const char *what)
 {
-    *rc = ensure(r, err, errlen);
-    if (*rc < 0)
-        return NULL;
-    redisReply *rep = command(r, argc, argv, lens);
-    if (!rep) {
-        *rc = conn_error(r, err, errlen, what);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
+    redisReply *rep = op_redisconn_call(r->conn, argc, argv, lens, rc, err, errlen, what);
+    if (rep && rep->type == REDIS_REPLY_ERROR) {
         *rc = reply_error(r, rep, err, errlen, what);
         freeReplyObject(rep);
         return NULL;
@@ -244,27 +204,62 @@ static redisReply *call(op_redis_t *r, int argc, const char **argv, const size_t
     return rep;
 }
 
-/* FCALL name 1 <meta> args... with the args of a. */
-static redisReply *fcall(op_redis_t *r, const char *name, const op_redis_argv_t *a, int *rc,
-                         char *err, size_t errlen)
+/* FCALL name <numkeys> <meta> <keys...> <args...>: keys are the other keys
+ * the call touches, declared so that a Cluster refuses the call whole while
+ * the slot migrates (redis.lua). */
+static redisReply *fcall(op_redis_t *r, const char *name, const op_redis_argv_t *keys,
+                         const op_redis_argv_t *a, int *rc, char *err, size_t errlen)
 {
-    size_t argc = 4 + a->n;
+    size_t argc = 4 + keys->n + a->n;
     const char **argv = op_xmalloc(argc * sizeof(*argv));
     size_t *lens = op_xmalloc(argc * sizeof(*lens));
+    char numkeys[24];
+    snprintf(numkeys, sizeof(numkeys), "%zu", 1 + keys->n);
     argv[0] = "FCALL";
     argv[1] = name;
-    argv[2] = "1";
+    argv[2] = numkeys;
     argv[3] = r->meta;
     for (size_t i = 0; i < 4; i++)
         lens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < keys->n; i++) {
+        argv[4 + i] = keys->v[i];
+        lens[4 + i] = keys->len[i];
+    }
     for (size_t i = 0; i < a->n; i++) {
-        argv[4 + i] = a->v[i];
-        lens[4 + i] = a->len[i];
+        argv[4 + keys->n + i] = a->v[i];
+        lens[4 + keys->n + i] = a->len[i];
     }
     redisReply *rep = call(r, (int)argc, argv, lens, rc, err, errlen, name);
     free(argv);
     free(lens);
     return rep;
+}
+
+/* The keys every function reads (its integrity check), then extra ones. */
+static void keys_of(op_redis_t *r, op_redis_argv_t *k, const char *const *extra, int n)
+{
+    op_redis_argv_init(k);
+    op_redis_argv_str(k, r->log);
+    op_redis_argv_str(k, r->parts);
+    for (int i = 0; i < n; i++)
+        op_redis_argv_str(k, extra[i]);
+}
+
+/* Adds the keys named in a commit's view operations (redis.lua view_walk). */
+static void view_keys(const op_redis_argv_t *view, op_redis_argv_t *k)
+{
+    for (size_t i = 0; view && i + 1 < view->n;) {
+        char op = view->v[i][0];
+        op_redis_argv_add(k, view->v[i + 1], view->len[i + 1]);
+        if (op == 'X') {
+            i += 2;
+        } else if (op == 'E' || op == 'C') {
+            i += 3;
+        } else {
+            size_t n = i + 2 < view->n ? strtoull(view->v[i + 2], NULL, 10) : 0;
+            i += 3 + n * (op == 'D' ? 1 : 2);
+        }
+    }
 }
 
 static int64_t i64_of(const redisReply *e)
@@ -286,7 +281,7 @@ static int is_str(const redisReply *e, const char *s)
 
 static int protocol_error(op_redis_t *r, char *err, size_t errlen, const char *what)
 {
-    op_conf_error(err, errlen, "redis %s:%d: %s: unexpected reply", r->host, r->conf.port, what);
+    op_conf_error(err, errlen, "redis %s: %s: unexpected reply", op_redisconn_where(r->conn), what);
     return OP_REDIS_EREPLY;
 }
 
@@ -336,6 +331,15 @@ int op_redis_open(op_redis_t *r, char *err, size_t errlen)
         return rc;
     int exists = rep->integer != 0;
     freeReplyObject(rep);
+    if (op_redisconn_cluster(r->conn) &&
+        op_redisconn_slot(r->meta, strlen(r->meta)) != op_redisconn_slot(r->log, strlen(r->log))) {
+        op_conf_error(err, errlen,
+                      "redis %s: --redis-prefix '%s' is no hash tag: in a Redis Cluster its keys "
+                      "would fall in many slots, and every commit is one atomic call on one node "
+                      "(use a prefix in braces, like {op})",
+                      op_redisconn_where(r->conn), r->prefix);
+        return OP_REDIS_ESTATE;
+    }
     if (!exists) {
         char found[KEYLEN];
         if ((rc = leftovers(r, found, sizeof(found), err, errlen)) < 0)
@@ -345,17 +349,17 @@ int op_redis_open(op_redis_t *r, char *err, size_t errlen)
             snprintf(v1, sizeof(v1), "%s:schema", r->prefix);
             if (!strcmp(found, v1) || strstr(found, ":offset:"))
                 op_conf_error(err, errlen,
-                              "redis %s:%d: %s holds orderpulse's layout 1, which this engine "
+                              "redis %s: %s holds orderpulse's layout 1, which this engine "
                               "no longer writes: run `orderpulse --redis-migrate` once (it "
                               "converts the keys), or use another --redis-prefix",
-                              r->host, r->conf.port, r->prefix);
+                              op_redisconn_where(r->conn), r->prefix);
             else
                 op_conf_error(err, errlen,
-                              "redis %s:%d: %s exists but %s does not: the state's log and "
+                              "redis %s: %s exists but %s does not: the state's log and "
                               "offsets were evicted or deleted; starting from zero on top of "
                               "what is left would count again (check maxmemory-policy: it must "
                               "be noeviction)",
-                              r->host, r->conf.port, found, r->meta);
+                              op_redisconn_where(r->conn), found, r->meta);
             return OP_REDIS_ESTATE;
         }
     }
@@ -375,7 +379,10 @@ int op_redis_open(op_redis_t *r, char *err, size_t errlen)
     op_redis_argv_init(&a);
     op_redis_argv_str(&a, id);
     op_redis_argv_i64(&a, op_now_wall_ms());
-    rep = fcall(r, "op_init", &a, &rc, err, errlen);
+    op_redis_argv_t k;
+    keys_of(r, &k, NULL, 0);
+    rep = fcall(r, "op_init", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -400,7 +407,10 @@ int op_redis_claim(op_redis_t *r, const char *writer, int n, const char *const *
     for (int i = 0; i < n; i++)
         op_redis_argv_str(&a, fields[i]);
     int rc;
-    redisReply *rep = fcall(r, "op_claim", &a, &rc, err, errlen);
+    op_redis_argv_t k;
+    keys_of(r, &k, NULL, 0);
+    redisReply *rep = fcall(r, "op_claim", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -422,41 +432,43 @@ int op_redis_claim(op_redis_t *r, const char *writer, int n, const char *const *
     return rc;
 }
 
+static int stage_reply(void *arg, int i, const redisReply *rep, char *err, size_t errlen)
+{
+    (void)i;
+    if (rep->type == REDIS_REPLY_ERROR)
+        return reply_error(arg, rep, err, errlen, "SET blob");
+    return 0;
+}
+
 int op_redis_stage(op_redis_t *r, int n, const char *const *keys, const char *const *bufs,
                    const size_t *lens, char *err, size_t errlen)
 {
-    int rc = ensure(r, err, errlen);
-    if (rc < 0)
-        return rc;
+    const char **argv = op_xmalloc((size_t)n * 5 * sizeof(*argv));
+    size_t *l = op_xmalloc((size_t)n * 5 * sizeof(*l));
     for (int i = 0; i < n; i++) {
-        const char *argv[] = {"SET", keys[i], bufs[i], "PX", STAGE_TTL};
-        size_t l[] = {3, strlen(keys[i]), lens[i], 2, strlen(STAGE_TTL)};
-        if (redisAppendCommandArgv(r->c, 5, argv, l) != REDIS_OK)
-            return conn_error(r, err, errlen, "SET blob");
+        const char *one[] = {"SET", keys[i], bufs[i], "PX", STAGE_TTL};
+        size_t onel[] = {3, strlen(keys[i]), lens[i], 2, strlen(STAGE_TTL)};
+        memcpy(argv + i * 5, one, sizeof(one));
+        memcpy(l + i * 5, onel, sizeof(onel));
     }
-    rc = 0;
-    for (int i = 0; i < n; i++) {
-        redisReply *rep = NULL;
-        if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-            return conn_error(r, err, errlen, "SET blob");
-        if (rep->type == REDIS_REPLY_ERROR && !rc)
-            rc = reply_error(r, rep, err, errlen, "SET blob");
-        freeReplyObject(rep);
-    }
+    int rc = op_redisconn_pipeline(r->conn, n, 5, argv, l, stage_reply, r, err, errlen, "SET blob");
+    free(argv);
+    free(l);
     return rc;
 }
 
 int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos,
-                    int nparts, const op_redis_commit_part_t *parts, int nblobs,
-                    const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
+                    const char *expect_last, int nparts, const op_redis_commit_part_t *parts,
+                    int nblobs, const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
                     op_redis_commit_result_t *res, char *err, size_t errlen)
 {
-    op_redis_argv_t a;
+    op_redis_argv_t a, k;
     op_redis_argv_init(&a);
     op_redis_argv_str(&a, r->gen);
     op_redis_argv_str(&a, writer);
     op_redis_argv_i64(&a, (int64_t)cseq);
     op_redis_argv_i64(&a, expect_pos);
+    op_redis_argv_str(&a, expect_last ? expect_last : "");
     op_redis_argv_i64(&a, nparts);
     for (int i = 0; i < nparts; i++) {
         op_redis_argv_str(&a, parts[i].field);
@@ -472,8 +484,14 @@ int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t ex
     op_redis_argv_i64(&a, (int64_t)bytes);
     for (size_t i = 0; view && i < view->n; i++)
         op_redis_argv_add(&a, view->v[i], view->len[i]);
+    const char *extra[] = {r->view, r->readers};
+    keys_of(r, &k, extra, 2);
+    for (int i = 0; i < nblobs; i++)
+        op_redis_argv_str(&k, blobs[i]);
+    view_keys(view, &k);
     int rc;
-    redisReply *rep = fcall(r, "op_commit", &a, &rc, err, errlen);
+    redisReply *rep = fcall(r, "op_commit", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -481,9 +499,11 @@ int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t ex
     rc = 0;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2) {
         rc = protocol_error(r, err, errlen, "op_commit");
-    } else if (is_str(rep->element[0], "OK")) {
+    } else if (is_str(rep->element[0], "OK") && rep->elements == 3 &&
+               rep->element[2]->type == REDIS_REPLY_STRING) {
         res->verdict = OP_REDIS_OK;
         res->pos = i64_of(rep->element[1]);
+        snprintf(res->last, sizeof(res->last), "%s", rep->element[2]->str);
     } else if (is_str(rep->element[0], "BEHIND")) {
         res->verdict = OP_REDIS_BEHIND;
         res->pos = i64_of(rep->element[1]);
@@ -546,18 +566,24 @@ out:
     return rc;
 }
 
-int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *err, size_t errlen)
+int op_redis_read_log(op_redis_t *r, int64_t from, const char *from_last, op_redis_log_t *log,
+                      char *err, size_t errlen)
 {
     memset(log, 0, sizeof(*log));
-    op_redis_argv_t a;
+    op_redis_argv_t a, k;
     op_redis_argv_init(&a);
     op_redis_argv_str(&a, r->gen);
-    if (from < 0)
+    if (from < 0) {
         op_redis_argv_str(&a, "load");
-    else
+    } else {
         op_redis_argv_i64(&a, from);
+        if (from_last)
+            op_redis_argv_str(&a, from_last);
+    }
+    keys_of(r, &k, NULL, 0);
     int rc;
-    redisReply *rep = fcall(r, "op_log", &a, &rc, err, errlen);
+    redisReply *rep = fcall(r, "op_log", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -570,14 +596,16 @@ int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *er
     } else if (is_str(rep->element[0], "BACK")) {
         log->verdict = OP_REDIS_BACK;
         log->end = i64_of(rep->element[1]);
-    } else if (is_str(rep->element[0], "LOG") && rep->elements >= 3) {
+    } else if (is_str(rep->element[0], "LOG") && rep->elements >= 4 &&
+               rep->element[3]->type == REDIS_REPLY_STRING) {
         log->base = i64_of(rep->element[1]);
         log->end = i64_of(rep->element[2]);
-        log->n = (int)(rep->elements - 3);
+        snprintf(log->last, sizeof(log->last), "%s", rep->element[3]->str);
+        log->n = (int)(rep->elements - 4);
         log->from = log->end - log->n;
         log->entries = op_xcalloc((size_t)log->n + 1, sizeof(*log->entries));
         for (int i = 0; i < log->n && !rc; i++)
-            if (parse_entry(rep->element[3 + i]->str, &log->entries[i]) < 0)
+            if (parse_entry(rep->element[4 + i]->str, &log->entries[i]) < 0)
                 rc = protocol_error(r, err, errlen, "op_log entry");
     } else {
         rc = protocol_error(r, err, errlen, "op_log");
@@ -588,37 +616,42 @@ int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *er
     return rc;
 }
 
+typedef struct fetch_ctx {
+    op_redis_t *r;
+    char *const *keys;
+    int (*fn)(void *arg, const char *buf, size_t len);
+    void *arg;
+} fetch_ctx_t;
+
+static int fetch_reply(void *arg, int i, const redisReply *rep, char *err, size_t errlen)
+{
+    fetch_ctx_t *f = arg;
+    if (rep->type == REDIS_REPLY_STRING)
+        return f->fn(f->arg, rep->str, rep->len);
+    if (rep->type == REDIS_REPLY_NIL) {
+        op_conf_error(err, errlen, "redis: blob %s is gone (compacted?)", f->keys[i]);
+        return -ENOENT;
+    }
+    return reply_error(f->r, rep, err, errlen, "GET blob");
+}
+
 int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
                    int (*fn)(void *arg, const char *buf, size_t len), void *arg, char *err,
                    size_t errlen)
 {
-    int rc = ensure(r, err, errlen);
-    if (rc < 0)
-        return rc;
+    const char *argv[FETCH_BATCH * 2];
+    size_t lens[FETCH_BATCH * 2];
     for (int i = 0; i < n; i += FETCH_BATCH) {
         int m = n - i < FETCH_BATCH ? n - i : FETCH_BATCH;
         for (int k = 0; k < m; k++) {
-            const char *argv[] = {"GET", keys[i + k]};
-            size_t lens[] = {3, strlen(keys[i + k])};
-            if (redisAppendCommandArgv(r->c, 2, argv, lens) != REDIS_OK)
-                return conn_error(r, err, errlen, "GET blob");
+            argv[2 * k] = "GET";
+            lens[2 * k] = 3;
+            argv[2 * k + 1] = keys[i + k];
+            lens[2 * k + 1] = strlen(keys[i + k]);
         }
-        rc = 0;
-        for (int k = 0; k < m; k++) {
-            redisReply *rep = NULL;
-            if (redisGetReply(r->c, (void **)&rep) != REDIS_OK)
-                return conn_error(r, err, errlen, "GET blob");
-            if (!rc) {
-                if (rep->type == REDIS_REPLY_STRING)
-                    rc = fn(arg, rep->str, rep->len);
-                else if (rep->type == REDIS_REPLY_NIL) {
-                    op_conf_error(err, errlen, "redis: blob %s is gone (compacted?)", keys[i + k]);
-                    rc = -ENOENT;
-                } else
-                    rc = reply_error(r, rep, err, errlen, "GET blob");
-            }
-            freeReplyObject(rep);
-        }
+        fetch_ctx_t f = {r, keys + i, fn, arg};
+        int rc = op_redisconn_pipeline(r->conn, m, 2, argv, lens, fetch_reply, &f, err, errlen,
+                                       "GET blob");
         if (rc < 0)
             return rc;
     }
@@ -627,20 +660,26 @@ int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
 
 /* --- compaction and garbage ------------------------------------------------------- */
 
-int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs,
+int op_redis_compact(op_redis_t *r, const char *writer, uint64_t cseq, int64_t upto, int nblobs,
                      const char *const *blobs, size_t bytes, char *err, size_t errlen)
 {
-    op_redis_argv_t a;
+    op_redis_argv_t a, k;
     op_redis_argv_init(&a);
     op_redis_argv_str(&a, r->gen);
     op_redis_argv_str(&a, writer);
+    op_redis_argv_i64(&a, (int64_t)cseq);
     op_redis_argv_i64(&a, upto);
     op_redis_argv_i64(&a, nblobs);
     for (int i = 0; i < nblobs; i++)
         op_redis_argv_str(&a, blobs[i]);
     op_redis_argv_i64(&a, (int64_t)bytes);
     int rc;
-    redisReply *rep = fcall(r, "op_compact", &a, &rc, err, errlen);
+    const char *extra[] = {r->readers, r->garbage};
+    keys_of(r, &k, extra, 2);
+    for (int i = 0; i < nblobs; i++)
+        op_redis_argv_str(&k, blobs[i]);
+    redisReply *rep = fcall(r, "op_compact", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -657,7 +696,11 @@ int op_redis_reader(op_redis_t *r, const char *writer, int64_t pos, char *err, s
     op_redis_argv_str(&a, writer);
     op_redis_argv_i64(&a, pos);
     int rc;
-    redisReply *rep = fcall(r, "op_reader", &a, &rc, err, errlen);
+    op_redis_argv_t k;
+    const char *extra[] = {r->readers};
+    keys_of(r, &k, extra, 1);
+    redisReply *rep = fcall(r, "op_reader", &k, &a, &rc, err, errlen);
+    op_redis_argv_dispose(&k);
     op_redis_argv_dispose(&a);
     if (!rep)
         return rc;
@@ -667,11 +710,10 @@ int op_redis_reader(op_redis_t *r, const char *writer, int64_t pos, char *err, s
 
 int op_redis_collect_garbage(op_redis_t *r, int max, char *err, size_t errlen)
 {
-    char key[KEYLEN], count[16];
-    snprintf(key, sizeof(key), "%s:garbage", r->prefix);
+    char count[16];
     snprintf(count, sizeof(count), "%d", max);
-    const char *argv[] = {"LPOP", key, count};
-    size_t lens[] = {4, strlen(key), strlen(count)};
+    const char *argv[] = {"LPOP", r->garbage, count};
+    size_t lens[] = {4, strlen(r->garbage), strlen(count)};
     int rc;
     redisReply *rep = call(r, 3, argv, lens, &rc, err, errlen, "LPOP garbage");
     if (!rep)
@@ -699,6 +741,29 @@ int op_redis_collect_garbage(op_redis_t *r, int max, char *err, size_t errlen)
     }
     freeReplyObject(rep);
     return n;
+}
+
+int op_redis_wait(op_redis_t *r, int replicas, int timeout_ms, char *err, size_t errlen)
+{
+    char n[16], ms[16];
+    snprintf(n, sizeof(n), "%d", replicas);
+    snprintf(ms, sizeof(ms), "%d", timeout_ms);
+    const char *argv[] = {"WAIT", n, ms};
+    size_t lens[] = {4, strlen(n), strlen(ms)};
+    int rc;
+    redisReply *rep = call(r, 3, argv, lens, &rc, err, errlen, "WAIT");
+    if (!rep)
+        return rc;
+    int got = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : -1;
+    freeReplyObject(rep);
+    if (got < 0)
+        return protocol_error(r, err, errlen, "WAIT");
+    if (got < replicas)
+        op_conf_error(err, errlen,
+                      "redis %s: WAIT: %d of the %d replicas (--redis-min-replicas) have the "
+                      "last commit after %d ms",
+                      op_redisconn_where(r->conn), got, replicas, timeout_ms);
+    return got;
 }
 
 int op_redis_meta(op_redis_t *r, int64_t *snap_bytes, int64_t *delta_bytes, char *err,

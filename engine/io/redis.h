@@ -11,10 +11,15 @@
  *            the owner changes), learn where they resume;
  *   stage    SET each blob chunk under a fresh key (with a TTL until its commit);
  *   commit   fence every partition (this writer, this epoch, this next offset),
- *            require the log to be exactly where the writer read it, append the
- *            entry, advance the partitions, write the readable view;
+ *            require the log to be exactly where the writer read it (its
+ *            position and the id of the entry there), append the entry,
+ *            advance the partitions, write the readable view;
  *   log      the entries from a position on (tailing other engines' commits);
  *   compact  replace a prefix of the log by a snapshot.
+ *
+ * Which node: engine/io/redisconn.h (standalone, Cluster, Sentinel); a call
+ * that meets a failover fails with a connection error and the next one finds
+ * the new primary.
  *
  * Owner: one thread per op_redis_t (the sink thread, the Kafka poll thread and
  * main each have their own connection). Not thread-safe.
@@ -27,12 +32,18 @@
 
 #define OP_REDIS_LAYOUT 2
 
+/* Where Redis is (engine/io/redisconn.h): host and port of a standalone
+ * Redis or of any Cluster node, or sentinels and master. */
 typedef struct op_redis_conf {
-    const char *host;
+    const char *host; /* NULL with sentinels */
     int port;
-    const char *password; /* AUTH, or NULL */
-    const char *prefix;   /* default "{op}" */
-    int timeout_ms;       /* connect and command timeout (--redis-timeout) */
+    const char *sentinels;         /* "H:P,H:P..." (Sentinel), or NULL */
+    const char *master;            /* Sentinel's name of the primary */
+    const char *password;          /* AUTH, or NULL */
+    const char *sentinel_password; /* AUTH to the Sentinels, or NULL */
+    const char *prefix;            /* default "{op}" */
+    int timeout_ms;                /* connect and command timeout (--redis-timeout) */
+    int min_replicas;              /* a commit counts once this many replicas have it (WAIT) */
 } op_redis_conf_t;
 
 typedef struct op_redis op_redis_t;
@@ -103,21 +114,32 @@ typedef enum op_redis_verdict {
     OP_REDIS_FENCED, /* a partition belongs to someone else now (fence_* say which) */
 } op_redis_verdict_t;
 
+/* Every log entry has an id, "<writer>:<cseq>"; a position and the id of
+ * the entry ending there ("" at 0) tell whether Redis still holds the history
+ * a writer read, even after it went back and forward again (a failover). */
+#define OP_REDIS_IDLEN 64
+
 typedef struct op_redis_commit_result {
     op_redis_verdict_t verdict;
-    int64_t pos; /* OK: the log's end after the commit; BEHIND/BACK: its end now */
+    int64_t pos;               /* OK: the log's end after the commit; BEHIND/BACK: its end now */
+    char last[OP_REDIS_IDLEN]; /* OK: the id of the entry at pos */
     char fence_field[128];
     char fence_owner[64];
     int64_t fence_epoch, fence_next;
 } op_redis_commit_result_t;
 
-/* Commits: see redis.lua op_commit. Returns 0 with *res, or a negative error
- * code (connection trouble: nothing or everything was applied -- retrying
- * with the same cseq is safe, the log tells which). */
+/* Commits: see redis.lua op_commit; expect_last is the id of the entry at
+ * expect_pos. Returns 0 with *res, or a negative error code (connection
+ * trouble: nothing or everything was applied -- retrying with the same cseq
+ * is safe, the log tells which). */
 int op_redis_commit(op_redis_t *r, const char *writer, uint64_t cseq, int64_t expect_pos,
-                    int nparts, const op_redis_commit_part_t *parts, int nblobs,
-                    const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
+                    const char *expect_last, int nparts, const op_redis_commit_part_t *parts,
+                    int nblobs, const char *const *blobs, size_t bytes, const op_redis_argv_t *view,
                     op_redis_commit_result_t *res, char *err, size_t errlen);
+
+/* WAIT: how many replicas have everything this connection wrote, after at
+ * most timeout_ms (fewer than replicas: err says so). Negative: an error. */
+int op_redis_wait(op_redis_t *r, int replicas, int timeout_ms, char *err, size_t errlen);
 
 /* One log entry. */
 typedef struct op_redis_entry {
@@ -131,16 +153,20 @@ typedef struct op_redis_entry {
 typedef struct op_redis_log {
     int verdict; /* 0: entries below; OP_REDIS_BACK; or 1 = RELOAD */
     int64_t base, end;
-    int64_t from; /* the position of entries[0] */
+    char last[OP_REDIS_IDLEN]; /* the id of the entry at end */
+    int64_t from;              /* the position of entries[0] */
     op_redis_entry_t *entries;
     int n;
 } op_redis_log_t;
 
 #define OP_REDIS_RELOAD 1
 
-/* The log from position from on (from < 0: all of it, for loading). Returns 0
- * and fills *log (op_redis_log_dispose), or a negative error code. */
-int op_redis_read_log(op_redis_t *r, int64_t from, op_redis_log_t *log, char *err, size_t errlen);
+/* The log from position from on (from < 0: all of it, for loading); with
+ * from_last (the id of the entry at from), BACK when Redis holds another
+ * history there. Returns 0 and fills *log (op_redis_log_dispose), or a
+ * negative error code. */
+int op_redis_read_log(op_redis_t *r, int64_t from, const char *from_last, op_redis_log_t *log,
+                      char *err, size_t errlen);
 void op_redis_log_dispose(op_redis_log_t *log);
 
 /* Calls fn for each blob's bytes, in order (pipelined GETs, a window at a
@@ -149,10 +175,10 @@ int op_redis_fetch(op_redis_t *r, int n, char *const *keys,
                    int (*fn)(void *arg, const char *buf, size_t len), void *arg, char *err,
                    size_t errlen);
 
-/* Compaction: the snapshot blobs hold everything before position upto.
- * Returns 1 when done, 0 when stale (the log moved: nothing done), or a
- * negative error code. */
-int op_redis_compact(op_redis_t *r, const char *writer, int64_t upto, int nblobs,
+/* Compaction: the snapshot blobs hold everything up to position upto, where
+ * writer's commit cseq ends. Returns 1 when done, 0 when stale (the log
+ * moved, or is another history: nothing done), or a negative error code. */
+int op_redis_compact(op_redis_t *r, const char *writer, uint64_t cseq, int64_t upto, int nblobs,
                      const char *const *blobs, size_t bytes, char *err, size_t errlen);
 
 /* Tells Redis this writer has read the log up to pos: compaction waits for
@@ -175,5 +201,8 @@ int op_redis_meta(op_redis_t *r, int64_t *snap_bytes, int64_t *delta_bytes, char
 
 /* 1 while the last call reached Redis. */
 int op_redis_connected(const op_redis_t *r);
+/* Connections made so far (to the same node again, or to another): a change
+ * is the moment to check that Redis did not go back in time. */
+uint64_t op_redis_connections(const op_redis_t *r);
 
 #endif

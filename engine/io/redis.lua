@@ -6,6 +6,19 @@ derived from that prefix, which is one Cluster hash tag ({op}), so they all
 live in the same slot. Each call is atomic, so each one either applies all of
 its effect or none: every check comes before the first write.
 
+The engine also declares, after KEYS[1], every other key a call touches, so
+that a Redis Cluster refuses the call whole (TRYAGAIN) while the slot is
+half migrated, instead of failing at the first key that already left. The
+one key set a call cannot name beforehand (the category keys of minutes cut
+from the view) is touched in the checks too: a key that left makes the call
+fail before it writes.
+
+Every log entry has an id, "<writer>:<cseq>"; <prefix>:meta `last` is the id
+of the last entry (the log's end), `snap_last` the id of the last entry a
+snapshot replaced. A position alone cannot tell whether Redis went back in
+time and then forward again (a failover lost entries, other engines
+committed since): a position and the id of the entry there can.
+
   op_init    creates the state (layout, generation id) if there is none
   op_claim   makes a writer the owner of partitions; returns where they are
   op_commit  one commit: fences, log entry, partition progress, the readable view
@@ -78,6 +91,29 @@ local function log_len(meta, P)
   return base, redis.call('LLEN', P .. ':log')
 end
 
+-- "D <writer> <cseq> ..." -> "<writer>:<cseq>"
+local function entry_id(e)
+  local w, c = string.match(e, '^%S+ (%S+) (%S+)')
+  return w .. ':' .. c
+end
+
+-- The id of the entry ending at position `at` ('' at 0), or nil when a
+-- snapshot replaced it and did not record it (a log compacted by an older
+-- engine).
+local function id_at(meta, P, base, len, at)
+  if at == 0 then return '' end
+  if at == base + len then
+    local l = redis.call('HGET', meta, 'last')
+    if l then return l end
+  end
+  local idx = at - 1 - base
+  if idx < 0 then return nil end
+  local e = redis.call('LINDEX', P .. ':log', idx)
+  if not e then return nil end
+  if string.sub(e, 1, 1) == 'S' then return redis.call('HGET', meta, 'snap_last') or nil end
+  return entry_id(e)
+end
+
 -- op_init(meta; id, now): the generation id of the state, creating it.
 local function op_init(keys, args)
   local meta = keys[1]
@@ -88,7 +124,7 @@ local function op_init(keys, args)
     return m[2]
   end
   redis.call('HSET', meta, 'layout', LAYOUT, 'id', args[1], 'created', args[2], 'base', '0',
-             'pos', '0', 'nparts', '0', 'snap_bytes', '0', 'delta_bytes', '0')
+             'pos', '0', 'last', '', 'nparts', '0', 'snap_bytes', '0', 'delta_bytes', '0')
   return args[1]
 end
 
@@ -161,6 +197,17 @@ local function view_walk(args, i, apply)
       if t ~= 'none' and t ~= 'hash' then
         return fail('WRONGTYPE', key .. ' holds a ' .. t .. ', orderpulse writes a hash there')
       end
+      if t == 'hash' and string.sub(key, -8) == ':minutes' then
+        -- the category keys cut() deletes: touched now (see the top)
+        local below, P = tonumber(args[i + 2]), string.sub(key, 1, -9)
+        for _, f in ipairs(redis.call('HKEYS', key)) do
+          local ms = tonumber(string.match(f, '^(%d+)'))
+          if ms and ms < below then
+            local c = P .. ':catmin:' .. f
+            redis.call('EXISTS', c, c .. ':a', c .. ':o')
+          end
+        end
+      end
       i = i + 3
     else
       local n = tonumber(args[i + 2])
@@ -191,27 +238,31 @@ local function view_walk(args, i, apply)
   return nil
 end
 
--- op_commit(meta; gen, writer, cseq, expect_pos, nparts,
+-- op_commit(meta, every other key it touches; gen, writer, cseq, expect_pos,
+--           expect_last, nparts,
 --           {field, epoch, expect_next, next, max_event, lost} x nparts,
 --           nblobs, blob keys..., bytes, view operations...)
--- Returns {'OK', pos}, {'BEHIND', pos} (the log grew since expect_pos: read
--- it first), {'BACK', pos} (the log is shorter than expect_pos: Redis lost
--- commits) or {'FENCED', field, owner, epoch, next} (a partition has another
--- owner, or moved on without this writer).
+-- Returns {'OK', pos, last}, {'BEHIND', pos} (the log grew since expect_pos:
+-- read it first), {'BACK', pos} (the log is shorter than expect_pos, or the
+-- entry there is not expect_last: Redis lost commits) or {'FENCED', field,
+-- owner, epoch, next} (a partition has another owner, or moved on without
+-- this writer).
 local function op_commit(keys, args)
   local meta = keys[1]
   local P = pfx(meta)
   local err = check(meta, args[1])
   if err then return err end
-  local writer, cseq, expect_pos = args[2], args[3], tonumber(args[4])
+  local writer, cseq, expect_pos, expect_last = args[2], args[3], tonumber(args[4]), args[5]
   local base, len = log_len(meta, P)
   local pos = base + len
   if pos > expect_pos then return {'BEHIND', pos} end
   if pos < expect_pos then return {'BACK', pos} end
+  local last = id_at(meta, P, base, len, pos)
+  if last and last ~= expect_last then return {'BACK', pos} end
 
   local parts = P .. ':parts'
-  local nparts = tonumber(args[5])
-  local i = 6
+  local nparts = tonumber(args[6])
+  local i = 7
   local updates = {}
   for _ = 1, nparts do
     local field, epoch, expect_next = args[i], tonumber(args[i + 1]), tonumber(args[i + 2])
@@ -246,19 +297,21 @@ local function op_commit(keys, args)
                table.concat(blobs, ' '))
     redis.call('HINCRBY', meta, 'delta_bytes', bytes)
     pos = pos + 1
-    redis.call('HSET', meta, 'pos', pos)
+    last = writer .. ':' .. cseq
+    redis.call('HSET', meta, 'pos', pos, 'last', last)
   end
   view_walk(args, i, true)
   redis.call('HSET', P .. ':view', 'pos', pos)
   redis.call('HSET', P .. ':readers', writer, pos .. ' ' .. now_ms())
-  return {'OK', pos}
+  return {'OK', pos, last or ''}
 end
 
--- op_log(meta; gen, from): {'LOG', base, end, entries from position `from`
--- on}; `from` = 'load' reads the whole log (snapshot included). A reader that
--- has folded everything before `from` gets {'RELOAD', base} when that point
--- now lies inside a snapshot (it must load again), {'BACK', end} when the log
--- no longer reaches `from` (Redis lost entries).
+-- op_log(meta, log, parts; gen, from[, from_last]): {'LOG', base, end,
+-- last, entries from position `from` on}; `from` = 'load' reads the whole
+-- log (snapshot included). A reader that has folded everything before `from`
+-- gets {'RELOAD', base} when that point now lies inside a snapshot (it must
+-- load again), {'BACK', end} when the log no longer reaches `from`, or the
+-- entry there is not from_last (Redis lost entries).
 local function op_log(keys, args)
   local meta = keys[1]
   local P = pfx(meta)
@@ -274,26 +327,33 @@ local function op_log(keys, args)
     end
     if from < folded then return {'RELOAD', base} end
     if from > base + len then return {'BACK', base + len} end
+    if args[3] then
+      local there = id_at(meta, P, base, len, from)
+      if there and there ~= args[3] then return {'BACK', base + len} end
+    end
   end
-  local out = {'LOG', base, base + len}
+  local out = {'LOG', base, base + len, id_at(meta, P, base, len, base + len) or ''}
   for _, e in ipairs(redis.call('LRANGE', P .. ':log', from - base, -1)) do
     table.insert(out, e)
   end
   return out
 end
 
--- op_compact(meta; gen, writer, upto, nblobs, blob keys..., bytes): the
--- snapshot in the blobs holds everything before position `upto`; it replaces
+-- op_compact(meta, every other key it touches; gen, writer, cseq, upto,
+-- nblobs, blob keys..., bytes): the snapshot in the blobs holds everything up
+-- to position `upto`, where the writer's own commit cseq ends; it replaces
 -- those log entries, whose blobs go to <prefix>:garbage for deletion.
 local function op_compact(keys, args)
   local meta = keys[1]
   local P = pfx(meta)
   local err = check(meta, args[1])
   if err then return err end
-  local writer, upto, nblobs = args[2], tonumber(args[3]), tonumber(args[4])
+  local writer, cseq, upto, nblobs = args[2], args[3], tonumber(args[4]), tonumber(args[5])
   local base, len = log_len(meta, P)
   local n = upto - base
   if n < 1 or n > len then return {'STALE', base + len} end
+  local upto_id = id_at(meta, P, base, len, upto)
+  if upto_id ~= writer .. ':' .. cseq then return {'STALE', base + len} end
   -- An engine still reading before `upto` would have to reload everything:
   -- wait until the live ones are past it (the dead are forgotten).
   local readers = P .. ':readers'
@@ -309,8 +369,8 @@ local function op_compact(keys, args)
   end
   local log = P .. ':log'
   for b = 1, nblobs do
-    if redis.call('EXISTS', args[4 + b]) == 0 then
-      return fail('BLOB', args[4 + b] .. ' is gone before its compaction')
+    if redis.call('EXISTS', args[5 + b]) == 0 then
+      return fail('BLOB', args[5 + b] .. ' is gone before its compaction')
     end
   end
   local old = redis.call('LRANGE', log, 0, n - 1)
@@ -322,16 +382,17 @@ local function op_compact(keys, args)
   redis.call('LTRIM', log, n, -1)
   local blobs = {}
   for b = 1, nblobs do
-    blobs[b] = args[4 + b]
+    blobs[b] = args[5 + b]
     redis.call('PERSIST', blobs[b])
   end
-  local bytes = args[5 + nblobs]
+  local bytes = args[6 + nblobs]
   redis.call('LPUSH', log, 'S ' .. writer .. ' 0 ' .. bytes .. ' ' .. table.concat(blobs, ' '))
   local rest = 0
   for _, e in ipairs(redis.call('LRANGE', log, 1, -1)) do
     rest = rest + tonumber(string.match(e, '^%S+ %S+ %S+ (%S+)'))
   end
-  redis.call('HSET', meta, 'base', upto - 1, 'snap_bytes', bytes, 'delta_bytes', rest)
+  redis.call('HSET', meta, 'base', upto - 1, 'snap_bytes', bytes, 'delta_bytes', rest,
+             'snap_last', upto_id)
   return {'OK', upto}
 end
 

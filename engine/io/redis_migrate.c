@@ -12,6 +12,7 @@
 #include "engine/conf.h"
 #include "engine/hash.h"
 #include "engine/io/delta.h"
+#include "engine/io/redisconn.h"
 #include "engine/state.h"
 #include "engine/util.h"
 
@@ -362,23 +363,19 @@ static int write_layout2(mig_t *m, size_t *bytes_out)
 int op_redis_migrate(const op_redis_conf_t *conf, op_intern_t *dict, char *msg, size_t msglen)
 {
     mig_t m = {.prefix = conf->prefix ? conf->prefix : "{op}", .msg = msg, .msglen = msglen};
-    struct timeval tv = {.tv_sec = (conf->timeout_ms ? conf->timeout_ms : 2000) / 1000 + 5};
+    op_redis_conf_t cc = *conf;
+    cc.timeout_ms = (conf->timeout_ms ? conf->timeout_ms : 2000) + 5000;
     int rc = -EIO;
     op_intern_cache_init(&m.cache, dict);
     op_state_init(&m.st, dict);
-    m.c = redisConnectWithTimeout(conf->host, conf->port, tv);
-    if (!m.c || m.c->err) {
-        rc = fail(&m, "connect");
-        goto out;
-    }
-    redisSetTimeout(m.c, tv);
-    redisReply *rep;
-    if (conf->password) {
-        if (!(rep = run(&m, "AUTH %s", conf->password)))
-            goto out;
-        freeReplyObject(rep);
-    }
     char key[KEYLEN];
+    snprintf(key, sizeof(key), "%s:meta", m.prefix);
+    /* The node holding the prefix's slot (a Cluster's, or Sentinel's primary). */
+    op_redisconn_t *conn = NULL;
+    if (op_redisconn_create(&conn, &cc, key, NULL, NULL) < 0 ||
+        !(m.c = op_redisconn_context(conn, msg, msglen)))
+        goto out;
+    redisReply *rep;
     snprintf(key, sizeof(key), "%s:meta", m.prefix);
     if (!(rep = run(&m, "EXISTS %s", key)))
         goto out;
@@ -466,7 +463,6 @@ out:
     free(m.next);
     op_state_dispose(&m.st);
     op_intern_cache_dispose(&m.cache);
-    if (m.c)
-        redisFree(m.c);
+    op_redisconn_destroy(conn); /* closes m.c */
     return rc;
 }

@@ -21,15 +21,16 @@
 #include "engine/io/delta.h"
 #include "engine/util.h"
 
-#define MAX_TABLES      16
-#define TOP_VIEW        100 /* users in <prefix>:top_users */
-#define FIELD_LEN       160
-#define KEY_LEN         256
-#define BACKOFF_MAX_MS  2000
-#define LOG_INTERVAL_MS 5000
-#define GC_BATCH        500
-#define META_EVERY      8    /* commits between two looks at the log's size */
-#define READER_EVERY_MS 5000 /* how often an engine says how far it has read */
+#define MAX_TABLES          16
+#define TOP_VIEW            100 /* users in <prefix>:top_users */
+#define FIELD_LEN           160
+#define KEY_LEN             256
+#define BACKOFF_MAX_MS      2000
+#define CONN_BACKOFF_MAX_MS 250 /* after a connection error (a failover?) */
+#define LOG_INTERVAL_MS     5000
+#define GC_BATCH            500
+#define META_EVERY          8    /* commits between two looks at the log's size */
+#define READER_EVERY_MS     5000 /* how often an engine says how far it has read */
 
 /* --- packages ----------------------------------------------------------------- */
 
@@ -47,9 +48,10 @@ typedef struct top_entry {
  * is handed back in an event. */
 typedef struct pkg {
     uint64_t cseq;
-    uint64_t tick;      /* the last tick whose own deltas it holds */
-    int64_t born_ms;    /* when its oldest delta was merged (monotonic), 0: none */
-    int64_t expect_pos; /* the log position its view values stand on */
+    uint64_t tick;                    /* the last tick whose own deltas it holds */
+    int64_t born_ms;                  /* when its oldest delta was merged (monotonic), 0: none */
+    int64_t expect_pos;               /* the log position its view values stand on */
+    char expect_last[OP_REDIS_IDLEN]; /* the id of the entry there */
     op_delta_buf_t deltas;
     pkg_part_t parts[OP_SOURCE_MAX_PARTITIONS];
     uint64_t has_part[OP_SOURCE_MAX_PARTITIONS / 64];
@@ -118,9 +120,10 @@ typedef enum ev_kind { EV_COMMITTED, EV_REFRESH, EV_REMOTE, EV_REWIND, EV_STOP }
 
 typedef struct event {
     ev_kind_t kind;
-    pkg_t *pkg;        /* COMMITTED, REFRESH */
-    op_shard_t *shard; /* REMOTE: another engine's deltas */
-    int64_t pos;       /* COMMITTED, REMOTE: the log's position after it */
+    pkg_t *pkg;                /* COMMITTED, REFRESH */
+    op_shard_t *shard;         /* REMOTE: another engine's deltas */
+    int64_t pos;               /* COMMITTED, REMOTE: the log's position after it */
+    char last[OP_REDIS_IDLEN]; /* COMMITTED, REMOTE: the id of the entry at pos */
     struct event *next;
 } event_t;
 
@@ -157,9 +160,12 @@ struct op_redis_sink {
     uint64_t pend_has[OP_SOURCE_MAX_PARTITIONS / 64];
     op_ktable_t dirty[MAX_TABLES];
     int counters_dirty;
-    pkg_t *inflight; /* submitted and not yet back */
-    pkg_t *refresh;  /* back for a rebuild */
+    pkg_t *inflight; /* submitted and not yet back: the sink's, never dereferenced here (the
+                        sink frees a package it gives up on, a rewind) */
+    int64_t inflight_records, inflight_born_ms; /* what the lag figures need of it */
+    pkg_t *refresh;                             /* back for a rebuild */
     int64_t folded_pos;
+    char folded_last[OP_REDIS_IDLEN];
     uint64_t committed_tick, last_tick;
     uint64_t next_cseq;
     top_entry_t top_written[TOP_VIEW];
@@ -169,6 +175,8 @@ struct op_redis_sink {
 
     /* Sink thread only: */
     int64_t read_pos;
+    char read_last[OP_REDIS_IDLEN];
+    uint64_t conn_seen; /* op_redis_connections when Redis was last checked */
     uint64_t blob_counter;
     int commits_since_meta;
     int64_t reader_said_ms; /* when this engine last told Redis how far it has read */
@@ -179,6 +187,11 @@ struct op_redis_sink {
 };
 
 /* --- small helpers --------------------------------------------------------------- */
+
+int64_t op_redis_sink_read_pos(const op_redis_sink_t *s)
+{
+    return s->read_pos;
+}
 
 const char *op_redis_sink_generation(const op_redis_sink_t *s)
 {
@@ -323,7 +336,7 @@ int op_redis_sink_load(op_redis_sink_t *s, op_state_t *st, char *err, size_t err
     op_intern_t *dict = st->dict;
     for (int attempt = 0;; attempt++) {
         op_redis_log_t log;
-        int rc = op_redis_read_log(s->r, -1, &log, err, errlen);
+        int rc = op_redis_read_log(s->r, -1, NULL, &log, err, errlen);
         if (rc < 0)
             return rc;
         op_shard_t *sh = op_shard_create(-1);
@@ -337,7 +350,21 @@ int op_redis_sink_load(op_redis_sink_t *s, op_state_t *st, char *err, size_t err
         }
         op_shard_destroy(sh);
         int64_t end = log.end;
+        char last[OP_REDIS_IDLEN];
+        snprintf(last, sizeof(last), "%s", log.last);
         op_redis_log_dispose(&log);
+        /* Compaction waits only for the readers it knows of (redis.lua
+         * op_compact): say how far this one has read, then make sure no
+         * compaction overtook it in between. Best effort: while Redis refuses
+         * writes, the first commit or tail says it instead. */
+        if (rc == 0 && op_redis_reader(s->r, s->writer, end, err, errlen) == 0) {
+            op_redis_log_t chk;
+            if (op_redis_read_log(s->r, end, last, &chk, err, errlen) == 0) {
+                if (chk.verdict == OP_REDIS_RELOAD)
+                    rc = -ENOENT;
+                op_redis_log_dispose(&chk);
+            }
+        }
         if (rc == -ENOENT && attempt < 5) { /* compacted while we read: again */
             op_state_dispose(st);
             op_state_init(st, dict);
@@ -346,6 +373,9 @@ int op_redis_sink_load(op_redis_sink_t *s, op_state_t *st, char *err, size_t err
         if (rc < 0)
             return rc;
         s->read_pos = s->folded_pos = end;
+        snprintf(s->read_last, sizeof(s->read_last), "%s", last);
+        snprintf(s->folded_last, sizeof(s->folded_last), "%s", last);
+        s->conn_seen = op_redis_connections(s->r);
         /* The readable view is rewritten whole (over the first commits, at
          * view_budget items each): after a crash it may lack what the last
          * engine had not yet written, after a migration it is empty. */
@@ -774,6 +804,8 @@ static int view_dirty(const op_redis_sink_t *s)
 static void submit(op_redis_sink_t *s, pkg_t *k)
 {
     s->inflight = k;
+    s->inflight_records = (int64_t)k->deltas.user_records;
+    s->inflight_born_ms = k->born_ms;
     pthread_mutex_lock(&s->mu);
     s->submitted = k;
     pthread_cond_signal(&s->cv);
@@ -819,6 +851,7 @@ static void build_and_submit(op_redis_sink_t *s, op_state_t *st, uint64_t tick)
     if (k->tick < tick && !k->deltas.n)
         k->tick = s->committed_tick; /* a view-only package completes nothing new */
     k->expect_pos = s->folded_pos;
+    snprintf(k->expect_last, sizeof(k->expect_last), "%s", s->folded_last);
     build_view(s, st, k);
     if (__atomic_load_n(&s->want_snapshot, __ATOMIC_ACQUIRE)) {
         op_delta_encode_state(&k->snap, st);
@@ -839,11 +872,13 @@ op_redis_sink_need_t op_redis_sink_tick(op_redis_sink_t *s, op_state_t *st, uint
             op_state_merge(st, e->shard, now_ms);
             mark_dirty(s, e->shard);
             s->folded_pos = e->pos;
+            snprintf(s->folded_last, sizeof(s->folded_last), "%s", e->last);
             op_shard_destroy(e->shard);
             break;
         case EV_COMMITTED: {
             pkg_t *k = e->pkg;
             s->folded_pos = e->pos;
+            snprintf(s->folded_last, sizeof(s->folded_last), "%s", e->last);
             if (k->tick > s->committed_tick)
                 s->committed_tick = k->tick;
             if (k->top) {
@@ -878,9 +913,8 @@ op_redis_sink_need_t op_redis_sink_tick(op_redis_sink_t *s, op_state_t *st, uint
     if (!s->inflight && (s->refresh || !pending_empty(s) || view_dirty(s)))
         build_and_submit(s, st, tick);
     /* Lag, for stats and /metrics. */
-    int64_t records = (int64_t)s->pending.user_records +
-                      (s->inflight ? (int64_t)s->inflight->deltas.user_records : 0);
-    int64_t born = s->inflight && s->inflight->born_ms ? s->inflight->born_ms : s->pending_born_ms;
+    int64_t records = (int64_t)s->pending.user_records + (s->inflight ? s->inflight_records : 0);
+    int64_t born = s->inflight && s->inflight_born_ms ? s->inflight_born_ms : s->pending_born_ms;
     __atomic_store_n(&s->lag_records, records, __ATOMIC_RELAXED);
     __atomic_store_n(&s->lag_ticks,
                      (int64_t)(s->inflight || !pending_empty(s) ? tick - s->committed_tick : 0),
@@ -983,42 +1017,70 @@ static void ask(op_redis_sink_t *s, ev_kind_t kind, const char *why)
     push_event(s, (event_t){.kind = kind});
 }
 
+static void push_at(op_redis_sink_t *s, ev_kind_t kind, pkg_t *k, op_shard_t *sh, int64_t pos,
+                    const char *last)
+{
+    event_t ev = {.kind = kind, .pkg = k, .shard = sh, .pos = pos};
+    snprintf(ev.last, sizeof(ev.last), "%s", last);
+    push_event(s, ev);
+}
+
+/* This engine has read (or written) the log up to pos, whose entry is last. */
+static void read_to(op_redis_sink_t *s, int64_t pos, const char *last)
+{
+    s->read_pos = pos;
+    snprintf(s->read_last, sizeof(s->read_last), "%s", last);
+}
+
+/* Redis holds another history than this engine read: one line, a rewind. */
+static void went_back(op_redis_sink_t *s, int64_t end, const char *why, char *err, size_t errlen)
+{
+    snprintf(err, errlen,
+             "Redis went back in time: its log ends at %" PRId64 " but this engine %s up to "
+             "%" PRId64 " (entry %s)%s; a failover lost commits? Reloading what Redis holds",
+             end, why, s->read_pos, s->read_last[0] ? s->read_last : "-",
+             end >= s->read_pos ? ", and the entries there are others" : "");
+    ask(s, EV_REWIND, err);
+}
+
 /* Reads the log from read_pos on and hands other engines' entries over as
- * REMOTE events. If mine (a package whose reply was lost) is among them, it
- * is handed back as COMMITTED at its place and 1 is returned. Negative: an
- * error; OP_REDIS_SINK_REWIND asked for. */
-static int read_others(op_redis_sink_t *s, pkg_t *mine, char *err, size_t errlen)
+ * REMOTE events. If mine (a package whose reply was lost) is among them,
+ * reading stops there: 1 is returned with *mine_pos and mine_last (its
+ * place), for the caller to book it. Negative: an error; -EAGAIN: a rewind
+ * was asked for. */
+static int read_others(op_redis_sink_t *s, pkg_t *mine, int64_t *mine_pos, char *mine_last,
+                       char *err, size_t errlen)
 {
     op_redis_log_t log;
-    int rc = op_redis_read_log(s->r, s->read_pos, &log, err, errlen);
+    int rc = op_redis_read_log(s->r, s->read_pos, s->read_last, &log, err, errlen);
     if (rc < 0)
         return rc;
+    s->conn_seen = op_redis_connections(s->r);
     if (log.verdict == OP_REDIS_RELOAD) {
         op_redis_log_dispose(&log);
         ask(s, EV_REWIND, "the log was compacted past what this engine has read: reloading");
         return -EAGAIN;
     }
     if (log.verdict == OP_REDIS_BACK) {
+        int64_t end = log.end;
         op_redis_log_dispose(&log);
-        snprintf(err, errlen,
-                 "the log ends at %" PRId64 " but this engine has read up to %" PRId64
-                 ": Redis lost commits (a failover?); reloading what it holds",
-                 log.end, s->read_pos);
-        ask(s, EV_REWIND, err);
+        went_back(s, end, "has read", err, errlen);
         return -EAGAIN;
     }
     int found = 0;
-    for (int i = 0; i < log.n && rc == 0; i++) {
+    for (int i = 0; i < log.n && rc == 0 && !found; i++) {
         const op_redis_entry_t *e = &log.entries[i];
         int64_t pos = log.from + i + 1;
+        char id[OP_REDIS_IDLEN];
+        snprintf(id, sizeof(id), "%s:%" PRIu64, e->writer, e->cseq);
         if (mine && !strcmp(e->writer, s->writer) && e->cseq == mine->cseq) {
-            push_event(s, (event_t){.kind = EV_COMMITTED, .pkg = mine, .pos = pos});
-            found = 1;
-            s->read_pos = pos;
+            found = 1; /* read up to it once it counts (book) */
+            *mine_pos = pos;
+            snprintf(mine_last, OP_REDIS_IDLEN, "%s", id);
             continue;
         }
         if (!strcmp(e->writer, s->writer)) { /* already in the state */
-            s->read_pos = pos;
+            read_to(s, pos, id);
             continue;
         }
         op_shard_t *sh = op_shard_create(-1);
@@ -1027,8 +1089,8 @@ static int read_others(op_redis_sink_t *s, pkg_t *mine, char *err, size_t errlen
             op_shard_destroy(sh);
             break;
         }
-        push_event(s, (event_t){.kind = EV_REMOTE, .shard = sh, .pos = pos});
-        s->read_pos = pos;
+        push_at(s, EV_REMOTE, NULL, sh, pos, id);
+        read_to(s, pos, id);
     }
     op_redis_log_dispose(&log);
     if (rc == -ENOENT) { /* compacted while we read */
@@ -1083,8 +1145,8 @@ static void compact(op_redis_sink_t *s, pkg_t *k, int64_t upto)
     char err[512];
     if (!k->nskeys)
         return;
-    int rc = op_redis_compact(s->r, s->writer, upto, k->nskeys, (const char *const *)k->skeys,
-                              k->snap.bytes, err, sizeof(err));
+    int rc = op_redis_compact(s->r, s->writer, k->cseq, upto, k->nskeys,
+                              (const char *const *)k->skeys, k->snap.bytes, err, sizeof(err));
     if (rc < 0) {
         trouble(s, err);
         return;
@@ -1114,6 +1176,76 @@ static void describe_fence(const op_redis_commit_result_t *res, char *buf, size_
              ") now: this engine's uncommitted records of it were read by someone else; "
              "reloading from Redis",
              res->fence_field, res->fence_owner, res->fence_epoch, res->fence_next);
+}
+
+/* --redis-min-replicas: the entry ending at pos (id last) counts as
+ * committed once that many replicas have it. WAIT counts what the connection
+ * itself wrote: on another connection than the commit's (wrote_on), the
+ * entry is looked for again (a failover may have lost it) and a small write
+ * after it (op_reader) gives WAIT something to wait for. Returns 0, -EAGAIN
+ * (the entry is gone: a rewind was asked for) or -EINTR (stopping). */
+static int await_replicas(op_redis_sink_t *s, int64_t pos, const char *last, uint64_t wrote_on)
+{
+    int need = s->conf.redis.min_replicas;
+    if (need <= 0)
+        return 0;
+    int timeout = s->conf.redis.timeout_ms > 20 ? s->conf.redis.timeout_ms / 2 : 10;
+    int64_t backoff = 50;
+    char err[512];
+    while (!stopping(s)) {
+        int rc = 0;
+        uint64_t conn = op_redis_connections(s->r);
+        if (conn != wrote_on) {
+            op_redis_log_t log;
+            rc = op_redis_read_log(s->r, pos, last, &log, err, sizeof(err));
+            int verdict = log.verdict;
+            if (rc == 0)
+                op_redis_log_dispose(&log);
+            if (rc == 0 && verdict != 0) {
+                snprintf(err, sizeof(err),
+                         "Redis lost the commit ending at log position %" PRId64
+                         " (entry %s) while it waited for %d replica(s) to have it (a failover?); "
+                         "reloading what Redis holds",
+                         pos, last, need);
+                ask(s, EV_REWIND, err);
+                return -EAGAIN;
+            }
+            if (rc == 0)
+                rc = op_redis_reader(s->r, s->writer, pos, err, sizeof(err));
+            if (rc == 0 && op_redis_connections(s->r) == conn)
+                wrote_on = conn;
+            else if (rc == 0)
+                continue; /* reconnected in between: look again */
+        }
+        if (rc == 0) {
+            rc = op_redis_wait(s->r, need, timeout, err, sizeof(err));
+            if (rc >= need && op_redis_connections(s->r) == wrote_on)
+                return 0;
+            if (rc >= need) /* WAIT ran on a new connection: it proves nothing */
+                snprintf(err, sizeof(err), "redis: reconnected while waiting for replicas");
+        }
+        trouble(s, err);
+        nap(s, backoff);
+        backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+    }
+    return -EINTR;
+}
+
+/* The package is in the log at pos (id last): committed once the replicas
+ * asked for have it -- only then has this engine read (and counted) the log
+ * up to it; then the log may be compacted after it. */
+static void book(op_redis_sink_t *s, pkg_t *k, int64_t pos, const char *last, uint64_t wrote_on)
+{
+    if (await_replicas(s, pos, last, wrote_on) < 0) {
+        pkg_free(k); /* in the log all the same, or lost: a reload tells */
+        return;
+    }
+    read_to(s, pos, last);
+    if (k->nskeys)
+        compact(s, k, pos);
+    else
+        maybe_want_snapshot(s);
+    push_at(s, EV_COMMITTED, k, NULL, pos, last);
 }
 
 /* Commits one package, retrying until it is decided. */
@@ -1148,9 +1280,9 @@ static void commit_package(op_redis_sink_t *s, pkg_t *k)
                 nparts++;
             }
             int64_t t0 = now_mono();
-            rc = op_redis_commit(s->r, s->writer, k->cseq, k->expect_pos, nparts, parts, k->ndkeys,
-                                 (const char *const *)k->dkeys, k->deltas.bytes, &k->view, &res,
-                                 err, sizeof(err));
+            rc = op_redis_commit(s->r, s->writer, k->cseq, k->expect_pos, k->expect_last, nparts,
+                                 parts, k->ndkeys, (const char *const *)k->dkeys, k->deltas.bytes,
+                                 &k->view, &res, err, sizeof(err));
             free(fields);
             free(parts);
             pthread_mutex_lock(&s->mu);
@@ -1165,30 +1297,30 @@ static void commit_package(op_redis_sink_t *s, pkg_t *k)
         if (rc == -ESTALE) /* a staged blob expired or was evicted: stage again */
             pkg_unstage(k);
         if (rc < 0) {
+            /* A dead primary is looked for again soon: a failover takes a
+             * second or two, and finding the new one costs nothing. */
+            int64_t cap = rc == -ECONNRESET ? CONN_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
             trouble(s, err);
             nap(s, backoff);
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            backoff = backoff * 2 > cap ? cap : backoff * 2;
             continue;
         }
         if (res.verdict == OP_REDIS_OK) {
             healthy(s);
-            s->read_pos = res.pos;
+            s->conn_seen = op_redis_connections(s->r);
             __atomic_add_fetch(&s->commits, 1, __ATOMIC_RELAXED);
-            int64_t upto = res.pos;
-            if (!k->nskeys) {
-                push_event(s, (event_t){.kind = EV_COMMITTED, .pkg = k, .pos = res.pos});
-                maybe_want_snapshot(s);
-                return;
-            }
-            compact(s, k, upto);
-            push_event(s, (event_t){.kind = EV_COMMITTED, .pkg = k, .pos = res.pos});
+            book(s, k, res.pos, res.last, s->conn_seen);
             return;
         }
         if (res.verdict == OP_REDIS_BEHIND) {
             healthy(s);
-            rc = read_others(s, k, err, sizeof(err));
-            if (rc == 1)
-                return; /* the package was committed by an attempt whose reply was lost */
+            int64_t mine_pos = 0;
+            char mine_last[OP_REDIS_IDLEN];
+            rc = read_others(s, k, &mine_pos, mine_last, err, sizeof(err));
+            if (rc == 1) { /* committed by an attempt whose reply was lost */
+                book(s, k, mine_pos, mine_last, 0);
+                return;
+            }
             if (rc == -EAGAIN) {
                 pkg_free(k);
                 return;
@@ -1202,14 +1334,11 @@ static void commit_package(op_redis_sink_t *s, pkg_t *k)
             return;
         }
         if (res.verdict == OP_REDIS_BACK) {
-            snprintf(err, sizeof(err),
-                     "the log ends at %" PRId64 " but this engine committed up to %" PRId64
-                     ": Redis lost commits (a failover?); reloading what it holds",
-                     res.pos, k->expect_pos);
+            went_back(s, res.pos, "has read", err, sizeof(err));
         } else {
             describe_fence(&res, err, sizeof(err));
+            ask(s, EV_REWIND, err);
         }
-        ask(s, EV_REWIND, err);
         pkg_free(k);
         return;
     }
@@ -1243,14 +1372,23 @@ static void *sink_main(void *arg)
             next_tail = now_mono() + s->conf.tail_ms;
             continue;
         }
+        char err[512];
+        int64_t unused_pos;
+        char unused_last[OP_REDIS_IDLEN];
+        /* A new connection (the same Redis after an error, or another one
+         * after a failover): does it still hold what this engine read? */
+        if (op_redis_connections(s->r) != s->conn_seen &&
+            read_others(s, NULL, &unused_pos, unused_last, err, sizeof(err)) == -EAGAIN) {
+            pkg_free(k);
+            continue;
+        }
         if (k) {
             commit_package(s, k);
             continue;
         }
         next_tail = now_mono() + s->conf.tail_ms;
-        char err[512];
         int64_t before = s->read_pos;
-        int rc = read_others(s, NULL, err, sizeof(err));
+        int rc = read_others(s, NULL, &unused_pos, unused_last, err, sizeof(err));
         if (rc < 0 && rc != -EAGAIN)
             trouble(s, err);
         /* Compaction waits for live readers: say how far this one is. */

@@ -120,6 +120,10 @@ void op_redis_sink_last_error(op_redis_sink_t *s, char *buf, size_t len);
 /* Why a rewind or stop was asked for. */
 void op_redis_sink_reason(op_redis_sink_t *s, char *buf, size_t len);
 
+/* How far this engine has read the log (main thread, before start or after
+ * stop): what a rewind compares with what Redis holds. */
+int64_t op_redis_sink_read_pos(const op_redis_sink_t *s);
+
 /* The generation id of the state the sink opened (for other connections). */
 const char *op_redis_sink_generation(const op_redis_sink_t *s);
 

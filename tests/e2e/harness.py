@@ -8,6 +8,7 @@ ends, whatever the outcome. Standard library only.
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -32,6 +33,23 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_cluster_port():
+    """A free loopback port P whose cluster bus port P + 10000 is free too
+    (Redis Cluster needs both, so P is at most 55535)."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20000, 55535)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+                return port
+        except OSError:
+            continue
+    raise AssertionError("no free port pair for a cluster node")
 
 
 def wait_for(predicate, timeout, what, interval=0.05):
@@ -122,7 +140,10 @@ class E2ETest(unittest.TestCase):
                 text = p.stderr_text()
                 if text:
                     print(f"\n--- stderr of {p.name} (pid {p.pid}) ---\n{text[-4000:]}")
-        subprocess.run(["rm", "-rf", self.tmp])
+        if os.environ.get("OP_E2E_KEEP"):
+            print(f"\n--- kept {self.tmp} ---")
+        else:
+            subprocess.run(["rm", "-rf", self.tmp])
 
     def start(self, argv, **kw):
         p = Proc(argv, **kw)
@@ -145,14 +166,90 @@ class E2ETest(unittest.TestCase):
             raise AssertionError("dev broker printed no bootstrap address:\n" + p.stderr_text())
         return p, line
 
-    def start_redis(self, extra=()):
-        port = free_port()
+    def start_redis(self, extra=(), port=None):
+        """A redis-server on a free loopback port (or port: the same one again
+        after a kill, with its own directory kept)."""
+        port = port or free_port()
         d = self.path(f"redis-{port}")
         os.makedirs(d, exist_ok=True)
         p = self.start(["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", d, *extra], name="redis-server",
-                       stdout=subprocess.DEVNULL)
-        wait_for(lambda: _redis_ping(port), 10, "redis-server to answer PING")
+                        "--appendonly", "no", "--dir", d, "--logfile", "redis.log", *extra],
+                       name=f"redis-server-{port}", stdout=subprocess.DEVNULL)
+        wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "redis-server to answer PING")
+        if not p.alive():
+            raise AssertionError(f"redis-server on {port} exited:\n" + p.stderr_text()[-2000:])
+        return p, port
+
+    # --- Redis replication, Sentinel and Cluster (docs/REDIS.md) -------------
+
+    def start_sentinels(self, master_port, name="opm", count=3, down_after_ms=1000,
+                        failover_timeout_ms=3000, password=None, master_password=None):
+        """count redis-sentinel processes watching the primary on master_port
+        (quorum: a majority), each from its own writable config copy (Sentinel
+        rewrites it). A Sentinel that voted in a failover starts none of its
+        own for twice failover_timeout_ms; replicas are looked at every second
+        (SENTINEL DEBUG info-period), not every ten. Returns [(proc, port)]."""
+        out = []
+        for _ in range(count):
+            port = free_port()
+            d = self.path(f"sentinel-{port}")
+            os.makedirs(d, exist_ok=True)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind 127.0.0.1\ndir {d}\nlogfile {d}/sentinel.log\n"
+                        f"sentinel monitor {name} 127.0.0.1 {master_port} {count // 2 + 1}\n"
+                        f"sentinel down-after-milliseconds {name} {down_after_ms}\n"
+                        f"sentinel failover-timeout {name} {failover_timeout_ms}\n"
+                        f"sentinel parallel-syncs {name} 1\n")
+                if password:
+                    f.write(f"requirepass {password}\n")
+                if master_password:
+                    f.write(f"sentinel auth-pass {name} {master_password}\n")
+            p = self.start(["redis-sentinel", conf], name=f"redis-sentinel-{port}",
+                           stdout=subprocess.DEVNULL)
+            wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "redis-sentinel to answer")
+            if not p.alive():
+                raise AssertionError("redis-sentinel exited:\n" + p.stderr_text()[-2000:])
+            r = Redis(port)
+            if password:
+                r.call("AUTH", password)
+            r.call("SENTINEL", "DEBUG", "info-period", 1000)
+            r.close()
+            out.append((p, port))
+        return out
+
+    def start_cluster(self, masters=3, replicas=0, extra=()):
+        """A Redis Cluster on loopback: masters primaries (each with replicas
+        replicas), made by `redis-cli --cluster create`, each node started and
+        stopped by its pid. Returns [(proc, port)]; restart_cluster_node
+        starts one again with its node file."""
+        nodes = []
+        for _ in range(masters * (1 + replicas)):
+            port = free_cluster_port()
+            nodes.append(self.start_cluster_node(port, extra))
+        r = subprocess.run(["redis-cli", "--cluster", "create",
+                            *[f"127.0.0.1:{port}" for _, port in nodes],
+                            "--cluster-replicas", str(replicas), "--cluster-yes"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError("redis-cli --cluster create failed:\n"
+                                 + r.stdout.decode("utf-8", "replace")[-3000:])
+        ports = [port for _, port in nodes]
+        wait_for(lambda: all(cluster_ok(p, len(ports)) for p in ports), 30,
+                 "every cluster node to say cluster_state:ok")
+        return nodes
+
+    def start_cluster_node(self, port, extra=()):
+        d = self.path(f"redis-{port}")
+        os.makedirs(d, exist_ok=True)
+        p = self.start(["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--dir", d, "--logfile", "redis.log",
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", 1000,
+                        *extra], name=f"redis-cluster-{port}", stdout=subprocess.DEVNULL)
+        wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "a cluster node to answer PING")
+        if not p.alive():
+            raise AssertionError(f"cluster node {port} exited:\n" + p.stderr_text()[-2000:])
         return p, port
 
     def start_mariadb(self, port=None, datadir=None, grants=False):
@@ -206,6 +303,140 @@ class DevbrokerControl:
         reply = self.proc.p.stdout.readline().decode().strip()
         if reply != "ok":
             raise AssertionError(f"dev broker: {line}: {reply or 'no answer'}")
+
+
+def redis_info(port, section="replication"):
+    """INFO section as a dict (empty when the server does not answer)."""
+    try:
+        r = Redis(port, timeout=2)
+        try:
+            text = r.call("INFO", section).decode()
+        finally:
+            r.close()
+    except (OSError, ConnectionError, RuntimeError):
+        return {}
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def sentinel_primary(sentinel_port, name="opm", password=None):
+    """The port of the primary Sentinel names now (None if it does not answer)."""
+    try:
+        r = Redis(sentinel_port, timeout=2)
+        try:
+            if password:
+                r.call("AUTH", password)
+            v = r.call("SENTINEL", "get-master-addr-by-name", name)
+        finally:
+            r.close()
+    except (OSError, ConnectionError, RuntimeError):
+        return None
+    return int(v[1]) if v else None
+
+
+def sentinel_replicas_ok(sentinel_port, name="opm"):
+    """Ports of the replicas Sentinel would promote now: reachable, their
+    link to the primary up, their priority not 0."""
+    try:
+        r = Redis(sentinel_port, timeout=2)
+        try:
+            rows = r.call("SENTINEL", "replicas", name) or []
+        finally:
+            r.close()
+    except (OSError, ConnectionError, RuntimeError):
+        return []
+    ok = []
+    for row in rows:
+        d = {_str(row[i]): _str(row[i + 1]) for i in range(0, len(row), 2)}
+        flags = d.get("flags", "").split(",")
+        if "s_down" not in flags and "disconnected" not in flags and \
+                d.get("master-link-status") == "ok" and d.get("slave-priority") != "0":
+            ok.append(int(d["port"]))
+    return ok
+
+
+def cluster_ok(port, nodes=None):
+    """CLUSTER INFO on port says the cluster is up (and knows nodes nodes)."""
+    try:
+        r = Redis(port, timeout=2)
+        try:
+            text = r.call("CLUSTER", "INFO").decode()
+        finally:
+            r.close()
+    except (OSError, ConnectionError, RuntimeError):
+        return False
+    info = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return info.get("cluster_state") == "ok" and \
+        (nodes is None or int(info.get("cluster_known_nodes", 0)) == nodes)
+
+
+def cluster_slots(ports):
+    """{slot range: (primary port, [replica ports])} from the first node of
+    ports that answers CLUSTER SLOTS (its RESP reply, not redis-cli's text)."""
+    for port in ports:
+        try:
+            r = Redis(port, timeout=2)
+            try:
+                rows = r.call("CLUSTER", "SLOTS")
+            finally:
+                r.close()
+        except (OSError, ConnectionError, RuntimeError):
+            continue
+        return {(row[0], row[1]): (row[2][1], [n[1] for n in row[3:]]) for row in rows}
+    return {}
+
+
+def cluster_owner(ports, slot):
+    """The port of the primary serving slot, as the first answering node says."""
+    for (lo, hi), (primary, _) in cluster_slots(ports).items():
+        if lo <= slot <= hi:
+            return primary
+    return None
+
+
+def cluster_node_id(port):
+    r = Redis(port)
+    try:
+        return _str(r.call("CLUSTER", "MYID"))
+    finally:
+        r.close()
+
+
+def migrate_slot(ports, slot, src, dst, batch=10, pause=0.0):
+    """Moves slot from the primary on src to the one on dst by hand, the way
+    `redis-cli --cluster reshard` does (IMPORTING, MIGRATING, MIGRATE a few
+    keys at a time, then NODE everywhere), pausing between batches so that a
+    client meets the slot half migrated (ASK, TRYAGAIN). Returns the keys
+    moved."""
+    sid, did = cluster_node_id(src), cluster_node_id(dst)
+    s, d = Redis(src), Redis(dst)
+    moved = 0
+    try:
+        d.call("CLUSTER", "SETSLOT", slot, "IMPORTING", sid)
+        s.call("CLUSTER", "SETSLOT", slot, "MIGRATING", did)
+        while True:
+            keys = s.call("CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            s.call("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "KEYS", *keys)
+            moved += len(keys)
+            if pause:
+                time.sleep(pause)
+        # The importing node first, then the one it came from (as redis-cli
+        # does): no client is sent back and forth in between.
+        for port in [dst, src] + [p for p in ports if p not in (src, dst)]:
+            try:
+                r = Redis(port, timeout=2)
+                try:
+                    if "master" in _str(r.call("ROLE")[0]):
+                        r.call("CLUSTER", "SETSLOT", slot, "NODE", did)
+                finally:
+                    r.close()
+            except (OSError, ConnectionError, RuntimeError):
+                pass
+    finally:
+        s.close()
+        d.close()
+    return moved
 
 
 def _redis_ping(port):

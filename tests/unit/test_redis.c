@@ -264,14 +264,24 @@ TestSuite(redis, .init = setup, .fini = teardown);
 
 static const char *F0 = "kafka:orders:0";
 
+/* The id of the log's last entry, as a writer that read all of it holds it. */
+static void last_id(char *out, size_t len)
+{
+    redisReply *rep = cmd("HGET %s last", "{op}:meta");
+    snprintf(out, len, "%s", rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    freeReplyObject(rep);
+}
+
 static int commit1(op_redis_t *r, const char *writer, uint64_t cseq, int64_t pos, int64_t epoch,
                    int64_t expect_next, int64_t next, const char *blob, op_redis_argv_t *view,
                    op_redis_commit_result_t *res)
 {
     op_redis_commit_part_t part = {F0, epoch, expect_next, next, 1731283200000LL, 0};
     const char *blobs[] = {blob};
-    return op_redis_commit(r, writer, cseq, pos, 1, &part, blob ? 1 : 0, blobs, 10, view, res, err,
-                           sizeof(err));
+    char last[OP_REDIS_IDLEN];
+    last_id(last, sizeof(last));
+    return op_redis_commit(r, writer, cseq, pos, last, 1, &part, blob ? 1 : 0, blobs, 10, view, res,
+                           err, sizeof(err));
 }
 
 static void stage1(op_redis_t *r, const char *key)
@@ -328,7 +338,7 @@ Test(redis, behind_back_and_a_lost_reply)
     cr_assert_eq(res.verdict, OP_REDIS_BEHIND);
     cr_assert_eq(res.pos, 1);
     op_redis_log_t log;
-    cr_assert_eq(op_redis_read_log(a, 0, &log, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(op_redis_read_log(a, 0, NULL, &log, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(log.n, 1);
     cr_assert_str_eq(log.entries[0].writer, "wa");
     cr_assert_eq(log.entries[0].cseq, 1);
@@ -336,7 +346,7 @@ Test(redis, behind_back_and_a_lost_reply)
     /* Ahead of the log: Redis lost something this writer saw. */
     cr_assert_eq(commit1(a, "wa", 2, 5, 1, 10, 20, NULL, NULL, &res), 0);
     cr_assert_eq(res.verdict, OP_REDIS_BACK);
-    cr_assert_eq(op_redis_read_log(a, 7, &log, err, sizeof(err)), 0);
+    cr_assert_eq(op_redis_read_log(a, 7, NULL, &log, err, sizeof(err)), 0);
     cr_assert_eq(log.verdict, OP_REDIS_BACK);
     op_redis_log_dispose(&log);
     op_redis_destroy(a);
@@ -421,18 +431,20 @@ Test(redis, compaction_replaces_the_prefix)
     }
     stage1(a, "{op}:b:wa:snap");
     const char *snap[] = {"{op}:b:wa:snap"};
-    cr_assert_eq(op_redis_compact(a, "wa", 2, 1, snap, 5, err, sizeof(err)), 1, "%s", err);
+    cr_assert_eq(op_redis_compact(a, "wa", 1, 2, 1, snap, 5, err, sizeof(err)), 0,
+                 "compacted up to an entry of another cseq");
+    cr_assert_eq(op_redis_compact(a, "wa", 2, 2, 1, snap, 5, err, sizeof(err)), 1, "%s", err);
     op_redis_log_t log;
-    cr_assert_eq(op_redis_read_log(a, -1, &log, err, sizeof(err)), 0);
+    cr_assert_eq(op_redis_read_log(a, -1, NULL, &log, err, sizeof(err)), 0);
     cr_assert_eq(log.n, 2);
     cr_assert_eq(log.entries[0].kind, 'S');
     cr_assert_eq(log.base, 1);
     cr_assert_eq(log.end, 3);
     op_redis_log_dispose(&log);
-    cr_assert_eq(op_redis_read_log(a, 1, &log, err, sizeof(err)), 0);
+    cr_assert_eq(op_redis_read_log(a, 1, NULL, &log, err, sizeof(err)), 0);
     cr_assert_eq(log.verdict, OP_REDIS_RELOAD, "position 1 now lies inside the snapshot");
     op_redis_log_dispose(&log);
-    cr_assert_eq(op_redis_read_log(a, 2, &log, err, sizeof(err)), 0);
+    cr_assert_eq(op_redis_read_log(a, 2, NULL, &log, err, sizeof(err)), 0);
     cr_assert_eq(log.n, 1);
     op_redis_log_dispose(&log);
     cr_assert_eq(op_redis_collect_garbage(a, 100, err, sizeof(err)), 2);
@@ -444,4 +456,47 @@ Test(redis, compaction_replaces_the_prefix)
     cr_assert_eq(res.verdict, OP_REDIS_OK);
     cr_assert_eq(res.pos, 4);
     op_redis_destroy(a);
+}
+
+Test(redis, another_history_at_the_same_position_is_back)
+{
+    /* wa commits at 0 -> 1; a failover loses it (the promoted replica never
+     * had it); wb commits at 0 -> 1 on the new primary. The log is at 1 again
+     * but holds another history: wa must hear BACK, not commit on top. */
+    op_redis_t *a = open_or_fail(), *b = open_or_fail();
+    const char *fields[] = {F0};
+    op_redis_part_t p;
+    cr_assert_eq(op_redis_claim(a, "wa", 1, fields, &p, err, sizeof(err)), 0);
+    stage1(a, "{op}:b:wa:1");
+    op_redis_commit_result_t res;
+    cr_assert_eq(commit1(a, "wa", 1, 0, 1, -1, 10, "{op}:b:wa:1", NULL, &res), 0, "%s", err);
+    cr_assert_eq(res.verdict, OP_REDIS_OK);
+    cr_assert_str_eq(res.last, "wa:1");
+    /* What the replica holds: the state before wa's commit. */
+    freeReplyObject(cmd("RPOP %s", "{op}:log"));
+    freeReplyObject(cmd("HSET %s pos 0 last %s", "{op}:meta", ""));
+    freeReplyObject(cmd("HSET %s %s %s", "{op}:parts", F0, "1 wa -1 -9223372036854775808 0"));
+    cr_assert_eq(op_redis_claim(b, "wb", 1, fields, &p, err, sizeof(err)), 0);
+    stage1(b, "{op}:b:wb:1");
+    cr_assert_eq(commit1(b, "wb", 1, 0, 2, -1, 20, "{op}:b:wb:1", NULL, &res), 0, "%s", err);
+    cr_assert_eq(res.verdict, OP_REDIS_OK);
+    cr_assert_eq(res.pos, 1);
+    op_redis_commit_part_t part = {F0, 1, 10, 30, 1731283200000LL, 0};
+    cr_assert_eq(
+        op_redis_commit(a, "wa", 2, 1, "wa:1", 1, &part, 0, NULL, 0, NULL, &res, err, sizeof(err)),
+        0, "%s", err);
+    cr_assert_eq(res.verdict, OP_REDIS_BACK, "committed on top of another history");
+    op_redis_log_t log;
+    cr_assert_eq(op_redis_read_log(a, 1, "wa:1", &log, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(log.verdict, OP_REDIS_BACK, "tailing another history");
+    op_redis_log_dispose(&log);
+    cr_assert_eq(op_redis_read_log(b, 1, "wb:1", &log, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(log.verdict, 0);
+    cr_assert_str_eq(log.last, "wb:1");
+    op_redis_log_dispose(&log);
+    cr_assert_eq(op_redis_read_log(b, 0, "", &log, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(log.n, 1);
+    op_redis_log_dispose(&log);
+    op_redis_destroy(a);
+    op_redis_destroy(b);
 }
