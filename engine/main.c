@@ -417,6 +417,7 @@ typedef struct engine {
     int64_t back_next[OP_SOURCE_MAX_PARTITIONS]; /* committed next offset, -1: none */
     pthread_t main_thread;
     int64_t final_at_ms; /* __atomic: when the final snapshot was published */
+    long final_rss_kib;  /* written before final_at_ms is released; read after it */
     int64_t started_ms;
 } engine_t;
 
@@ -438,10 +439,28 @@ static int engine_ready(void *arg)
     return m && op_merger_running(m) && op_merger_redis_ok(m);
 }
 
-/* The merger's final snapshot wakes the main thread out of sigtimedwait. */
+/* Anonymous resident memory in KiB (the heap, not the mapped input file),
+ * for the once summary: what the benchmarks compare per user. */
+static long rss_anon_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+/* The merger's final snapshot wakes the main thread out of sigtimedwait.
+ * The memory figure is taken here, while the state is whole: by the time
+ * the summary is printed, the teardown has freed it. */
 static void wake_main(void *arg)
 {
     engine_t *e = arg;
+    e->final_rss_kib = rss_anon_kib();
     __atomic_store_n(&e->final_at_ms, op_now_mono_ms(), __ATOMIC_RELEASE);
     pthread_kill(e->main_thread, SIGUSR1);
 }
@@ -748,21 +767,6 @@ teardown:
     return verdict;
 }
 
-/* Anonymous resident memory in KiB (the heap, not the mapped input file),
- * for the once summary: what the benchmarks compare per user. */
-static long rss_anon_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "RssAnon: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* --once: the final snapshot on stdout and a summary line on stderr. */
 static int print_final(engine_t *e)
 {
@@ -778,7 +782,7 @@ static int print_final(engine_t *e)
                      "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB\n",
                 (long long)records, (long long)s->orders, (long long)s->bad_records,
                 (long long)s->late_records, secs, secs > 0 ? records / secs : 0.0,
-                e->ec->src.nworkers, (long long)s->users, rss_anon_kib());
+                e->ec->src.nworkers, (long long)s->users, e->final_rss_kib);
         fwrite(s->res[OP_RES_SNAPSHOT].buf, 1, s->res[OP_RES_SNAPSHOT].len, stdout);
     } else {
         fprintf(stderr, PROG ": stopped before the input was complete\n");
