@@ -2,9 +2,13 @@
  *
  * Every command goes through hiredis's Argv API (binary-safe, no format
  * parsing). The protocol's logic lives in engine/io/redis.lua, linked into
- * the binary below and loaded with FUNCTION LOAD REPLACE on every new
- * connection, so that a Redis restarted without persistence, or a replica
- * promoted after a failover, always runs the functions of this binary.
+ * the binary below. Every new connection first reads the library back
+ * (FUNCTION LIST WITHCODE, a read) and loads it with FUNCTION LOAD REPLACE
+ * only when Redis holds other code or none, so that a Redis restarted
+ * without persistence, or a replica promoted after a failover, always runs
+ * the functions of this binary -- and a reconnection does not need a write:
+ * while writes are paused (CLIENT PAUSE WRITE, a failover's hand-over) a
+ * load would block past the command timeout, and the connection with it.
  */
 #include "engine/io/redis.h"
 
@@ -165,9 +169,57 @@ static int reply_error(op_redis_t *r, const redisReply *rep, char *err, size_t e
 
 /* The connection hook (redisconn.h): every node this engine talks to runs
  * this binary's functions. */
+/* The library's name, from the first line of redis.lua ("#!lua name=NAME"). */
+static size_t library_name(const char **name)
+{
+    const char *p = strstr(op_redis_lua, "name=");
+    *name = p ? p + 5 : "";
+    return strcspn(*name, " \n");
+}
+
+/* 1 if Redis holds exactly this binary's library, 0 if not (or it cannot
+ * tell: the load that follows reports what is wrong), -ECONNRESET. */
+static int functions_current(redisContext *c, const char *where, char *err, size_t errlen)
+{
+    const char *name;
+    size_t len = library_name(&name);
+    const char *argv[] = {"FUNCTION", "LIST", "WITHCODE", "LIBRARYNAME", name};
+    size_t lens[] = {8, 4, 8, 11, len};
+    redisReply *rep = redisCommandArgv(c, 5, argv, lens);
+    if (!rep) {
+        op_conf_error(err, errlen, "redis %s: FUNCTION LIST: %s", where, c->errstr);
+        return -ECONNRESET;
+    }
+    int same = 0;
+    /* An array of libraries, each a flat array of field names and values;
+     * LIBRARYNAME matches by pattern, so the name is compared too. */
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        const redisReply *lib = rep->element[i];
+        const redisReply *lname = NULL, *code = NULL;
+        for (size_t f = 0; lib->type == REDIS_REPLY_ARRAY && f + 1 < lib->elements; f += 2) {
+            const redisReply *k = lib->element[f];
+            if (k->type != REDIS_REPLY_STRING && k->type != REDIS_REPLY_STATUS)
+                continue;
+            if (!strcmp(k->str, "library_name"))
+                lname = lib->element[f + 1];
+            else if (!strcmp(k->str, "library_code"))
+                code = lib->element[f + 1];
+        }
+        if (lname && code && lname->type == REDIS_REPLY_STRING && lname->len == len &&
+            !memcmp(lname->str, name, len) && code->type == REDIS_REPLY_STRING &&
+            code->len == strlen(op_redis_lua) && !memcmp(code->str, op_redis_lua, code->len))
+            same = 1;
+    }
+    freeReplyObject(rep);
+    return same;
+}
+
 static int load_functions(void *arg, redisContext *c, const char *where, char *err, size_t errlen)
 {
     (void)arg;
+    int current = functions_current(c, where, err, errlen);
+    if (current != 0)
+        return current < 0 ? current : 0;
     const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", op_redis_lua};
     size_t lens[] = {8, 4, 7, strlen(op_redis_lua)};
     redisReply *rep = redisCommandArgv(c, 4, argv, lens);

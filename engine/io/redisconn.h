@@ -31,8 +31,9 @@
 typedef struct op_redisconn op_redisconn_t;
 
 /* Called on every new connection to a data node (after AUTH, before its
- * first command): loads the functions. A READONLY error reply makes the
- * connection count as one to a replica. */
+ * first command): checks the functions and loads them if needed. A
+ * READONLY error reply makes the connection count as one to a replica (a
+ * replica that already holds them is found at the first write instead). */
 typedef int (*op_redisconn_hook_cb)(void *arg, redisContext *c, const char *where, char *err,
                                     size_t errlen);
 

@@ -500,3 +500,38 @@ Test(redis, another_history_at_the_same_position_is_back)
     op_redis_destroy(a);
     op_redis_destroy(b);
 }
+
+static long long function_loads(void)
+{
+    redisReply *rep = cmd("INFO commandstats");
+    const char *p = strstr(rep->str, "cmdstat_function|load:calls=");
+    long long n = p ? atoll(p + strlen("cmdstat_function|load:calls=")) : 0;
+    freeReplyObject(rep);
+    return n;
+}
+
+/* A new connection loads the functions only when Redis holds other code:
+ * reconnecting needs no write (a paused or handing-over primary would block
+ * it), and a stale library under the same name is replaced. */
+Test(redis, functions_load_only_when_they_differ)
+{
+    op_redis_t *a = open_or_fail();
+    long long loads = function_loads();
+    cr_assert_geq(loads, 1, "the first connection to an empty Redis loads them");
+    op_redis_t *b = open_or_fail();
+    cr_assert_eq(function_loads(), loads, "the same code is not loaded again");
+    op_redis_destroy(b);
+    redisReply *rep = cmd("FUNCTION LOAD REPLACE %s",
+                          "#!lua name=orderpulse_2\n"
+                          "redis.register_function('op_init', function() return 'old' end)");
+    cr_assert_eq(rep->type, REDIS_REPLY_STRING, "%s", rep->str);
+    freeReplyObject(rep);
+    b = open_or_fail(); /* op_init of the old library would not answer a generation */
+    cr_assert_eq(function_loads(), loads + 2, "other code under the same name is replaced");
+    rep = cmd("FUNCTION LIST WITHCODE LIBRARYNAME %s", "orderpulse_2");
+    cr_assert_eq(rep->type, REDIS_REPLY_ARRAY);
+    cr_assert_eq(rep->elements, 1);
+    freeReplyObject(rep);
+    op_redis_destroy(a);
+    op_redis_destroy(b);
+}
