@@ -753,8 +753,26 @@ def _str(v):
     return v.decode() if isinstance(v, bytes) else v
 
 
+class _LogMoved(Exception):
+    pass
+
+
 def read_log_state(r, prefix="{op}"):
-    """Folds the whole log (snapshot and deltas), as a restarting engine would."""
+    """Folds the whole log (snapshot and deltas), as a restarting engine would.
+
+    The log is read with LRANGE and its blobs one GET at a time, so a live
+    engine's compaction may replace the entries read and free their blobs in
+    between: a missing blob is a defect only if the log still names it when
+    read again; otherwise the fold starts over."""
+    for _ in range(50):
+        try:
+            return _read_log_state_once(r, prefix)
+        except _LogMoved:
+            time.sleep(0.05)
+    raise AssertionError("the log kept changing under the reader (50 tries)")
+
+
+def _read_log_state_once(r, prefix):
     meta = r.call("HGETALL", f"{prefix}:meta") or []
     meta = {_str(meta[i]): _str(meta[i + 1]) for i in range(0, len(meta), 2)}
     st = {"totals": {"orders": 0, "quantity": 0, "amount": 0}, "bad": {}, "late": 0,
@@ -763,11 +781,14 @@ def read_log_state(r, prefix="{op}"):
           "users": {}, "parts": {}, "meta": meta}
     if not meta:
         return st
-    for entry in r.call("LRANGE", f"{prefix}:log", 0, -1) or []:
+    log = r.call("LRANGE", f"{prefix}:log", 0, -1) or []
+    for entry in log:
         words = _str(entry).split(" ")
         for key in words[4:]:
             data = r.call("GET", key)
             if data is None:
+                if (r.call("LRANGE", f"{prefix}:log", 0, -1) or []) != log:
+                    raise _LogMoved()
                 raise AssertionError(f"log entry {entry!r}: blob {key} is missing")
             fold_blob(data, st)
     return st
