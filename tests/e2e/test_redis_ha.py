@@ -374,11 +374,25 @@ class ClusterHA(HATest):
             live = [p for p in ports if p != dead]
             before = meta_pos(dead)
             wait_for(lambda: meta_pos(dead) > before, 30, "a commit on the owner")
+            # A replica takes over only if its link to the primary was up
+            # lately (Redis's own rule): the kill waits until it is, as in
+            # production a failover needs a replica in step to begin with.
+            replicas = next(r for (p, r) in cluster_slots(live).values() if p == dead)
+            wait_for(lambda: any(redis_info(r).get("master_link_status") == "up"
+                                 for r in replicas), 30, "the owner's replica to be in step")
             time.sleep(random.uniform(0.0, 0.4))
             procs[dead].kill()
             killed_ms = int(time.time() * 1000)
-            wait_for(lambda: cluster_owner(live, SLOT) not in (None, dead), 60,
-                     "the replica to take the slot over", interval=0.01)
+            try:
+                wait_for(lambda: cluster_owner(live, SLOT) not in (None, dead), 60,
+                         "the replica to take the slot over", interval=0.01)
+            except AssertionError as e:  # Redis's own account of why not
+                logs = ""
+                for r in replicas:
+                    with open(os.path.join(self.path(f"redis-{r}"), "redis.log"),
+                              errors="replace") as f:
+                        logs += f"\n--- redis.log of replica {r}:\n" + f.read()[-3000:]
+                raise AssertionError(f"{e}{logs}") from None
             switches.append(int(time.time() * 1000) - killed_ms)
             new = cluster_owner(live, SLOT)
             wait_for(lambda: last_commit_ms(new) > killed_ms, 60, "a commit on the new owner",
