@@ -231,7 +231,7 @@ build/bench/parse_bench: bench/parse_bench.c bench/lines.c engine/parse.c engine
 # is compared with the fastest build of them we can make, not a generic one.
 build/bench/simdjson_pass: bench/simdjson_pass.cc bench/lines.c
 	@mkdir -p $(@D)
-	$(CXX) -std=c++17 -O3 -march=native -g -I. -o $@ -x c++ bench/simdjson_pass.cc -x c bench/lines.c -lsimdjson
+	$(CXX) -std=c++17 -O3 -march=native -g -I. -pthread -o $@ -x c++ bench/simdjson_pass.cc -x c bench/lines.c -lsimdjson
 
 build/bench/merge_bench: bench/merge_bench.c bench/lines.c $(LIBOP)
 	@mkdir -p $(@D)
