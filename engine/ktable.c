@@ -48,6 +48,16 @@ static void ktable_grow(op_ktable_t *t, uint32_t cap)
     free(old.vals);
 }
 
+void op_ktable_reserve(op_ktable_t *t, uint32_t n)
+{
+    uint64_t want = ((uint64_t)t->count + n) * 2;
+    uint64_t cap = t->cap ? t->cap : KTABLE_MIN_CAP;
+    while (cap < want)
+        cap *= 2;
+    if (cap != t->cap && cap <= UINT32_MAX / 2 + 1)
+        ktable_grow(t, (uint32_t)cap);
+}
+
 op_tally_t *op_ktable_upsert_slow(op_ktable_t *t, uint64_t key)
 {
     if ((t->count + 1) * 2 > t->cap)

@@ -82,6 +82,21 @@ static inline op_tally_t *op_ktable_upsert(op_ktable_t *t, uint64_t key)
     return op_ktable_upsert_slow(t, key);
 }
 
+/* Room for n more keys without growing (a merge that knows how many it
+ * brings grows once, not once per doubling). */
+void op_ktable_reserve(op_ktable_t *t, uint32_t n);
+
+/* Asks for key's home slot ahead of its upsert: a walk over many keys that
+ * land all over a big table overlaps its misses instead of waiting on each. */
+static inline void op_ktable_prefetch(const op_ktable_t *t, uint64_t key)
+{
+    if (t->cap) {
+        uint32_t i = op_ktable_home(t, key + 1);
+        __builtin_prefetch(&t->keys[i], 1);
+        __builtin_prefetch(&t->vals[i], 1);
+    }
+}
+
 /* The tally of key, or NULL. */
 op_tally_t *op_ktable_find(const op_ktable_t *t, uint64_t key);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/hash.h"
+#include "engine/util.h"
 
 #define TABLE(id_, dim_, paired_, field)                                                           \
     {                                                                                              \
@@ -251,16 +252,32 @@ static void note_rewrite(const op_state_t *st, op_ktable_t *rw, const op_ktable_
     }
 }
 
-/* A user's orders of this shard in its entry e of the state's base day of
- * the shard (the off-day share is moved in merge_days). */
-static void note_user_day(op_state_t *st, const op_shard_t *s, uint32_t d, uint32_t e, int rw)
+#define PREFETCH_AHEAD 32 /* entries ahead of the one at hand, for their misses */
+
+/* The shard's users' orders in their entries of the state's base day of
+ * the shard (the off-day share is moved in merge_days): shard entry d is
+ * state entry ent[d] (d itself when ent is NULL). A second walk after the
+ * users' merge, because only then are the state entries -- and so the
+ * keys, spread over the day table by its hash -- known ahead. */
+static void note_user_days(op_state_t *st, const op_shard_t *s, const uint32_t *ent, int rw)
 {
-    uint64_t k = op_shard_user_day((uint32_t)s->day, e);
-    op_tally_t *t = op_ktable_upsert(&st->user_days, k);
-    t->orders += op_users_orders(&s->users, d);
-    t->amount += op_users_amount(&s->users, d);
+    uint32_t n = s->users.count;
+    uint64_t day = (uint64_t)(uint32_t)s->day;
+    op_ktable_reserve(&st->user_days, n);
     if (rw)
-        op_ktable_upsert(&st->rewrite.user_days, k);
+        op_ktable_reserve(&st->rewrite.user_days, n);
+    for (uint32_t d = 0; d < n; d++) {
+        if (d + PREFETCH_AHEAD < n)
+            op_ktable_prefetch(&st->user_days,
+                               op_shard_user_day((uint32_t)day, ent ? ent[d + PREFETCH_AHEAD]
+                                                                    : d + PREFETCH_AHEAD));
+        uint64_t k = op_shard_user_day((uint32_t)day, ent ? ent[d] : d);
+        op_tally_t *t = op_ktable_upsert(&st->user_days, k);
+        t->orders += op_users_orders(&s->users, d);
+        t->amount += op_users_amount(&s->users, d);
+        if (rw)
+            op_ktable_upsert(&st->rewrite.user_days, k);
+    }
 }
 
 /* A shard's users into the state: a walk over the shard's dense entries,
@@ -270,7 +287,6 @@ static void note_user_day(op_state_t *st, const op_shard_t *s, uint32_t d, uint3
  * million waits. The shard's stored hashes are reused: no name is hashed.
  * With calendar days, each user's orders also count in its entry of the
  * shard's base day. */
-#define PREFETCH_AHEAD 32
 
 static void merge_users(op_state_t *st, const op_shard_t *s)
 {
@@ -283,13 +299,13 @@ static void merge_users(op_state_t *st, const op_shard_t *s)
          * shard's table (same entry numbers), then one pass offering
          * everyone to the top-K. */
         op_users_copy(&st->users, delta);
-        for (uint32_t e = 0; e < n; e++) {
+        for (uint32_t e = 0; e < n; e++)
             topk_offer(st, e);
-            if (days)
-                note_user_day(st, s, e, e, base_rw);
-        }
+        if (days)
+            note_user_days(st, s, NULL, base_rw);
         return;
     }
+    uint32_t *ent = days ? op_xmalloc((size_t)(n ? n : 1) * sizeof(*ent)) : NULL;
     for (uint32_t d = 0; d < n; d++) {
         if (d + PREFETCH_AHEAD < n)
             op_users_prefetch(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD));
@@ -303,8 +319,12 @@ static void merge_users(op_state_t *st, const op_shard_t *s)
         if (st->heap_len < OP_STATE_TOPK ||
             op_users_amount(&st->users, e) >= op_users_amount(&st->users, st->heap[0]))
             topk_offer(st, e);
-        if (days)
-            note_user_day(st, s, d, e, base_rw);
+        if (ent)
+            ent[d] = e;
+    }
+    if (ent) {
+        note_user_days(st, s, ent, base_rw);
+        free(ent);
     }
 }
 
