@@ -36,10 +36,7 @@ broker_pid=
 engine_pid=
 poll_pid=
 cleanup() {
-    for pid in $poll_pid $engine_pid $broker_pid; do
-        kill "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids $poll_pid $engine_pid $broker_pid
     rm -rf "$work"
 }
 trap cleanup EXIT

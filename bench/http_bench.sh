@@ -28,12 +28,7 @@ chmod 755 "$work" # h2o drops privileges to nobody when started as root
 engine_pid=
 h2o_pid=
 cleanup() {
-    for pid in $engine_pid $h2o_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in $engine_pid $h2o_pid; do
-        wait "$pid" 2>/dev/null || true
-    done
+    stop_pids $engine_pid $h2o_pid
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -44,10 +44,7 @@ workers=2
 work=$(mktemp -d /tmp/op-kafka-bench.XXXXXX)
 broker_pid=
 cleanup() {
-    if [ -n "$broker_pid" ]; then
-        kill "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-    fi
+    stop_pids $broker_pid
     rm -rf "$work"
 }
 trap cleanup EXIT

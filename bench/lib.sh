@@ -5,6 +5,7 @@
 # xbg CMD...   the same, in the background: $! is CMD's own pid
 # note TEXT    log TEXT verbatim (commands run in a loop, pipelines)
 # free_port, wait_for SECONDS CMD..., ratio A B
+# stop_pids PID...   kill each (empty arguments vanish), then reap each
 # Without OP_BENCH_CMDLOG nothing is logged.
 
 note() {
@@ -45,6 +46,11 @@ wait_for() { # seconds command...
         [ $_n -gt 0 ] || { echo "bench: timed out waiting for: $*" >&2; return 1; }
         sleep 0.1
     done
+}
+
+stop_pids() {
+    for _p in "$@"; do kill "$_p" 2>/dev/null || true; done
+    for _p in "$@"; do wait "$_p" 2>/dev/null || true; done
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }

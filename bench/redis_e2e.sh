@@ -21,12 +21,7 @@ orders=${1:-2000000}
 B=build/bench
 mkdir -p $B
 rpid= epid= ppid_=
-cleanup() {
-    for p in $epid $ppid_ $rpid; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-}
+cleanup() { stop_pids $epid $ppid_ $rpid; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

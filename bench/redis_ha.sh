@@ -19,12 +19,7 @@ cd "$top"
 B=build/bench
 mkdir -p $B
 ppid_= rpid=
-cleanup() {
-    for p in $rpid $ppid_; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-}
+cleanup() { stop_pids $rpid $ppid_; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -33,12 +33,7 @@ note "bench/run.sh $orders    # what make bench runs"
 
 rpid=
 mpid=
-cleanup() {
-    for p in $rpid $mpid; do
-        kill "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-}
+cleanup() { stop_pids $rpid $mpid; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
