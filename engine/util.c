@@ -51,3 +51,9 @@ int64_t op_now_wall_ms(void)
 {
     return clock_ms(CLOCK_REALTIME);
 }
+
+void op_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}

@@ -17,5 +17,7 @@ void *op_xrealloc(void *p, size_t n);
 /* Monotonic and wall clocks in milliseconds. */
 int64_t op_now_mono_ms(void);
 int64_t op_now_wall_ms(void);
+/* Sleeps ms milliseconds (a signal may end it early). */
+void op_sleep_ms(int64_t ms);
 
 #endif

@@ -879,12 +879,6 @@ static int write_batch(op_archive_t *a, batch_t *b)
     return 0;
 }
 
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* Waits for a batch (pinging MariaDB while idle, asking for a sweep after
  * an overflow). NULL when stopped and the queue is empty. */
 static batch_t *take(op_archive_t *a)
@@ -945,7 +939,7 @@ static void *archive_main(void *arg)
             /* stop == 2: destroy ran out of patience. */
             if (stopping(a) > 1)
                 break;
-            sleep_ms(backoff);
+            op_sleep_ms(backoff);
             backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
         }
         __atomic_store_n(&a->inflight_rows, 0, __ATOMIC_RELAXED);

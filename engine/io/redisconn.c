@@ -557,12 +557,6 @@ static int classify(const redisReply *rep, const addr_t *at, addr_t *to)
     return REP_OK;
 }
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* The connection to the node importing the slot (ASK), made on demand. */
 static int ensure_ask(op_redisconn_t *c, const addr_t *to, char *err, size_t errlen)
 {
@@ -645,7 +639,7 @@ redisReply *op_redisconn_call(op_redisconn_t *c, int argc, const char **argv, co
                 *rc = OP_REDIS_EREPLY;
                 return NULL;
             }
-            pause_ms(TRYAGAIN_MS);
+            op_sleep_ms(TRYAGAIN_MS);
             continue;
         }
         if (++redirects > MAX_REDIRECTS) {
