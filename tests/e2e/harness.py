@@ -175,7 +175,7 @@ class E2ETest(unittest.TestCase):
         p = self.start(["redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
                         "--appendonly", "no", "--dir", d, "--logfile", "redis.log", *extra],
                        name=f"redis-server-{port}", stdout=subprocess.DEVNULL)
-        wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "redis-server to answer PING")
+        wait_for(lambda: redis_ping(port) or not p.alive(), 10, "redis-server to answer PING")
         if not p.alive():
             raise AssertionError(f"redis-server on {port} exited:\n" + p.stderr_text()[-2000:])
         return p, port
@@ -207,7 +207,7 @@ class E2ETest(unittest.TestCase):
                     f.write(f"sentinel auth-pass {name} {master_password}\n")
             p = self.start(["redis-sentinel", conf], name=f"redis-sentinel-{port}",
                            stdout=subprocess.DEVNULL)
-            wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "redis-sentinel to answer")
+            wait_for(lambda: redis_ping(port) or not p.alive(), 10, "redis-sentinel to answer")
             if not p.alive():
                 raise AssertionError("redis-sentinel exited:\n" + p.stderr_text()[-2000:])
             r = Redis(port)
@@ -247,7 +247,7 @@ class E2ETest(unittest.TestCase):
                         "--cluster-enabled", "yes",
                         "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", 1000,
                         *extra], name=f"redis-cluster-{port}", stdout=subprocess.DEVNULL)
-        wait_for(lambda: _redis_ping(port) or not p.alive(), 10, "a cluster node to answer PING")
+        wait_for(lambda: redis_ping(port) or not p.alive(), 10, "a cluster node to answer PING")
         if not p.alive():
             raise AssertionError(f"cluster node {port} exited:\n" + p.stderr_text()[-2000:])
         return p, port
@@ -439,7 +439,8 @@ def migrate_slot(ports, slot, src, dst, batch=10, pause=0.0):
     return moved
 
 
-def _redis_ping(port):
+def redis_ping(port):
+    """True once a Redis (or Sentinel) on port answers PING, or asks for AUTH."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")

@@ -5,11 +5,10 @@ with SIGKILL at random moments while the simulator produces."""
 import os
 import random
 import signal
-import socket
 import time
 
-from harness import (E2ETest, Redis, binary, free_port, load_json, redis_snapshot, redis_state,
-                     snapshot_diff, state_diff, wait_for)
+from harness import (E2ETest, Redis, binary, free_port, load_json, redis_ping, redis_snapshot,
+                     redis_state, snapshot_diff, state_diff, wait_for)
 
 START = "2024-11-11T00:00:00"
 
@@ -157,7 +156,7 @@ class RedisResilience(E2ETest):
         argv = ["redis-server", "--port", port, "--bind", "127.0.0.1", "--dir", d,
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always"]
         redis = self.start(argv, name="redis-server")
-        wait_for(lambda: _ping(port), 10, "redis-server")
+        wait_for(lambda: redis_ping(port), 10, "redis-server")
         snap = self.path("snap.json")
         eng = self.engine(boot, port, "a", snap)
         wait_for(lambda: "assigned" in eng.stderr_text(), 30, "the assignment")
@@ -166,7 +165,7 @@ class RedisResilience(E2ETest):
         redis.stop()
         time.sleep(2)
         self.start(argv, name="redis-server")
-        wait_for(lambda: _ping(port), 10, "redis-server after the restart")
+        wait_for(lambda: redis_ping(port), 10, "redis-server after the restart")
         self.finish(sim, truth_path, port, [snap])
         self.assertTrue(eng.alive(), eng.stderr_text())
 
@@ -225,15 +224,6 @@ class RedisResilience(E2ETest):
         self.assertEqual(api["top_users"], truth["top_users"])
         self.assertEqual(api["brands"], truth["brands"])
         self.assertEqual(api["stats"]["bad_records"], truth["stats"]["bad_records"])
-
-
-def _ping(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 class RedisAuth(E2ETest):
