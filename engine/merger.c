@@ -446,6 +446,10 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     op_snapshot_publish(m->pub, s);
     if (m->conf.on_publish)
         m->conf.on_publish(m->conf.on_publish_arg);
+    /* The users' days after the snapshot: the dashboard does not wait for them. */
+    if (m->conf.archive)
+        op_archive_offer_users(m->conf.archive, &m->st);
+    op_state_evict_user_days(&m->st, m->conf.retention_ms);
 }
 
 /* Sleeps until the tick is due or something else wakes the merger; returns 1

@@ -60,6 +60,12 @@ void op_state_dispose(op_state_t *st)
     op_ktable_dispose(&st->brand_days);
     op_ktable_dispose(&st->gender_days);
     op_ktable_dispose(&st->user_days);
+    for (uint32_t i = 0; i < st->ndayq; i++) {
+        free(st->dayq[i].ent);
+        free(st->dayq[i].amount);
+        free(st->dayq[i].orders);
+    }
+    free(st->dayq);
     op_ktable_t *rw = &st->rewrite.minutes;
     for (size_t i = 0; i < sizeof(st->rewrite) / sizeof(*rw); i++)
         op_ktable_dispose(&rw[i]);
@@ -255,29 +261,54 @@ static void note_rewrite(const op_state_t *st, op_ktable_t *rw, const op_ktable_
 #define PREFETCH_AHEAD 32 /* entries ahead of the one at hand, for their misses */
 
 /* The shard's users' orders in their entries of the state's base day of
- * the shard (the off-day share is moved in merge_days): shard entry d is
- * state entry ent[d] (d itself when ent is NULL). A second walk after the
- * users' merge, because only then are the state entries -- and so the
- * keys, spread over the day table by its hash -- known ahead. */
-static void note_user_days(op_state_t *st, const op_shard_t *s, const uint32_t *ent, int rw)
+ * the shard (the off-day share is moved in merge_days), for
+ * op_state_settle_days: shard entry d is state entry ent[d] (d itself when
+ * ent is NULL), and ent becomes the queue's. */
+static void queue_user_days(op_state_t *st, const op_shard_t *s, uint32_t *ent, int rw)
 {
     uint32_t n = s->users.count;
-    uint64_t day = (uint64_t)(uint32_t)s->day;
-    op_ktable_reserve(&st->user_days, n);
-    if (rw)
-        op_ktable_reserve(&st->rewrite.user_days, n);
-    for (uint32_t d = 0; d < n; d++) {
-        if (d + PREFETCH_AHEAD < n)
-            op_ktable_prefetch(&st->user_days,
-                               op_shard_user_day((uint32_t)day, ent ? ent[d + PREFETCH_AHEAD]
-                                                                    : d + PREFETCH_AHEAD));
-        uint64_t k = op_shard_user_day((uint32_t)day, ent ? ent[d] : d);
-        op_tally_t *t = op_ktable_upsert(&st->user_days, k);
-        t->orders += op_users_orders(&s->users, d);
-        t->amount += op_users_amount(&s->users, d);
-        if (rw)
-            op_ktable_upsert(&st->rewrite.user_days, k);
+    if (st->ndayq == st->dayq_cap) {
+        st->dayq_cap = st->dayq_cap ? st->dayq_cap * 2 : 8;
+        st->dayq = op_xrealloc(st->dayq, st->dayq_cap * sizeof(*st->dayq));
     }
+    op_state_dayq_t *q = &st->dayq[st->ndayq++];
+    *q = (op_state_dayq_t){.day = (uint32_t)s->day, .n = n, .rw = rw, .ent = ent};
+    q->amount = op_xmalloc((size_t)(n ? n : 1) * sizeof(*q->amount));
+    q->orders = op_xmalloc((size_t)(n ? n : 1) * sizeof(*q->orders));
+    for (uint32_t d = 0; d < n; d++) {
+        q->amount[d] = op_users_amount(&s->users, d);
+        q->orders[d] = (uint32_t)op_users_orders(&s->users, d);
+    }
+}
+
+/* A second walk after the users' merge, because only then are the state
+ * entries -- and so the keys, spread over the day table by its hash --
+ * known ahead. */
+void op_state_settle_days(op_state_t *st)
+{
+    for (uint32_t i = 0; i < st->ndayq; i++) {
+        op_state_dayq_t *q = &st->dayq[i];
+        uint32_t n = q->n;
+        op_ktable_reserve(&st->user_days, n);
+        if (q->rw)
+            op_ktable_reserve(&st->rewrite.user_days, n);
+        for (uint32_t d = 0; d < n; d++) {
+            if (d + PREFETCH_AHEAD < n)
+                op_ktable_prefetch(&st->user_days,
+                                   op_shard_user_day(q->day, q->ent ? q->ent[d + PREFETCH_AHEAD]
+                                                                    : d + PREFETCH_AHEAD));
+            uint64_t k = op_shard_user_day(q->day, q->ent ? q->ent[d] : d);
+            op_tally_t *t = op_ktable_upsert(&st->user_days, k);
+            t->orders += q->orders[d];
+            t->amount += q->amount[d];
+            if (q->rw)
+                op_ktable_upsert(&st->rewrite.user_days, k);
+        }
+        free(q->ent);
+        free(q->amount);
+        free(q->orders);
+    }
+    st->ndayq = 0;
 }
 
 /* A shard's users into the state: a walk over the shard's dense entries,
@@ -302,7 +333,7 @@ static void merge_users(op_state_t *st, const op_shard_t *s)
         for (uint32_t e = 0; e < n; e++)
             topk_offer(st, e);
         if (days)
-            note_user_days(st, s, NULL, base_rw);
+            queue_user_days(st, s, NULL, base_rw);
         return;
     }
     uint32_t *ent = days ? op_xmalloc((size_t)(n ? n : 1) * sizeof(*ent)) : NULL;
@@ -322,10 +353,8 @@ static void merge_users(op_state_t *st, const op_shard_t *s)
         if (ent)
             ent[d] = e;
     }
-    if (ent) {
-        note_user_days(st, s, ent, base_rw);
-        free(ent);
-    }
+    if (ent)
+        queue_user_days(st, s, ent, base_rw);
 }
 
 /* A dimension's figures per day (shard.h): the totals count in the base
@@ -487,6 +516,17 @@ void op_state_evict(op_state_t *st, int64_t retention_ms)
     st->days_kept_from = min_day;
     op_ktable_drop_below(&st->brand_days, op_ktable_pair(min_day, 0));
     op_ktable_drop_below(&st->gender_days, op_ktable_pair(min_day, 0));
+}
+
+void op_state_evict_user_days(op_state_t *st, int64_t retention_ms)
+{
+    if (st->watermark_ms == INT64_MIN || st->watermark_ms - retention_ms <= 0)
+        return;
+    uint32_t min_day = op_shard_day(st->watermark_ms - retention_ms, st->tz_ms);
+    if (min_day == st->user_days_kept_from)
+        return;
+    st->user_days_kept_from = min_day;
+    op_state_settle_days(st); /* or what waits would bring the old days back */
     op_ktable_drop_below(&st->user_days, op_shard_user_day(min_day, 0));
 }
 

@@ -62,6 +62,15 @@ typedef struct op_state_rewrite {
     op_ktable_t minutes, catmin, gslots, brand_days, gender_days, user_days;
 } op_state_rewrite_t;
 
+/* One merge's user-day figures, waiting for op_state_settle_days. */
+typedef struct op_state_dayq {
+    uint32_t day, n;
+    int rw;        /* the day was final at the merge: note the keys in rewrite too */
+    uint32_t *ent; /* the users' entries in the state; NULL: 0 .. n-1 */
+    int64_t *amount;
+    uint32_t *orders;
+} op_state_dayq_t;
+
 typedef struct op_state {
     op_intern_t *dict; /* names of the dimension ids (shared, read-only here) */
 
@@ -74,12 +83,20 @@ typedef struct op_state {
 
     /* Per calendar day in --timezone, filled only from shards that carry
      * days (--archive; shard.h). Kept for --retention, like the windows. */
-    int64_t tz_ms;           /* the time zone of the days, east of UTC */
-    op_ktable_t brand_days;  /* key: op_ktable_pair(day, brand id) */
-    op_ktable_t gender_days; /* key: op_ktable_pair(day, gender id) */
-    op_ktable_t user_days;   /* key: op_shard_user_day(day, entry in users); no quantity */
-    uint32_t days_kept_from; /* op_state_evict: the first day it kept */
-    int track_rewrites;      /* --archive: fill rewrite */
+    int64_t tz_ms;                /* the time zone of the days, east of UTC */
+    op_ktable_t brand_days;       /* key: op_ktable_pair(day, brand id) */
+    op_ktable_t gender_days;      /* key: op_ktable_pair(day, gender id) */
+    op_ktable_t user_days;        /* key: op_shard_user_day(day, entry in users); no quantity */
+    uint32_t days_kept_from;      /* op_state_evict: the first day it kept */
+    uint32_t user_days_kept_from; /* op_state_evict_user_days: the same for user_days */
+    /* The user-day figures of the merges since the last op_state_settle_days,
+     * not yet in user_days: a merge only copies them out, because adding
+     * them is a walk over every user the tick touched, which the tick's
+     * snapshot does not need (only the archive and a compaction snapshot
+     * read user_days, and they settle first). */
+    op_state_dayq_t *dayq;
+    uint32_t ndayq, dayq_cap;
+    int track_rewrites; /* --archive: fill rewrite */
     op_state_rewrite_t rewrite;
 
     uint32_t heap[OP_STATE_TOPK]; /* user entry numbers, min-heap by rank */
@@ -152,8 +169,19 @@ void op_state_add_user(op_state_t *st, const char *name, size_t len, int64_t amo
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,
                                 int64_t now_ms, int at_end);
 
-/* Drops minute, slot and day windows that end before watermark - retention_ms. */
+/* Drops minute, slot and day windows that end before watermark - retention_ms,
+ * but for the users' days (op_state_evict_user_days). */
 void op_state_evict(op_state_t *st, int64_t retention_ms);
+
+/* Adds the waiting user-day figures of merges into user_days (and their keys
+ * into rewrite.user_days where the day was final at the merge). Whoever
+ * reads user_days calls it first. */
+void op_state_settle_days(op_state_t *st);
+
+/* op_state_evict for user_days: the merger calls it after the archive took
+ * the tick's user-day rows (op_archive_offer_users), which come after the
+ * tick's snapshot. */
+void op_state_evict_user_days(op_state_t *st, int64_t retention_ms);
 
 /* Window states, as the snapshot shows them. */
 typedef enum op_window_state {

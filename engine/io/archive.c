@@ -410,6 +410,9 @@ struct op_archive {
     /* Merger thread only. */
     int64_t offered_wm; /* windows ending at or before it were offered; INT64_MIN: none */
     int64_t evicted_wm; /* st->watermark_ms at the last offer: the merger evicted after it */
+    /* An offer's windows, waiting for its users' rows (op_archive_offer_users). */
+    batch_t *held;
+    int64_t held_prev, held_wm, held_gone;
 
     /* Under mu. */
     pthread_mutex_t mu;
@@ -669,6 +672,7 @@ void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end)
         /* Nothing is final yet; or what is final now goes with the sweep
          * that follows an overflow (which must still know what the merger
          * evicts meanwhile). */
+        op_state_settle_days(st); /* their rewrite keys go too */
         clear_rewrites(st);
         if (st->watermark_ms != INT64_MIN)
             a->evicted_wm = st->watermark_ms;
@@ -691,10 +695,28 @@ void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end)
     windows(&o, T_GENDER_SLOT, &st->gslots, &rw->gslots);
     windows(&o, T_BRAND_DAY, &st->brand_days, &rw->brand_days);
     windows(&o, T_GENDER_DAY, &st->gender_days, &rw->gender_days);
-    user_days(&o);
-    clear_rewrites(st);
     a->offered_wm = wm;
     a->evicted_wm = st->watermark_ms;
+    a->held = o.b;
+    a->held_prev = o.prev;
+    a->held_wm = o.wm;
+    a->held_gone = o.gone;
+}
+
+void op_archive_offer_users(op_archive_t *a, op_state_t *st)
+{
+    if (!a->held)
+        return;
+    offer_t o = {.a = a,
+                 .st = st,
+                 .prev = a->held_prev,
+                 .wm = a->held_wm,
+                 .gone = a->held_gone,
+                 .b = a->held};
+    a->held = NULL;
+    op_state_settle_days(st);
+    user_days(&o);
+    clear_rewrites(st);
     if (o.b->nrows)
         enqueue(a, o.b, o.prev == INT64_MIN);
     else
@@ -1049,6 +1071,8 @@ void op_archive_destroy(op_archive_t *a, int64_t patience_ms)
         batch_free(a->head);
         a->head = next;
     }
+    if (a->held)
+        batch_free(a->held);
     disconnect(a);
     op_jbuf_dispose(&a->sql);
     pthread_mutex_destroy(&a->mu);

@@ -82,9 +82,16 @@ int op_archive_start(op_archive_t *a);
  * watermark has advanced, before windows are evicted: copies the windows
  * that became final (their end at or before st->watermark_ms, or every
  * window when at_end) and the final windows late orders changed (listed in
- * st->rewrite, which it empties; the first call sets st->track_rewrites),
- * and returns without waiting for anything. */
+ * st->rewrite; the first call sets st->track_rewrites), and returns without
+ * waiting for anything. The offer is complete with op_archive_offer_users. */
 void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end);
+
+/* The merger, after op_archive_offer and after the tick's snapshot is out:
+ * the same offer's rows of the users' days (when a day ends, a day's worth
+ * of users: most of the rows, and a snapshot has none of them), then the
+ * offer goes to the archive thread and st->rewrite is emptied. Before
+ * op_state_evict_user_days. */
+void op_archive_offer_users(op_archive_t *a, op_state_t *st);
 
 typedef struct op_archive_stats {
     int connected;            /* the last attempt to talk to MariaDB worked */

@@ -352,8 +352,9 @@ void op_delta_encode_shard(op_delta_buf_t *b, const op_shard_t *s, op_intern_t *
     }
 }
 
-void op_delta_encode_state(op_delta_buf_t *b, const op_state_t *st)
+void op_delta_encode_state(op_delta_buf_t *b, op_state_t *st)
 {
+    op_state_settle_days(st);
     encode_counters(b, &st->totals, st->bad, st->late);
     for (int i = 0; i < op_ntables; i++)
         encode_table(b, &op_tables[i], op_table_in_state(&op_tables[i], st), st->dict);

@@ -70,8 +70,9 @@ void op_delta_buf_append(op_delta_buf_t *dst, op_delta_buf_t *src);
 void op_delta_encode_shard(op_delta_buf_t *b, const op_shard_t *s, op_intern_t *dict);
 
 /* Appends a whole state, for a snapshot: folding it into an empty state gives
- * back every tally, user, counter and partition's progress. */
-void op_delta_encode_state(op_delta_buf_t *b, const op_state_t *st);
+ * back every tally, user, counter and partition's progress. Settles st's
+ * waiting user-day figures first (op_state_settle_days). */
+void op_delta_encode_state(op_delta_buf_t *b, op_state_t *st);
 
 /* Adds one chunk's records into s (names interned through cache). Returns 0,
  * or -EINVAL with a message when the chunk is not a valid blob of this

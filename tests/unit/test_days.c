@@ -57,7 +57,7 @@ static void add(op_shard_t *s, const order_t *o)
                      o->amount);
 }
 
-static void check(const op_state_t *st)
+static void check(op_state_t *st)
 {
     int64_t seen = 0;
     for (uint32_t i = 0; i < st->brand_days.cap; i++) {
@@ -84,6 +84,7 @@ static void check(const op_state_t *st)
         cr_assert_eq(t->amount, want_gender[d][g].amount);
     }
     int64_t user_orders = 0;
+    op_state_settle_days(st);
     for (uint32_t i = 0; i < st->user_days.cap; i++) {
         if (!op_ktable_used(&st->user_days, i))
             continue;
@@ -199,6 +200,9 @@ Test(days, eviction_keeps_the_days_within_the_retention)
     op_state_evict(&st, 86400000);
     cr_assert_null(op_ktable_find(&st.brand_days, op_ktable_pair(d, 5)));
     cr_assert_not_null(op_ktable_find(&st.brand_days, op_ktable_pair(d + 1, 5)));
+    cr_assert_not_null(op_ktable_find(&st.user_days, op_shard_user_day(d, 7)),
+                       "the users' days go after the archive took the tick's rows");
+    op_state_evict_user_days(&st, 86400000);
     cr_assert_null(op_ktable_find(&st.user_days, op_shard_user_day(d, 7)));
     cr_assert_not_null(op_ktable_find(&st.user_days, op_shard_user_day(d + 2, 7)));
     op_state_dispose(&st);
@@ -225,9 +229,11 @@ Test(days, merges_note_the_final_windows_they_change)
     op_tally_add(op_ktable_upsert(&s->minutes, (uint64_t)(start + 600000) / OP_MINUTE_MS), &one);
     st.watermark_ms = start + 60000;
     op_state_merge(&st, s, 0); /* not tracking: nothing noted */
+    op_state_settle_days(&st);
     cr_assert_eq(st.rewrite.minutes.count + st.rewrite.user_days.count, 0);
     st.track_rewrites = 1;
     op_state_merge(&st, s, 0);
+    op_state_settle_days(&st);
     cr_assert_eq(st.rewrite.minutes.count, 1);
     cr_assert_not_null(
         op_ktable_find(&st.rewrite.minutes, (uint64_t)(start - 1000) / OP_MINUTE_MS));
