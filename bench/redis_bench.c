@@ -6,7 +6,10 @@
  *   bought once, spread over 60 minutes, 10 categories, 50 brands and two
  *   genders, merges it into a state and hands it to the Redis sink
  *   (engine/io/redis_sink.c: encoding, the readable view, staging, the
- *   atomic commit), and times it until the commit is booked. With RESP_FILE,
+ *   atomic commit), and times it until the commit is booked; three times
+ *   (the partitions moving on), for the first commit of a cold process
+ *   and the best of three, as the ceiling is the best of three runs. With
+ *   RESP_FILE,
  *   also writes the same blob bytes as SET commands in the Redis protocol,
  *   for `redis-cli --pipe` (the same command shape, pushed by Redis's own
  *   client: the ceiling). One SUMMARY line.
@@ -164,6 +167,7 @@ typedef struct run {
     unsigned users;
     unsigned long long commits;
     double seconds;
+    double first, best; /* one commit, from handing the shard over to booked */
     size_t resp_bytes;
 } run_t;
 
@@ -190,15 +194,22 @@ static int run_commits(int port, int n, long users, int min_replicas, int timeou
     op_state_merge(&st, s, 0); /* the first tick's merge is the merger's, not timed */
     op_redis_sink_start(sink);
     double start = op_bench_now();
+    out->best = 1e9;
     for (int i = 1; i <= n; i++) {
         if (i > 1) {
             for (int32_t p = 0; p < 8; p++)
                 s->parts[p].next_offset += users / 8 + 1;
             op_state_merge(&st, s, 0);
         }
+        double t0 = op_bench_now();
         op_redis_sink_add_shard(sink, s, (uint64_t)i);
         if (drain(sink, &st, (uint64_t)i) < 0)
             return 1;
+        double one = op_bench_now() - t0;
+        if (i == 1)
+            out->first = one;
+        if (one < out->best)
+            out->best = one;
     }
     out->seconds = op_bench_now() - start;
     op_redis_sink_lag_t lag;
@@ -216,11 +227,11 @@ static int run_commits(int port, int n, long users, int min_replicas, int timeou
 static int commit(int port, long users, const char *resp)
 {
     run_t r;
-    if (run_commits(port, 1, users, 0, 60000, resp, &r))
+    if (run_commits(port, 3, users, 0, 60000, resp, &r))
         return 1;
-    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.3f users_per_s=%.0f "
-           "resp_bytes=%zu\n",
-           r.users, r.commits, r.seconds, r.users / r.seconds, r.resp_bytes);
+    printf("SUMMARY bench=redis_commit users=%u commits=%llu seconds=%.4f first_seconds=%.4f "
+           "users_per_s=%.0f resp_bytes=%zu\n",
+           r.users, r.commits, r.best, r.first, r.users / r.best, r.resp_bytes);
     return 0;
 }
 

@@ -26,7 +26,8 @@
  * dim < 0 or paired) and a name index when it has a dimension.
  *
  * Thread safety: an op_delta_buf_t belongs to one thread at a time (built by
- * the merger, handed whole to the Redis sink). Decoding needs an intern cache
+ * the merger, handed whole to the Redis sink); a chunk given to on_full
+ * belongs to its taker. Decoding needs an intern cache
  * of the calling thread. Out of memory aborts (hot path).
  */
 #ifndef OP_DELTA_H
@@ -56,12 +57,22 @@ typedef struct op_delta_buf {
     op_ktable_t names;     /* this chunk's name table: op_ktable_pair(dim, id) -> index + 1 */
     uint32_t nnames;
     int sealed; /* the last chunk's name table is not this one's: start a new chunk */
+    /* Optional. When a chunk is full and the next one starts, every chunk
+     * so far is handed to on_full, which takes its buffer: the Redis sink
+     * stages a big tick's first chunks while the rest is being encoded.
+     * bytes and user_records go on counting what was handed over. */
+    void (*on_full)(void *arg, op_delta_chunk_t chunk);
+    void *on_full_arg;
 } op_delta_buf_t;
 
 void op_delta_buf_init(op_delta_buf_t *b, char kind);
 void op_delta_buf_dispose(op_delta_buf_t *b);
 /* Empties b for reuse, keeping one chunk's allocation. */
 void op_delta_buf_reset(op_delta_buf_t *b);
+/* Puts chunk (a complete one, handed over by on_full: b's bytes and
+ * user_records already count it) in b at index at, moving the chunks from
+ * at on up by one; b owns its buffer from now on. */
+void op_delta_buf_insert(op_delta_buf_t *b, uint32_t at, op_delta_chunk_t chunk);
 /* Moves every chunk of src to the end of dst; src is left empty. */
 void op_delta_buf_append(op_delta_buf_t *dst, op_delta_buf_t *src);
 

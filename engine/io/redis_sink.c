@@ -60,7 +60,8 @@ typedef struct pkg {
     int took_counters;
     top_entry_t *top; /* the ranking it writes (NULL: unchanged) */
     uint32_t ntop;
-    op_delta_buf_t snap; /* a compaction snapshot of the state after it, or empty */
+    op_delta_buf_t snap;  /* a compaction snapshot of the state after it, or empty */
+    uint64_t pre_through; /* the chunks handed over early (prechunk_t) up to this number are its */
     /* Sink thread: the staged blob keys. A refreshed package may have gained
      * delta chunks since its last attempt: only those are staged then. */
     char **dkeys; /* one per chunk of deltas staged so far */
@@ -68,6 +69,32 @@ typedef struct pkg {
     char **skeys; /* one per chunk of snap, once staged */
     int nskeys;
 } pkg_t;
+
+/* A full chunk of the pending deltas, handed to the sink thread while the
+ * merger encodes the rest of a big tick (delta.h on_full), so that staging
+ * it in Redis overlaps the encoding: a tick of a million users would
+ * otherwise encode 16 MiB first and only then start sending. The package
+ * built next takes it (numbers up to its pre_through). The merger writes
+ * c and seq before it links the chunk in, under mu; from then on only the
+ * sink thread touches it. */
+typedef struct prechunk {
+    op_delta_chunk_t c;
+    uint64_t seq;
+    char *key; /* set once staged */
+    int tried; /* under mu: the sink thread took it for staging */
+    struct prechunk *next;
+} prechunk_t;
+
+static void prechunks_free(prechunk_t *p)
+{
+    while (p) {
+        prechunk_t *next = p->next;
+        free(p->c.buf);
+        free(p->key);
+        free(p);
+        p = next;
+    }
+}
 
 static pkg_t *pkg_new(void)
 {
@@ -140,6 +167,7 @@ struct op_redis_sink {
     pthread_cond_t cv;
     /* Under mu: */
     pkg_t *submitted;
+    prechunk_t *pre_head, *pre_tail; /* oldest first */
     event_t *ev_head, *ev_tail;
     int stop;
     char last_error[512];
@@ -154,6 +182,7 @@ struct op_redis_sink {
 
     /* Merger thread only: */
     op_delta_buf_t pending;
+    uint64_t pre_handed; /* chunks of pending handed over so far */
     uint64_t pending_tick;
     int64_t pending_born_ms;
     pkg_part_t pend_parts[OP_SOURCE_MAX_PARTITIONS];
@@ -247,6 +276,24 @@ static event_t *pop_event(op_redis_sink_t *s)
 
 /* --- life ------------------------------------------------------------------------- */
 
+/* Merger thread (delta.h on_full): a full chunk of pending to the sink
+ * thread, to stage now. */
+static void hand_over_chunk(void *arg, op_delta_chunk_t c)
+{
+    op_redis_sink_t *s = arg;
+    prechunk_t *p = op_xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->seq = ++s->pre_handed;
+    pthread_mutex_lock(&s->mu);
+    if (s->pre_tail)
+        s->pre_tail->next = p;
+    else
+        s->pre_head = p;
+    s->pre_tail = p;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
 int op_redis_sink_create(op_redis_sink_t **out, const op_redis_sink_conf_t *conf, char *err,
                          size_t errlen)
 {
@@ -268,6 +315,8 @@ int op_redis_sink_create(op_redis_sink_t **out, const op_redis_sink_conf_t *conf
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     op_delta_buf_init(&s->pending, 'D');
+    s->pending.on_full = hand_over_chunk;
+    s->pending.on_full_arg = s;
     for (int t = 0; t < MAX_TABLES; t++)
         op_ktable_init(&s->dirty[t]);
     s->counters_dirty = 1;
@@ -300,6 +349,7 @@ void op_redis_sink_destroy(op_redis_sink_t *s)
      * stopped; one submitted to a thread that never ran is still here. */
     pkg_free(s->submitted);
     pkg_free(s->refresh);
+    prechunks_free(s->pre_head);
     op_delta_buf_dispose(&s->pending);
     for (int t = 0; t < MAX_TABLES; t++)
         op_ktable_dispose(&s->dirty[t]);
@@ -850,6 +900,7 @@ static void build_and_submit(op_redis_sink_t *s, op_state_t *st, uint64_t tick)
     }
     if (k->tick < tick && !k->deltas.n)
         k->tick = s->committed_tick; /* a view-only package completes nothing new */
+    k->pre_through = s->pre_handed;  /* a hand-over leaves a chunk in pending: deltas.n > 0 */
     k->expect_pos = s->folded_pos;
     snprintf(k->expect_last, sizeof(k->expect_last), "%s", s->folded_last);
     build_view(s, st, k);
@@ -1100,6 +1151,13 @@ static int read_others(op_redis_sink_t *s, pkg_t *mine, int64_t *mine_pos, char 
     return rc < 0 ? rc : found;
 }
 
+static char *blob_key(op_redis_sink_t *s)
+{
+    char *key = op_xmalloc(KEY_LEN);
+    snprintf(key, KEY_LEN, "%s:b:%s:%" PRIu64, s->prefix, s->writer, ++s->blob_counter);
+    return key;
+}
+
 /* Stages what is not yet: new chunks of deltas, and the snapshot. */
 static int stage(op_redis_sink_t *s, pkg_t *k, char *err, size_t errlen)
 {
@@ -1115,8 +1173,7 @@ static int stage(op_redis_sink_t *s, pkg_t *k, char *err, size_t errlen)
     for (int i = 0; i < nd + ns; i++) {
         const op_delta_chunk_t *c =
             i < nd ? &k->deltas.chunks[k->ndkeys + i] : &k->snap.chunks[i - nd];
-        keys[i] = op_xmalloc(KEY_LEN);
-        snprintf(keys[i], KEY_LEN, "%s:b:%s:%" PRIu64, s->prefix, s->writer, ++s->blob_counter);
+        keys[i] = blob_key(s);
         bufs[i] = c->buf;
         lens[i] = c->len;
     }
@@ -1346,6 +1403,90 @@ static void commit_package(op_redis_sink_t *s, pkg_t *k)
     pkg_free(k);
 }
 
+/* --- the sink thread: chunks handed over early ---------------------------------------- */
+
+/* Under mu: a chunk not yet taken for staging? */
+static int prechunks_waiting(const op_redis_sink_t *s)
+{
+    for (const prechunk_t *p = s->pre_head; p; p = p->next)
+        if (!p->tried)
+            return 1;
+    return 0;
+}
+
+/* Under mu: detaches the chunks numbered up to through (a package's). */
+static prechunk_t *prechunks_take(op_redis_sink_t *s, uint64_t through)
+{
+    prechunk_t *head = s->pre_head, *last = NULL;
+    for (prechunk_t *p = head; p && p->seq <= through; p = p->next)
+        last = p;
+    if (!last)
+        return NULL;
+    s->pre_head = last->next;
+    if (!s->pre_head)
+        s->pre_tail = NULL;
+    last->next = NULL;
+    return head;
+}
+
+/* A package's early chunks into its deltas: the staged ones with their
+ * keys right after its staged prefix, the others after them, for stage()
+ * to send with the package's own. */
+static void pkg_adopt(pkg_t *k, prechunk_t *list)
+{
+    for (int staged = 1; staged >= 0; staged--) {
+        for (prechunk_t *p = list; p; p = p->next) {
+            if (!p->c.buf || !!p->key != staged)
+                continue;
+            op_delta_buf_insert(&k->deltas, (uint32_t)k->ndkeys, p->c);
+            p->c = (op_delta_chunk_t){0};
+            if (staged) {
+                k->dkeys = op_xrealloc(k->dkeys, (size_t)(k->ndkeys + 1) * sizeof(*k->dkeys));
+                k->dkeys[k->ndkeys++] = p->key;
+                p->key = NULL;
+            }
+        }
+    }
+    prechunks_free(list);
+}
+
+#define PRESTAGE_MAX 64 /* chunks per pipeline */
+
+/* Stages the chunks handed over and not taken yet. Returns how many it
+ * took; a failure leaves them unstaged, for the commit's own staging to
+ * retry and report. */
+static int prestage(op_redis_sink_t *s)
+{
+    prechunk_t *todo[PRESTAGE_MAX];
+    int n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (prechunk_t *p = s->pre_head; p && n < PRESTAGE_MAX; p = p->next)
+        if (!p->tried) {
+            p->tried = 1;
+            todo[n++] = p;
+        }
+    pthread_mutex_unlock(&s->mu);
+    if (!n)
+        return 0;
+    char *keys[PRESTAGE_MAX];
+    const char *bufs[PRESTAGE_MAX];
+    size_t lens[PRESTAGE_MAX];
+    for (int i = 0; i < n; i++) {
+        keys[i] = blob_key(s);
+        bufs[i] = todo[i]->c.buf;
+        lens[i] = todo[i]->c.len;
+    }
+    char err[512];
+    int ok = op_redis_stage(s->r, n, (const char *const *)keys, bufs, lens, err, sizeof(err)) == 0;
+    for (int i = 0; i < n; i++) {
+        if (ok)
+            todo[i]->key = keys[i];
+        else
+            free(keys[i]);
+    }
+    return n;
+}
+
 static void *sink_main(void *arg)
 {
     op_redis_sink_t *s = arg;
@@ -1353,7 +1494,7 @@ static void *sink_main(void *arg)
     int64_t next_tail = now_mono() + s->conf.tail_ms;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->stop && !s->submitted && now_mono() < next_tail) {
+        while (!s->stop && !s->submitted && !prechunks_waiting(s) && now_mono() < next_tail) {
             int64_t deadline = op_now_wall_ms() + (next_tail - now_mono());
             struct timespec ts = {.tv_sec = deadline / 1000,
                                   .tv_nsec = (deadline % 1000) * 1000000};
@@ -1362,7 +1503,10 @@ static void *sink_main(void *arg)
         int stop = s->stop;
         pkg_t *k = s->submitted;
         s->submitted = NULL;
+        prechunk_t *early = k ? prechunks_take(s, k->pre_through) : NULL;
         pthread_mutex_unlock(&s->mu);
+        if (k)
+            pkg_adopt(k, early);
         if (stop) {
             pkg_free(k);
             break;
@@ -1386,6 +1530,8 @@ static void *sink_main(void *arg)
             commit_package(s, k);
             continue;
         }
+        if (prestage(s))
+            continue;
         next_tail = now_mono() + s->conf.tail_ms;
         int64_t before = s->read_pos;
         int rc = read_others(s, NULL, &unused_pos, unused_last, err, sizeof(err));

@@ -25,6 +25,9 @@
  *
  *   what                    written by            read by         how
  *   submitted package       merger                sink            mutex mu + cond
+ *   early chunks (a big     merger (links them)   sink (stages,   mutex mu + cond; a chunk's
+ *   tick's full chunks)                           takes them)     bytes are fixed before it is
+ *                                                                 linked, the sink's alone after
  *   events (results,        sink                  merger          mutex mu; the merger's
  *   others' deltas)                                               wake callback rings it
  *   claims (owner epochs,   see engine/claims.h
@@ -33,7 +36,12 @@
  *   last error text         sink                  any thread      mutex mu
  *
  * A package belongs to exactly one thread at a time: the merger builds it,
- * the sink owns it from submit until it hands it back in an event.
+ * the sink owns it from submit until it hands it back in an event. A tick
+ * of many users fills several chunks of pending deltas; each full one goes
+ * to the sink thread at once, to be staged while the merger encodes the
+ * rest (a million users: 16 MiB, which would otherwise be encoded first and
+ * only then sent). The chunks are numbered; the package built next takes
+ * those up to its number, never a later tick's.
  */
 #ifndef OP_REDIS_SINK_H
 #define OP_REDIS_SINK_H

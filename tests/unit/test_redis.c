@@ -5,12 +5,14 @@
 #include <criterion/criterion.h>
 #include <hiredis.h>
 #include <string.h>
+#include <unistd.h>
 #include <urcu.h>
 
 #include "engine/hash.h"
 #include "engine/intern.h"
 #include "engine/io/delta.h"
 #include "engine/io/redis.h"
+#include "engine/io/redis_sink.h"
 #include "engine/shard.h"
 #include "engine/state.h"
 #include "tests/unit/redisserver.h"
@@ -212,6 +214,62 @@ Test(delta, chunks_are_self_contained_and_appends_keep_names_apart)
     op_shard_destroy(big);
     op_delta_buf_dispose(&a);
     op_delta_buf_dispose(&b);
+}
+
+typedef struct handed {
+    op_delta_chunk_t c[64];
+    int n;
+} handed_t;
+
+static void take_chunk(void *arg, op_delta_chunk_t c)
+{
+    handed_t *h = arg;
+    cr_assert_lt(h->n, 64);
+    h->c[h->n++] = c;
+}
+
+static op_shard_t *many_users(int n, const char *prefix, int64_t first_offset)
+{
+    op_shard_t *s = op_shard_create(0);
+    char name[48];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%s-%d", prefix, i);
+        add(s, name, i % 2 ? "男" : "女", "图书", i % 3 ? "A" : "B", 1, 100 + i,
+            1731283200000LL + i, i % 4, first_offset + i);
+    }
+    return s;
+}
+
+/* The Redis sink stages a big tick's full chunks while the rest is still
+ * being encoded: what is handed over plus what stays, put back together
+ * (op_delta_buf_insert), is the whole shard, and the counts go on counting
+ * the chunks handed over. */
+Test(delta, full_chunks_are_handed_over_and_put_back)
+{
+    op_shard_t *big = many_users(150000, "user", 0);
+    handed_t h = {0};
+    op_delta_buf_t b;
+    op_delta_buf_init(&b, 'D');
+    b.on_full = take_chunk;
+    b.on_full_arg = &h;
+    op_delta_encode_shard(&b, big, dict);
+    cr_assert_geq(h.n, 2, "expected full chunks handed over, got %d", h.n);
+    cr_assert_eq(b.user_records, 150000);
+    size_t bytes = 0;
+    for (int i = 0; i < h.n; i++) {
+        cr_assert_geq(h.c[i].len, OP_DELTA_CHUNK, "chunk %d handed over before it was full", i);
+        bytes += h.c[i].len;
+    }
+    for (uint32_t i = 0; i < b.n; i++)
+        bytes += b.chunks[i].len;
+    cr_assert_eq(b.bytes, bytes);
+    for (int i = 0; i < h.n; i++) /* in the middle, as the sink puts them */
+        op_delta_buf_insert(&b, i % 2 ? 0 : b.n, h.c[i]);
+    op_shard_t *back = decode_all(&b);
+    same_shard(big, back);
+    op_shard_destroy(back);
+    op_delta_buf_dispose(&b);
+    op_shard_destroy(big);
 }
 
 Test(delta, a_state_snapshot_folds_back_into_the_same_state)
@@ -580,4 +638,105 @@ Test(redis, large_blobs_arrive_whole)
     free(a);
     free(b);
     op_redis_destroy(r);
+}
+
+/* --- the sink: a big tick's chunks staged while it is encoded --------------------- */
+
+TestSuite(sink, .init = setup, .fini = teardown);
+
+static void wake_nobody(void *arg)
+{
+    (void)arg;
+}
+
+/* A sink that owns partitions 0-3. */
+static op_redis_sink_t *sink_owning(op_claims_t *claims)
+{
+    op_claims_init(claims);
+    op_redis_sink_conf_t sc = {
+        .redis = {.host = "127.0.0.1", .port = server.port, .timeout_ms = 5000},
+        .writer = "t",
+        .source = "kafka:t",
+        .dict = dict,
+        .claims = claims,
+        .retention_ms = 86400000,
+        .wake = wake_nobody,
+    };
+    op_redis_sink_t *sink = NULL;
+    cr_assert_eq(op_redis_sink_create(&sink, &sc, err, sizeof(err)), 0, "%s", err);
+    op_redis_t *claimer;
+    cr_assert_eq(op_redis_create(&claimer, &sc.redis), 0);
+    op_redis_set_generation(claimer, op_redis_sink_generation(sink));
+    for (int32_t p = 0; p < 4; p++) {
+        char field[64];
+        op_redis_sink_field(sc.source, p, field, sizeof(field));
+        const char *fields[] = {field};
+        op_redis_part_t part;
+        cr_assert_eq(op_redis_claim(claimer, "t", 1, fields, &part, err, sizeof(err)), 0, "%s",
+                     err);
+        op_claims_set(&claims->epoch[p], part.epoch);
+        op_claims_set(&claims->committed[p], part.next_offset);
+    }
+    op_redis_destroy(claimer);
+    return sink;
+}
+
+/* The log entry i (from 0) folded into a new shard: its blobs, read with
+ * redis-cli's eyes (LINDEX, GET). */
+static op_shard_t *log_entry(int i)
+{
+    redisReply *entry = cmd("LINDEX {op}:log %d", i);
+    cr_assert_eq(entry->type, REDIS_REPLY_STRING, "no log entry %d", i);
+    op_shard_t *s = op_shard_create(-1);
+    char *save = NULL;
+    int field = 0;
+    for (char *w = strtok_r(entry->str, " ", &save); w; w = strtok_r(NULL, " ", &save), field++) {
+        if (field == 0)
+            cr_assert_str_eq(w, "D");
+        if (field < 4)
+            continue;
+        redisReply *blob = cmd("GET %s", w);
+        cr_assert_eq(blob->type, REDIS_REPLY_STRING, "blob %s of entry %d", w, i);
+        cr_assert_eq(op_delta_decode(blob->str, blob->len, s, &cache, err, sizeof(err)), 0, "%s",
+                     err);
+        freeReplyObject(blob);
+    }
+    cr_assert_gt(field, 4, "entry %d has no blob", i);
+    freeReplyObject(entry);
+    return s;
+}
+
+/* Tick 1's package is submitted before the sink thread runs; tick 2's full
+ * chunks are handed over before it runs too. The package takes its own
+ * chunks only: each commit is one tick's deltas with that tick's offsets,
+ * or a crash between the two would count tick 2's orders twice. */
+Test(sink, a_big_tick_staged_early_commits_as_its_own_entry)
+{
+    op_claims_t *claims = calloc(1, sizeof(*claims));
+    op_redis_sink_t *sink = sink_owning(claims);
+    op_state_t st;
+    op_state_init(&st, dict);
+    op_shard_t *a = many_users(150000, "a", 0), *b = many_users(150000, "b", 150000);
+    op_state_merge(&st, a, 0);
+    op_redis_sink_add_shard(sink, a, 1);
+    cr_assert_eq(op_redis_sink_tick(sink, &st, 1, 0), OP_REDIS_SINK_RUN);
+    op_state_merge(&st, b, 0);
+    op_redis_sink_add_shard(sink, b, 2);
+    cr_assert_eq(op_redis_sink_start(sink), 0);
+    for (int waited = 0; !op_redis_sink_drained(sink); waited++) {
+        cr_assert_lt(waited, 20000, "not committed in 20 s");
+        cr_assert_eq(op_redis_sink_tick(sink, &st, 2, 0), OP_REDIS_SINK_RUN);
+        usleep(1000);
+    }
+    cr_assert_eq(integer("LLEN %s", "{op}:log"), 2);
+    op_shard_t *first = log_entry(0), *second = log_entry(1);
+    same_shard(a, first);
+    same_shard(b, second);
+    op_shard_destroy(first);
+    op_shard_destroy(second);
+    op_redis_sink_destroy(sink);
+    op_state_dispose(&st);
+    op_shard_destroy(a);
+    op_shard_destroy(b);
+    free(claims);
 }
