@@ -749,6 +749,13 @@ teardown:
             op_worker_join(workers[i]);
     if (merger)
         op_merger_join(merger);
+    /* The merger's work after the final snapshot (the archive's user days)
+     * is done: the state is whole only now. */
+    if (merger && ec->src.once && __atomic_load_n(&e->final_at_ms, __ATOMIC_ACQUIRE)) {
+        long kib = rss_anon_kib();
+        if (kib > e->final_rss_kib)
+            e->final_rss_kib = kib;
+    }
     if (sink)
         op_redis_sink_stop(sink);
     if (verdict == RUN_REWIND && sink && merger)

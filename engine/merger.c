@@ -446,7 +446,13 @@ static void publish(op_merger_t *m, uint64_t tick, int at_end)
     op_snapshot_publish(m->pub, s);
     if (m->conf.on_publish)
         m->conf.on_publish(m->conf.on_publish_arg);
-    /* The users' days after the snapshot: the dashboard does not wait for them. */
+}
+
+/* The users' days, after the tick's snapshot is out (and after --once's
+ * final one was announced): neither the dashboard nor the end of a run
+ * waits for them. */
+static void after_publish(op_merger_t *m)
+{
     if (m->conf.archive)
         op_archive_offer_users(m->conf.archive, &m->st);
     op_state_evict_user_days(&m->st, m->conf.retention_ms);
@@ -497,11 +503,11 @@ static void *merger_main(void *arg)
         int at_end = m->conf.once && m->ndone == m->conf.nworkers &&
                      (!m->conf.sink || op_redis_sink_drained(m->conf.sink));
         publish(m, epoch, at_end);
-        if (at_end) {
-            if (m->conf.on_final)
-                m->conf.on_final(m->conf.on_final_arg);
+        if (at_end && m->conf.on_final)
+            m->conf.on_final(m->conf.on_final_arg);
+        after_publish(m);
+        if (at_end)
             break;
-        }
         now = op_now_mono_ms();
         next += m->conf.tick_ms;
         if (next <= now)
