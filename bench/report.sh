@@ -117,25 +117,35 @@ engine.
   arrays mapped directly and returned at once (no allocator slack), shard tables over
   4 MiB released after each merge.
 - **archive**: with \`--archive\` the workers do one compare per order (the day
-  of an order against the shard's base day) and the merger one more table update
-  per user per tick (the user's day); rows are copied out only when windows turn
-  final — for \`--once\`, all at the end — and MariaDB writes them after the
-  final snapshot, on the archive's thread. Time to exit is MariaDB's: InnoDB
-  upserting the rows in 1 000-row statements (the users of each day dominate).
-  Memory per user and day: the state's day table (a 32-byte slot, at most half
-  full) plus, at the end of \`--once\`, the rows waiting for MariaDB.
+  of an order against the shard's base day); the merger copies each merged
+  shard's users' day figures aside (a sequential copy) and adds them into its
+  day table only after the tick's snapshot is out (\`op_state_settle_days\`),
+  then copies the users' rows for MariaDB (\`op_archive_offer_users\`): for
+  \`--once\` that is after the final snapshot was announced, so the summary's
+  time no longer includes them (the walk over every user of the day and its
+  rows were ~15 ms of the merger's tail). Start-up asks information_schema for
+  the six tables' shapes in one query (twelve cost MariaDB ~6 ms). What is
+  left: the connection (~2 ms) and the compare. Time to exit is MariaDB's:
+  InnoDB upserting the rows in 1 000-row statements (the users of each day
+  dominate). Memory per user and day: the state's day table (a 32-byte slot,
+  at most half full) plus, at the end of \`--once\`, the rows waiting for
+  MariaDB (measured once the merger is done).
 - **Redis**: a commit costs Redis a memcpy per blob chunk (\`SET\` of ~1 MiB each)
   and one function call of bounded size (the partitions' records, the log entry,
-  at most 4 000 view items); the engine's part is encoding the users (~20 bytes
+  at most 4 000 view items); the engine's part is encoding the users (~16 bytes
   each) on the merger thread, the readable view's absolute values, and sending.
-  Two fixes from profiles: a name's copy was a run-time-length \`memcpy\` that
-  compiled to \`rep movs\` (most of encoding a user; now two fixed-size moves), and
-  hiredis copied every blob byte twice into its output buffer before the socket
-  (most of the sink thread's time; pipelines of 256 KiB or more now go from the
-  package's buffers to the socket with \`sendmsg\`). What is left at high
-  cardinality is mostly the first touch of the package's fresh memory
-  (\`clear_page_erms\`) and the kernel's socket copy. The ceiling pushes the same
-  bytes with Redis's own client, which builds them beforehand.
+  Fixes from profiles: a name's copy was a run-time-length \`memcpy\` that
+  compiled to \`rep movs\` (now two fixed-size moves); hiredis copied every blob
+  byte twice before the socket (pipelines of 256 KiB or more now go from the
+  package's buffers with \`sendmsg\`); the users' loop stalled on its own
+  sequential reads of the shard's entries (a prefetch a kilobyte ahead: 7 ->
+  3.3 ms for 1 M users) and regrew each chunk by doubling (now sized once); and
+  encoding and sending no longer run one after the other: each full chunk goes
+  to the sink thread, which stages it while the merger encodes the next. The
+  commit is timed three times in one process (best, and the first); the first
+  pays the first touch of 16 MiB of fresh chunk memory (a few ms on this VM).
+  The ceiling pushes the same bytes with Redis's own client, which built them
+  beforehand; it is the best of three runs too.
 - **HTTP**: the kernel, not the API: the engine's one HTTP thread runs at ~95 % of
   a core, ~70 % of it in the kernel copying the 7 KB bodies into sockets
   (\`_copy_from_iter\` ~29 %), ~21 % in h2o, ~1 % in orderpulse; h2load takes the
