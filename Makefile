@@ -250,7 +250,8 @@ profile: deps all
 	tools/profile.sh $(PROFILE_ORDERS)
 
 # 20 kill -9 of the engine while the simulator produces (make test does 5),
-# with Redis alone and with the MariaDB archive; 20 rebalances while Redis is
+# with Redis alone and with the MariaDB archive, and 20 in the middle of
+# flushes of ~100 000 new users each (make test: 5); 20 rebalances while Redis is
 # down (make test: 3); the Kafka fault tests with 10 rounds each over 600 000
 # orders (make test: 3); 10 kill -9 of the Redis primary under Sentinel, with
 # the replica in step and behind (make test: 3 each), and 3 failovers of the
@@ -258,7 +259,8 @@ profile: deps all
 chaos: all
 	OP_E2E_KILLS=20 OP_E2E_CRASH_ORDERS=600000 tests/run_e2e.sh \
 	    test_redis.RedisExactness.test_kill_9_at_random_moments \
-	    test_archive.ArchiveLive.test_kill_9_at_random_moments
+	    test_archive.ArchiveLive.test_kill_9_at_random_moments \
+	    test_exactly_once.ExactlyOnce.test_kills_in_the_middle_of_big_flushes
 	OP_E2E_REBALANCE_RUNS=20 tests/run_e2e.sh \
 	    test_exactly_once.ExactlyOnce.test_rebalance_while_redis_is_down
 	OP_E2E_FAULT_ROUNDS=10 OP_E2E_FAULT_ORDERS=600000 tests/run_e2e.sh \

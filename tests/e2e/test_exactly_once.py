@@ -109,6 +109,50 @@ class ExactlyOnce(E2ETest):
                           self.path("users.tsv"))
         self.assertEqual(diff[:20], [], f"{len(diff)} differences after replaying the file twice")
 
+    # --- a kill in the middle of a flush of many chunks ------------------------
+
+    def test_kills_in_the_middle_of_big_flushes(self):
+        """kill -9 at random moments while the engine flushes ticks of ~100 000
+        new users each (two 1 MiB chunks or more: the first staged while the
+        rest is encoded), OP_E2E_KILLS times; then the file to its end. Redis
+        holds the truth: every user, every window, bad records."""
+        kills = int(os.environ.get("OP_E2E_KILLS", "5"))
+        rng = random.Random(os.environ.get("OP_E2E_SEED", str(time.time())))
+        data, truth, users = self.path("orders.jsonl"), self.path("truth.json"), \
+            self.path("users.tsv")
+        self.run_sim(["--out", data, "--rate", 0, "--count", 600000, "--users", 2000000,
+                      "--zipf", 0, "--start", START, "--jitter", "2s", "--bad-fraction", 0.01,
+                      "--truth", truth, "--truth-users", users, "--quiet"])
+        _, port = self.start_redis()
+        r = Redis(port)
+        argv = [binary("orderpulse"), "--source", f"file:{data}", "--once", "--workers", 2,
+                "--redis", f"127.0.0.1:{port}", "--tick", "20ms"]
+
+        def pos():
+            return int(r.call("HGET", "{op}:meta", "pos") or 0)
+        positions = []
+        for i in range(kills):
+            # Each engine is killed once it has committed something of its
+            # own, a random moment into its next flushes.
+            before = pos()
+            eng = self.start(argv, name=f"orderpulse-{i}")
+            wait_for(lambda: pos() > before or not eng.alive(), 30, f"engine {i} to commit",
+                     interval=0.002)
+            time.sleep(rng.uniform(0.0, 0.02))
+            if not eng.alive():
+                break  # the file is done: nothing left to kill in
+            eng.kill()
+            positions.append(pos())
+        done = subprocess.run([str(a) for a in argv], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(done.returncode, 0, done.stderr.decode())
+        final = int(r.call("HGET", "{op}:meta", "pos"))
+        self.assertTrue(any(0 < p < final for p in positions),
+                        f"no kill landed between two commits (log positions {positions}, "
+                        f"{final} at the end)")
+        diff = state_diff(redis_state(port), load_json(truth), users)
+        self.assertEqual(diff[:20], [], f"{len(diff)} differences after {kills} kills")
+
     # --- hole 3 ---------------------------------------------------------------
 
     def kills_with_late_orders(self, late):
