@@ -87,8 +87,9 @@ engine.
   run's (compute scales), but a 2-worker process uses ~6 % more CPU in all (\`perf stat
   -e task-clock\`: 418–426 ms against 386–410 ms at low cardinality; both cores busy
   share the last-level cache and memory), the file is cut into two fixed halves, so the
-  worker on the busier core finishes last (50–100 ms later in profiled runs), and best
-  case the ratio was 1.73 (0.214 s against 0.370 s, low cardinality). What else does
+  worker on the busier core finishes last (0–15 ms later in today's profiled runs;
+  handing out 16 chunks a worker on demand instead moved the ratio by less than the
+  noise: 1.851 -> 1.875 low, 1.642 -> 1.654 high, same session). What else does
   not scale: (1) the merger's serial final merges — at high cardinality a copy of the
   first worker's shard and the second's ~0.79 M users one by one (the merge row above:
   $(val merge first_ms) + $(val merge second_ms) ms; ~35 ns a user is one core's memory-level
