@@ -95,26 +95,28 @@ static void put_u8(op_delta_chunk_t *c, uint8_t v)
     c->buf[c->len++] = (char)v;
 }
 
-static void put_varint(op_delta_chunk_t *c, uint64_t v)
+/* The writers work at a pointer (the users' loop keeps one) and return the
+ * position after what they wrote; the put_ forms below append to a chunk. */
+static char *varint_at(char *p, uint64_t v)
 {
     while (v >= 0x80) {
-        c->buf[c->len++] = (char)(v | 0x80);
+        *p++ = (char)(v | 0x80);
         v >>= 7;
     }
-    c->buf[c->len++] = (char)v;
+    *p++ = (char)v;
+    return p;
 }
 
-static void put_svarint(op_delta_chunk_t *c, int64_t v)
+static uint64_t zigzag(int64_t v)
 {
-    put_varint(c, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
 }
 
 /* Names are short: a memcpy of a length known only at run time compiles to
  * `rep movs` here, whose start-up cost was most of encoding a user. Two
  * overlapping fixed-size moves cover 4 to 16 bytes without it. */
-static void put_bytes(op_delta_chunk_t *c, const char *p, size_t n)
+static char *bytes_at(char *d, const char *p, size_t n)
 {
-    char *d = c->buf + c->len;
     if (n >= 8 && n <= 16) {
         uint64_t head, tail;
         memcpy(&head, p, 8);
@@ -133,7 +135,22 @@ static void put_bytes(op_delta_chunk_t *c, const char *p, size_t n)
     } else {
         memcpy(d, p, n);
     }
-    c->len += n;
+    return d + n;
+}
+
+static void put_varint(op_delta_chunk_t *c, uint64_t v)
+{
+    c->len = (size_t)(varint_at(c->buf + c->len, v) - c->buf);
+}
+
+static void put_svarint(op_delta_chunk_t *c, int64_t v)
+{
+    put_varint(c, zigzag(v));
+}
+
+static void put_bytes(op_delta_chunk_t *c, const char *p, size_t n)
+{
+    c->len = (size_t)(bytes_at(c->buf + c->len, p, n) - c->buf);
 }
 
 /* Ends a record: keeps the byte count. */
@@ -202,22 +219,12 @@ static void encode_table(op_delta_buf_t *b, const op_table_desc_t *d, const op_k
     }
 }
 
+#define USERS_AHEAD 32 /* entries (a kilobyte) ahead: the hardware's own prefetch stalled here */
+
 /* The users are most of a big tick's bytes, so their loop writes through a
  * local pointer into a chunk given its whole size up front: no per-record
  * room check, no regrowth (a doubling chunk copies itself ten times on
  * the way to OP_DELTA_CHUNK). */
-static char *put_varint_at(char *p, uint64_t v)
-{
-    while (v >= 0x80) {
-        *p++ = (char)(v | 0x80);
-        v >>= 7;
-    }
-    *p++ = (char)v;
-    return p;
-}
-
-#define USERS_AHEAD 32 /* entries (a kilobyte) ahead: the hardware's own prefetch stalled here */
-
 static void encode_users(op_delta_buf_t *b, const op_users_t *u)
 {
     uint32_t e = 0;
@@ -236,12 +243,9 @@ static void encode_users(op_delta_buf_t *b, const op_users_t *u)
             const char *name = op_users_name(u, e, &len);
             *p++ = TAG_USER;
             *p++ = (char)len;
-            op_delta_chunk_t at = {.buf = p, .len = 0};
-            put_bytes(&at, name, len);
-            p += len;
-            int64_t amount = u->ent[e].amount;
-            p = put_varint_at(p, ((uint64_t)amount << 1) ^ (uint64_t)(amount >> 63));
-            p = put_varint_at(p, (uint64_t)u->ent[e].orders << 1);
+            p = bytes_at(p, name, len);
+            p = varint_at(p, zigzag(u->ent[e].amount));
+            p = varint_at(p, zigzag((int64_t)u->ent[e].orders));
         }
         c->len += (size_t)(p - start);
         b->bytes += (size_t)(p - start);
