@@ -1151,11 +1151,21 @@ static int read_others(op_redis_sink_t *s, pkg_t *mine, int64_t *mine_pos, char 
     return rc < 0 ? rc : found;
 }
 
-static char *blob_key(op_redis_sink_t *s)
+/* SETs n blobs under new keys of this writer, into keys[]; they are freed
+ * (and NULL) when it fails. 0 or op_redis_stage's error. */
+static int stage_blobs(op_redis_sink_t *s, int n, char **keys, const char **bufs,
+                       const size_t *lens, char *err, size_t errlen)
 {
-    char *key = op_xmalloc(KEY_LEN);
-    snprintf(key, KEY_LEN, "%s:b:%s:%" PRIu64, s->prefix, s->writer, ++s->blob_counter);
-    return key;
+    for (int i = 0; i < n; i++) {
+        keys[i] = op_xmalloc(KEY_LEN);
+        snprintf(keys[i], KEY_LEN, "%s:b:%s:%" PRIu64, s->prefix, s->writer, ++s->blob_counter);
+    }
+    int rc = op_redis_stage(s->r, n, (const char *const *)keys, bufs, lens, err, errlen);
+    for (int i = 0; rc != 0 && i < n; i++) {
+        free(keys[i]);
+        keys[i] = NULL;
+    }
+    return rc;
 }
 
 /* Stages what is not yet: new chunks of deltas, and the snapshot. */
@@ -1173,11 +1183,10 @@ static int stage(op_redis_sink_t *s, pkg_t *k, char *err, size_t errlen)
     for (int i = 0; i < nd + ns; i++) {
         const op_delta_chunk_t *c =
             i < nd ? &k->deltas.chunks[k->ndkeys + i] : &k->snap.chunks[i - nd];
-        keys[i] = blob_key(s);
         bufs[i] = c->buf;
         lens[i] = c->len;
     }
-    int rc = op_redis_stage(s->r, nd + ns, (const char *const *)keys, bufs, lens, err, errlen);
+    int rc = stage_blobs(s, nd + ns, keys, bufs, lens, err, errlen);
     if (rc == 0) {
         k->dkeys = op_xrealloc(k->dkeys, (size_t)(k->ndkeys + nd) * sizeof(*k->dkeys));
         memcpy(k->dkeys + k->ndkeys, keys, (size_t)nd * sizeof(*keys));
@@ -1187,9 +1196,6 @@ static int stage(op_redis_sink_t *s, pkg_t *k, char *err, size_t errlen)
             memcpy(k->skeys, keys + nd, (size_t)ns * sizeof(*keys));
             k->nskeys = ns;
         }
-    } else {
-        for (int i = 0; i < nd + ns; i++)
-            free(keys[i]);
     }
     free(keys);
     free(bufs);
@@ -1472,18 +1478,13 @@ static int prestage(op_redis_sink_t *s)
     const char *bufs[PRESTAGE_MAX];
     size_t lens[PRESTAGE_MAX];
     for (int i = 0; i < n; i++) {
-        keys[i] = blob_key(s);
         bufs[i] = todo[i]->c.buf;
         lens[i] = todo[i]->c.len;
     }
     char err[512];
-    int ok = op_redis_stage(s->r, n, (const char *const *)keys, bufs, lens, err, sizeof(err)) == 0;
-    for (int i = 0; i < n; i++) {
-        if (ok)
-            todo[i]->key = keys[i];
-        else
-            free(keys[i]);
-    }
+    stage_blobs(s, n, keys, bufs, lens, err, sizeof(err));
+    for (int i = 0; i < n; i++)
+        todo[i]->key = keys[i]; /* NULL when it failed */
     return n;
 }
 
