@@ -47,6 +47,13 @@ void op_state_init(op_state_t *st, op_intern_t *dict)
     st->max_event_ms = INT64_MIN;
 }
 
+static void dayq_free(op_state_dayq_t *q)
+{
+    free(q->ent);
+    free(q->amount);
+    free(q->orders);
+}
+
 void op_state_dispose(op_state_t *st)
 {
     op_ktable_dispose(&st->minutes);
@@ -60,11 +67,8 @@ void op_state_dispose(op_state_t *st)
     op_ktable_dispose(&st->brand_days);
     op_ktable_dispose(&st->gender_days);
     op_ktable_dispose(&st->user_days);
-    for (uint32_t i = 0; i < st->ndayq; i++) {
-        free(st->dayq[i].ent);
-        free(st->dayq[i].amount);
-        free(st->dayq[i].orders);
-    }
+    for (uint32_t i = 0; i < st->ndayq; i++)
+        dayq_free(&st->dayq[i]);
     free(st->dayq);
     op_ktable_t *rw = &st->rewrite.minutes;
     for (size_t i = 0; i < sizeof(st->rewrite) / sizeof(*rw); i++)
@@ -304,9 +308,7 @@ void op_state_settle_days(op_state_t *st)
             if (q->rw)
                 op_ktable_upsert(&st->rewrite.user_days, k);
         }
-        free(q->ent);
-        free(q->amount);
-        free(q->orders);
+        dayq_free(q);
     }
     st->ndayq = 0;
 }
@@ -316,9 +318,8 @@ void op_state_settle_days(op_state_t *st)
  * and its entry half as far ahead already on their way from memory, so
  * that a tick of a million users costs a million overlapping misses, not a
  * million waits. The shard's stored hashes are reused: no name is hashed.
- * With calendar days, each user's orders also count in its entry of the
- * shard's base day. */
-
+ * With calendar days, the users' figures are queued for their entries of
+ * the shard's base day (queue_user_days). */
 static void merge_users(op_state_t *st, const op_shard_t *s)
 {
     const op_users_t *delta = &s->users;
