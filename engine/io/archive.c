@@ -411,6 +411,15 @@ static uint32_t batch_name(batch_t *b, const char *name, size_t len)
 
 /* --- the archive ------------------------------------------------------------------ */
 
+/* What one offer looks at. */
+typedef struct offer {
+    op_archive_t *a;
+    const op_state_t *st;
+    int64_t prev, wm; /* windows ending in (prev, wm] became final */
+    int64_t gone;     /* windows before first_open(gone) had been evicted */
+    batch_t *b;
+} offer_t;
+
 struct op_archive {
     op_archive_conf_t conf;
     op_archive_db_t db;
@@ -419,9 +428,9 @@ struct op_archive {
     /* Merger thread only. */
     int64_t offered_wm; /* windows ending at or before it were offered; INT64_MIN: none */
     int64_t evicted_wm; /* st->watermark_ms at the last offer: the merger evicted after it */
-    /* An offer's windows, waiting for its users' rows (op_archive_offer_users). */
-    batch_t *held;
-    int64_t held_prev, held_wm, held_gone;
+    /* An offer whose windows wait for its users' rows (op_archive_offer_users);
+     * b NULL: none. */
+    offer_t held;
 
     /* Under mu. */
     pthread_mutex_t mu;
@@ -480,15 +489,6 @@ void op_archive_stats(op_archive_t *a, op_archive_stats_t *out)
 }
 
 /* --- the merger's half: which rows ------------------------------------------------ */
-
-/* What one offer looks at. */
-typedef struct offer {
-    op_archive_t *a;
-    const op_state_t *st;
-    int64_t prev, wm; /* windows ending in (prev, wm] became final */
-    int64_t gone;     /* windows before first_open(gone) had been evicted */
-    batch_t *b;
-} offer_t;
 
 /* The first bucket of table t whose window ends after time x: windows
  * before it are over at x. */
@@ -706,23 +706,16 @@ void op_archive_offer(op_archive_t *a, op_state_t *st, int at_end)
     windows(&o, T_GENDER_DAY, &st->gender_days, &rw->gender_days);
     a->offered_wm = wm;
     a->evicted_wm = st->watermark_ms;
-    a->held = o.b;
-    a->held_prev = o.prev;
-    a->held_wm = o.wm;
-    a->held_gone = o.gone;
+    a->held = o;
 }
 
 void op_archive_offer_users(op_archive_t *a, op_state_t *st)
 {
-    if (!a->held)
+    if (!a->held.b)
         return;
-    offer_t o = {.a = a,
-                 .st = st,
-                 .prev = a->held_prev,
-                 .wm = a->held_wm,
-                 .gone = a->held_gone,
-                 .b = a->held};
-    a->held = NULL;
+    offer_t o = a->held;
+    o.st = st;
+    a->held.b = NULL;
     op_state_settle_days(st);
     user_days(&o);
     clear_rewrites(st);
@@ -1080,8 +1073,8 @@ void op_archive_destroy(op_archive_t *a, int64_t patience_ms)
         batch_free(a->head);
         a->head = next;
     }
-    if (a->held)
-        batch_free(a->held);
+    if (a->held.b)
+        batch_free(a->held.b);
     disconnect(a);
     op_jbuf_dispose(&a->sql);
     pthread_mutex_destroy(&a->mu);
