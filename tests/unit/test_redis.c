@@ -161,6 +161,20 @@ static op_shard_t *decode_all(const op_delta_buf_t *b)
     return s;
 }
 
+/* n users named prefix-i, one order each, over four partitions (offsets
+ * from first_offset). */
+static op_shard_t *many_users(int n, const char *prefix, int64_t first_offset)
+{
+    op_shard_t *s = op_shard_create(0);
+    char name[48];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "%s-%d", prefix, i);
+        add(s, name, i % 2 ? "男" : "女", "图书", i % 3 ? "A" : "B", 1, 100 + i,
+            1731283200000LL + i, i % 4, first_offset + i);
+    }
+    return s;
+}
+
 TestSuite(delta, .init = setup, .fini = teardown);
 
 Test(delta, a_shard_comes_back_whole)
@@ -181,13 +195,7 @@ Test(delta, chunks_are_self_contained_and_appends_keep_names_apart)
 {
     /* 100 000 users make many chunks; a second buffer appended after them
      * must not reuse the first one's name indices. */
-    op_shard_t *big = op_shard_create(0);
-    char name[32];
-    for (int i = 0; i < 100000; i++) {
-        snprintf(name, sizeof(name), "user-%d", i);
-        add(big, name, i % 2 ? "男" : "女", "图书", i % 3 ? "A" : "B", 1, 100 + i,
-            1731283200000LL + i, i % 4, i);
-    }
+    op_shard_t *big = many_users(100000, "user", 0);
     op_delta_buf_t a, b;
     op_delta_buf_init(&a, 'D');
     op_delta_buf_init(&b, 'D');
@@ -226,18 +234,6 @@ static void take_chunk(void *arg, op_delta_chunk_t c)
     handed_t *h = arg;
     cr_assert_lt(h->n, 64);
     h->c[h->n++] = c;
-}
-
-static op_shard_t *many_users(int n, const char *prefix, int64_t first_offset)
-{
-    op_shard_t *s = op_shard_create(0);
-    char name[48];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof(name), "%s-%d", prefix, i);
-        add(s, name, i % 2 ? "男" : "女", "图书", i % 3 ? "A" : "B", 1, 100 + i,
-            1731283200000LL + i, i % 4, first_offset + i);
-    }
-    return s;
 }
 
 /* The Redis sink stages a big tick's full chunks while the rest is still
