@@ -51,9 +51,14 @@ struct op_merger {
      * writes), [1] a rebalance in progress (the source's poll thread). */
     int paused[2];
     /* Under bell_mu: sync requests (op_merger_sync) and the reasons to tick
-     * before the deadline. */
+     * before the deadline. Requests are numbered; sync_tick (0: none) is the
+     * tick whose commit serves those up to sync_upto. Only a tick whose epoch
+     * was advanced after the merger saw a request may serve it: the workers
+     * hand over for that epoch only after they took what they read before
+     * the request (and, held for a rebalance, nothing after it). An older
+     * tick's commit would leave those records pending in their shards. */
     uint64_t sync_requested, sync_served;
-    uint64_t sync_tick; /* the tick that serves the newest request */
+    uint64_t sync_tick, sync_upto;
     int sync_result;
     int final_rung; /* a worker handed over its final shard */
     pthread_cond_t synced;
@@ -334,20 +339,23 @@ int op_merger_sync(op_merger_t *m, int timeout_ms)
     return rc;
 }
 
-/* Merger thread, after a tick: a sync request is served once the tick that
- * took its records is in Redis (or right away without Redis). */
-static void sync_check(op_merger_t *m, uint64_t tick)
+/* Merger thread, after tick (0: after only booking the sink's events):
+ * covers is the number of requests made before tick's epoch advanced
+ * (tick_due); they are served once that tick is in Redis (or right away
+ * without Redis). Later requests wait for a later tick. */
+static void sync_check(op_merger_t *m, uint64_t tick, uint64_t covers)
 {
     pthread_mutex_lock(&m->bell_mu);
-    if (m->sync_requested > m->sync_served) {
-        if (!m->sync_tick)
-            m->sync_tick = tick; /* this tick collected what the request wants */
-        if (!m->conf.sink || op_redis_sink_committed_through(m->conf.sink, m->sync_tick)) {
-            m->sync_served = m->sync_requested;
-            m->sync_result = 0;
-            m->sync_tick = 0;
-            pthread_cond_broadcast(&m->synced);
-        }
+    if (tick && covers > m->sync_upto) {
+        m->sync_tick = tick; /* collected all the earlier requests want, too */
+        m->sync_upto = covers;
+    }
+    if (m->sync_tick &&
+        (!m->conf.sink || op_redis_sink_committed_through(m->conf.sink, m->sync_tick))) {
+        m->sync_served = m->sync_upto;
+        m->sync_result = 0;
+        m->sync_tick = 0;
+        pthread_cond_broadcast(&m->synced);
     }
     pthread_mutex_unlock(&m->bell_mu);
 }
@@ -461,13 +469,15 @@ static void after_publish(op_merger_t *m)
 /* Sleeps until the tick is due or something else wakes the merger; returns 1
  * when a tick must run now (deadline, a sync request, a worker's final shard,
  * or every worker done and waiting for Redis), 0 when only the sink's events
- * need booking. */
-static int tick_due(op_merger_t *m, int64_t deadline_ms)
+ * need booking. *covers: the sync requests made so far, which the tick run
+ * next may serve (its epoch advances after this look). */
+static int tick_due(op_merger_t *m, int64_t deadline_ms, uint64_t *covers)
 {
     wait_tick(m, deadline_ms);
     pthread_mutex_lock(&m->bell_mu);
     int due = m->final_rung || m->sync_requested > m->sync_served;
     m->final_rung = 0;
+    *covers = m->sync_requested;
     pthread_mutex_unlock(&m->bell_mu);
     return due || op_now_mono_ms() >= deadline_ms || m->ndone == m->conf.nworkers;
 }
@@ -480,13 +490,14 @@ static void *merger_main(void *arg)
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
     uint64_t epoch = 0;
     while (!stopping(m)) {
-        int due = tick_due(m, next);
+        uint64_t covers;
+        int due = tick_due(m, next, &covers);
         if (stopping(m))
             break;
         if (!due) {
             if (m->conf.sink && sink_step(m, epoch) < 0)
                 break;
-            sync_check(m, epoch);
+            sync_check(m, 0, 0);
             continue;
         }
         epoch = __atomic_add_fetch(&m->epoch, 1, __ATOMIC_ACQ_REL);
@@ -498,7 +509,7 @@ static void *merger_main(void *arg)
         op_state_evict(&m->st, m->conf.retention_ms);
         if (m->conf.sink && sink_step(m, epoch) < 0)
             break;
-        sync_check(m, epoch);
+        sync_check(m, epoch, covers);
         /* With Redis, the input is only finished once it is all in Redis. */
         int at_end = m->conf.once && m->ndone == m->conf.nworkers &&
                      (!m->conf.sink || op_redis_sink_drained(m->conf.sink));

@@ -97,7 +97,10 @@ void op_merger_set_rebalancing(op_merger_t *m, int on);
 
 /* Runs a tick now and waits until everything the workers consumed before the
  * call is committed to Redis. Returns 0, or -ETIMEDOUT (Redis did not take
- * it in time: it stays pending, and the partitions' fences decide later). */
+ * it in time: it stays pending, and the partitions' fences decide later).
+ * Only a tick begun after the call serves it (merger.c, sync_tick); with the
+ * workers held first (op_merger_set_rebalancing), nothing they read is left
+ * out when it returns 0 (tests/stress/stress_sync.c). */
 int op_merger_sync(op_merger_t *m, int timeout_ms);
 
 /* The source, for the lag in snapshots (may be set after create, before

@@ -134,12 +134,17 @@ class E2ETest(unittest.TestCase):
     def tearDown(self):
         failed = any(err for _, err in getattr(self._outcome, "errors", []) if err) \
             if hasattr(self, "_outcome") else False
+        keep = failed or os.environ.get("OP_E2E_KEEP")
         for p in reversed(self._procs):
             p.stop()
             if failed or os.environ.get("OP_E2E_VERBOSE"):
                 text = p.stderr_text()
                 if text:
-                    print(f"\n--- stderr of {p.name} (pid {p.pid}) ---\n{text[-4000:]}")
+                    print(f"\n--- stderr of {p.name} (pid {p.pid}), the last 4000 bytes; all of "
+                          f"it in {p.errfile.name} ---\n{text[-4000:]}")
+            p.errfile.close()
+            if not keep:
+                os.unlink(p.errfile.name)
         if os.environ.get("OP_E2E_KEEP"):
             print(f"\n--- kept {self.tmp} ---")
         else:
