@@ -246,9 +246,11 @@ static int64_t mono_ns(void)
 static void merge_one(op_merger_t *m, op_shard_t *s, uint64_t tick)
 {
     int64_t t0 = mono_ns();
-    op_state_merge(&m->st, s, op_now_mono_ms());
+    /* The sink encodes the shard's deltas before the state may take its
+     * user table. */
     if (m->conf.sink)
         op_redis_sink_add_shard(m->conf.sink, s, tick);
+    op_state_merge_taking(&m->st, s, op_now_mono_ms());
     m->merge_ns += mono_ns() - t0;
     m->handed_epoch[s->worker] = s->epoch;
     if (s->last) {

@@ -268,9 +268,10 @@ static void note_rewrite(const op_state_t *st, op_ktable_t *rw, const op_ktable_
  * the shard (the off-day share is moved in merge_days), for
  * op_state_settle_days: shard entry d is state entry ent[d] (d itself when
  * ent is NULL), and ent becomes the queue's. */
-static void queue_user_days(op_state_t *st, const op_shard_t *s, uint32_t *ent, int rw)
+static void queue_user_days(op_state_t *st, const op_shard_t *s, const op_users_t *users,
+                            uint32_t *ent, int rw)
 {
-    uint32_t n = s->users.count;
+    uint32_t n = users->count;
     if (st->ndayq == st->dayq_cap) {
         st->dayq_cap = st->dayq_cap ? st->dayq_cap * 2 : 8;
         st->dayq = op_xrealloc(st->dayq, st->dayq_cap * sizeof(*st->dayq));
@@ -280,8 +281,8 @@ static void queue_user_days(op_state_t *st, const op_shard_t *s, uint32_t *ent, 
     q->amount = op_xmalloc((size_t)(n ? n : 1) * sizeof(*q->amount));
     q->orders = op_xmalloc((size_t)(n ? n : 1) * sizeof(*q->orders));
     for (uint32_t d = 0; d < n; d++) {
-        q->amount[d] = op_users_amount(&s->users, d);
-        q->orders[d] = (uint32_t)op_users_orders(&s->users, d);
+        q->amount[d] = op_users_amount(users, d);
+        q->orders[d] = (uint32_t)op_users_orders(users, d);
     }
 }
 
@@ -319,23 +320,31 @@ void op_state_settle_days(op_state_t *st)
  * that a tick of a million users costs a million overlapping misses, not a
  * million waits. The shard's stored hashes are reused: no name is hashed.
  * With calendar days, the users' figures are queued for their entries of
- * the shard's base day (queue_user_days). */
-static void merge_users(op_state_t *st, const op_shard_t *s)
+ * the shard's base day (queue_user_days). take: the shard's own table, when
+ * the caller lets the state have it. Returns 1 when the state took it. */
+static int merge_users(op_state_t *st, const op_shard_t *s, op_users_t *take)
 {
     const op_users_t *delta = &s->users;
     uint32_t n = delta->count;
     int days = s->day >= 0 && !s->days_exact;
     int base_rw = days && day_is_final(st, (uint32_t)s->day);
     if (!st->users.count) {
-        /* Into an empty state (the first tick, a replay): a copy of the
-         * shard's table (same entry numbers), then one pass offering
-         * everyone to the top-K. */
-        op_users_copy(&st->users, delta);
+        /* Into an empty state (the first tick, a replay): the shard's table
+         * itself, or a copy (same entry numbers either way), then one pass
+         * offering everyone to the top-K. Taking it saves the copy and the
+         * first touch of as much new memory (~10 ms a million users). */
+        if (take) {
+            op_users_t empty = st->users;
+            st->users = *take;
+            *take = empty;
+        } else {
+            op_users_copy(&st->users, delta);
+        }
         for (uint32_t e = 0; e < n; e++)
             topk_offer(st, e);
         if (days)
-            queue_user_days(st, s, NULL, base_rw);
-        return;
+            queue_user_days(st, s, &st->users, NULL, base_rw);
+        return take != NULL;
     }
     uint32_t *ent = days ? op_xmalloc((size_t)(n ? n : 1) * sizeof(*ent)) : NULL;
     for (uint32_t d = 0; d < n; d++) {
@@ -355,7 +364,8 @@ static void merge_users(op_state_t *st, const op_shard_t *s)
             ent[d] = e;
     }
     if (ent)
-        queue_user_days(st, s, ent, base_rw);
+        queue_user_days(st, s, delta, ent, base_rw);
+    return 0;
 }
 
 /* A dimension's figures per day (shard.h): the totals count in the base
@@ -386,7 +396,9 @@ static void merge_dim_days(op_state_t *st, op_ktable_t *days, op_ktable_t *rw,
     }
 }
 
-static void merge_days(op_state_t *st, const op_shard_t *s)
+/* taken: merge_users took the shard's table, whose entries are now the
+ * state's under the same numbers. */
+static void merge_days(op_state_t *st, const op_shard_t *s, int taken)
 {
     if (s->day < 0)
         return;
@@ -400,7 +412,7 @@ static void merge_days(op_state_t *st, const op_shard_t *s)
         if (!op_ktable_used(off, i))
             continue;
         uint64_t k = op_ktable_key(off, i);
-        uint32_t e = op_shard_user_in(&st->users, &s->users, (uint32_t)k);
+        uint32_t e = taken ? (uint32_t)k : op_shard_user_in(&st->users, &s->users, (uint32_t)k);
         uint32_t day = (uint32_t)(k >> 32);
         op_tally_add(op_ktable_upsert(&st->user_days, op_shard_user_day(day, e)), &off->vals[i]);
         if (!s->days_exact)
@@ -429,7 +441,7 @@ static void note_revisions(op_ktable_t *rev, const op_ktable_t *delta, int paire
     }
 }
 
-void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
+static void merge(op_state_t *st, const op_shard_t *s, op_users_t *take, int64_t now_ms)
 {
     note_revisions(&st->revised_minutes, &s->minutes, 0, OP_MINUTE_MS, st->watermark_ms);
     note_revisions(&st->revised_slots, &s->gslots, 1, OP_SLOT_MS, st->watermark_ms);
@@ -442,8 +454,7 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
     op_ktable_add(&st->brands, &s->brands);
     op_ktable_add(&st->genders, &s->genders);
     op_ktable_add(&st->gslots, &s->gslots);
-    merge_users(st, s);
-    merge_days(st, s);
+    merge_days(st, s, merge_users(st, s, take));
     for (int r = 0; r < OP_BAD_REASON_COUNT; r++) {
         st->bad[r] += s->bad[r];
         st->bad_total += s->bad[r];
@@ -473,6 +484,16 @@ void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
         for (int p = 0; p < st->nparts_seen; p++)
             if (st->parts[p].worker == s->worker)
                 st->parts[p].finished = 1;
+}
+
+void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms)
+{
+    merge(st, s, NULL, now_ms);
+}
+
+void op_state_merge_taking(op_state_t *st, op_shard_t *s, int64_t now_ms)
+{
+    merge(st, s, &s->users, now_ms);
 }
 
 void op_state_advance_watermark(op_state_t *st, int64_t lateness_ms, int64_t idle_ms,

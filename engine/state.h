@@ -155,6 +155,10 @@ void op_state_dispose(op_state_t *st);
 /* Adds a shard's deltas. now_ms: monotonic clock, for partition idleness.
  * A shard with `last` set marks the partitions its worker read finished. */
 void op_state_merge(op_state_t *st, const op_shard_t *s, int64_t now_ms);
+/* The same for a shard the caller owns and clears next: into a state
+ * without users yet (the first tick, a replay) it takes the shard's user
+ * table rather than copying it, and leaves the shard an empty one. */
+void op_state_merge_taking(op_state_t *st, op_shard_t *s, int64_t now_ms);
 
 /* Adds to one user's cumulative amount and orders (loading from Redis),
  * keeping the top-K exact. amount must be >= 0. */

@@ -169,6 +169,43 @@ Test(days, per_day_figures_equal_brute_force)
     op_state_dispose(&pended);
 }
 
+Test(days, an_empty_state_takes_a_shards_users_with_their_days)
+{
+    op_state_t st;
+    op_state_init(&st, NULL);
+    op_shard_t *s = op_shard_create(0);
+    int64_t start = 1731168000000LL;
+    day0 = op_shard_day(start, TZ_MS);
+    memset(want_brand, 0, sizeof(want_brand));
+    memset(want_gender, 0, sizeof(want_gender));
+    memset(want_user, 0, sizeof(want_user));
+    /* One shard, as a replay's first tick: orders of every day, so that
+     * most users have off-day entries keyed by their shard entry. */
+    for (int i = 0; i < 5000; i++) {
+        order_t o = {.user = (int)(next() % NUSERS),
+                     .gender = (int)(next() % NGEND),
+                     .brand = (int)(next() % NBRANDS),
+                     .event_ms = start + (int64_t)(next() % (NDAYS * OP_DAY_MS)),
+                     .num = 1 + (int64_t)(next() % 5),
+                     .amount = (int64_t)(next() % 100000)};
+        uint32_t d = op_shard_day(o.event_ms, TZ_MS) - day0;
+        op_tally_t one = {1, o.num, o.amount};
+        op_tally_add(&want_brand[d][o.brand], &one);
+        op_tally_add(&want_gender[d][o.gender], &one);
+        want_user[d][o.user].orders++;
+        want_user[d][o.user].amount += o.amount;
+        add(s, &o);
+    }
+    cr_assert_gt(s->user_offday.count, 0);
+    op_state_merge_taking(&st, s, 0);
+    cr_assert_eq(s->users.count, 0, "the state took the table");
+    cr_assert_eq(st.users.count, NUSERS);
+    check(&st);
+    op_shard_clear(s);
+    op_shard_destroy(s);
+    op_state_dispose(&st);
+}
+
 Test(days, without_days_nothing_is_kept)
 {
     op_state_t st;
