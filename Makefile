@@ -239,7 +239,7 @@ build/bench/merge_bench: bench/merge_bench.c bench/lines.c $(LIBOP)
 
 build/bench/physlimit: bench/physlimit.c
 	@mkdir -p $(@D)
-	$(CC) -std=c11 -D_GNU_SOURCE -O3 -march=native -Wall -Wextra -Werror -o $@ $<
+	$(CC) -std=c11 -D_GNU_SOURCE -O3 -march=native -Wall -Wextra -Werror -pthread -o $@ $<
 
 bench: deps all $(BENCH_BINS)
 	bench/run.sh $(BENCH_ORDERS)

@@ -116,7 +116,9 @@ engine_rows high $hi_data
 say "$(x $B/merge_bench $hi_data 5)"
 
 # --- the hardware: reading the file (bandwidth) and one dependent DRAM load
-# (latency), as orders/s, with the engine's 1-worker rates as fractions.
+# (latency), as orders/s, with the engine's 1-worker rates as fractions; and
+# how far two cores scale compute, DRAM latency and reading (the ceiling of
+# the 2-worker ratio, by kind of work).
 pl_line=$(x $B/physlimit $hi_data 1024 3)
 say "$pl_line"
 bw=$(echo "$pl_line" | sed -n 's/.* bandwidth_orders_per_s=\([0-9]*\).*/\1/p')
