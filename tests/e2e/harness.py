@@ -125,15 +125,29 @@ class Proc:
 
 
 class E2ETest(unittest.TestCase):
-    """Base class: tracks every process and temp dir a test makes and cleans up."""
+    """Base class: tracks every process and temp dir a test makes and cleans up
+    (a failed test keeps its temp dir and its processes' stderr files, and
+    says where)."""
+
+    maxDiff = None  # a failed comparison shows all of what differs
 
     def setUp(self):
         self._procs = []
         self.tmp = tempfile.mkdtemp(prefix="op-e2e-")
 
+    def _failed(self):
+        """Did the test itself fail? (Python 3.11 dropped _outcome.errors:
+        there the result has the failure already when tearDown runs.)"""
+        outcome = getattr(self, "_outcome", None)
+        if outcome is None:
+            return False
+        if hasattr(outcome, "errors"):
+            return any(err for _, err in outcome.errors if err)
+        result = outcome.result
+        return any(t is self for t, _ in result.failures + result.errors)
+
     def tearDown(self):
-        failed = any(err for _, err in getattr(self._outcome, "errors", []) if err) \
-            if hasattr(self, "_outcome") else False
+        failed = self._failed()
         keep = failed or os.environ.get("OP_E2E_KEEP")
         for p in reversed(self._procs):
             p.stop()
@@ -145,7 +159,7 @@ class E2ETest(unittest.TestCase):
             p.errfile.close()
             if not keep:
                 os.unlink(p.errfile.name)
-        if os.environ.get("OP_E2E_KEEP"):
+        if keep:
             print(f"\n--- kept {self.tmp} ---")
         else:
             subprocess.run(["rm", "-rf", self.tmp])
