@@ -23,6 +23,7 @@ START = "2024-11-11T00:00:00"
 ROUNDS = int(os.environ.get("OP_E2E_FAULT_ROUNDS", "3"))
 ORDERS = int(os.environ.get("OP_E2E_FAULT_ORDERS", "100000"))
 GROUP_CONF = "session.timeout.ms=6000,heartbeat.interval.ms=500"
+PARTITIONS = 8
 
 
 def assigned_count(text):
@@ -53,7 +54,7 @@ class FaultsWithRedis(E2ETest):
     def setUp(self):
         super().setUp()
         try:
-            self.broker, self.boot = self.start_devbroker(partitions=8, control=True)
+            self.broker, self.boot = self.start_devbroker(partitions=PARTITIONS, control=True)
             self.ctl = DevbrokerControl(self.broker)
             _, self.redis_port = self.start_redis()
         except BaseException:
@@ -78,11 +79,27 @@ class FaultsWithRedis(E2ETest):
                            "--truth", self.truth_path, "--truth-users", self.path("users.tsv"),
                            "--quiet"])
 
+    def log_records(self):
+        """How many records the broker's log holds: the partitions' high
+        watermarks (kcat -Q), summed."""
+        args = ["kcat", "-Q", "-b", self.boot]
+        for p in range(PARTITIONS):
+            args += ["-t", f"orders:{p}:-1"]
+        r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
+        found = re.findall(r"^orders \[\d+\] offset (\d+)$", r.stdout.decode(), re.M)
+        self.assertEqual(len(found), PARTITIONS, r.stdout.decode())
+        return sum(int(x) for x in found)
+
     def finish(self, sim, engines, local_view=None):
-        """The stream ends; Redis holds every record; every key equals the
-        truth. local_view: the engine whose own snapshot must equal the
-        truth too (one engine consumed everything, loading from Redis)."""
+        """The stream ends; the log holds exactly what the simulator
+        delivered; Redis holds every record; every key equals the truth.
+        local_view: the engine whose own snapshot must equal the truth too
+        (one engine consumed everything, loading from Redis)."""
         self.assertEqual(sim.wait(timeout=self.count // 5000 + 120), 0, sim.stderr_text())
+        delivered = int(re.findall(r"delivered=(\d+)", sim.stderr_text())[-1])
+        self.assertEqual(self.log_records(), delivered,
+                         "the broker's log holds other records than the simulator delivered "
+                         "(the truth is about what it delivered)")
         truth = load_json(self.truth_path)
         total = truth["totals"]["orders"] + truth["stats"]["bad_records"]
         wait_for(lambda: (lambda d: d["totals"]["orders"] + d["bad"] >= total)(
