@@ -385,12 +385,16 @@ static void on_revoke(void *opaque)
     if (!op_merger_running(cl->merger))
         return; /* shutting down: what was not committed is simply read again */
     op_merger_set_rebalancing(cl->merger, 1);
+    int64_t t0 = op_now_mono_ms();
     int rc = op_merger_sync(cl->merger, 30000);
     if (rc < 0)
         fprintf(stderr,
                 PROG ": rebalance: not everything read is in Redis yet (%s); it stays "
                      "pending\n",
                 strerror(-rc));
+    else
+        fprintf(stderr, PROG ": rebalance: everything read is in Redis (%lld ms)\n",
+                (long long)(op_now_mono_ms() - t0));
 }
 
 static void on_assigned(void *opaque)

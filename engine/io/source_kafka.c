@@ -350,6 +350,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             log_limited(&ks->pol_log, "rebalance: %s", rd_kafka_err2str(err));
+        /* One line per revocation, beside "assigned": what a rebalance did
+         * is then readable from the log alone. */
+        fprintf(stderr, "orderpulse: kafka: revoking %d partition(s)%s\n", parts ? parts->cnt : 0,
+                rd_kafka_assignment_lost(ks->rk)
+                    ? " (assignment lost: the group dropped this member)"
+                    : "");
         if (ks->on_revoke)
             ks->on_revoke(ks->start_opaque);
         revoke_all(ks);
