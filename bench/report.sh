@@ -33,12 +33,12 @@ runs; the ratios are what to compare.
 | order parser (\`op_parse_order\`) | $(val parse_ratio parser_rate) orders/s | simdjson On-Demand, same 7 fields: $(val parse_ratio simdjson_rate) orders/s | $(val parse_ratio ratio) | — |
 | engine \`--source file --once\`, 1 worker, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=1") orders/s | simdjson pass, same file: $(val engine_file ceiling_rate "users=low workers=1") orders/s | $(val engine_file ratio "users=low workers=1") | ≥ 1.0 |
 | engine \`--source file --once\`, 1 worker, 2 M users uniform | $(val engine_file rate "users=high workers=1") orders/s | simdjson pass, same file: $(val engine_file ceiling_rate "users=high workers=1") orders/s | $(val engine_file ratio "users=high workers=1") | ≥ 0.7 |
-| engine, 2 workers, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=2") orders/s | engine, 1 worker (this machine's own scaling, simdjson on 2 threads over 1: $(val engine_file hardware_scaling "users=low workers=2")) | $(val engine_file ratio "users=low workers=2") | ≥ 1.9 |
-| engine, 2 workers, 2 M users uniform | $(val engine_file rate "users=high workers=2") orders/s | engine, 1 worker (this machine's own scaling, simdjson on 2 threads over 1: $(val engine_file hardware_scaling "users=high workers=2")) | $(val engine_file ratio "users=high workers=2") | ≥ 1.9 |
+| engine, 2 workers, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=2") orders/s | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=low workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=low workers=2") | ≥ 1.9 |
+| engine, 2 workers, 2 M users uniform | $(val engine_file rate "users=high workers=2") orders/s | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=high workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=high workers=2") | ≥ 1.9 |
 | merger's final merges, 2 M users uniform, 2 workers' shards (the serial tail of a 2-worker run) | first shard ($(val merge first_users) users, into the empty state, which takes its table) $(val merge first_ms) ms; second ($(val merge second_users) users) $(val merge second_ms) ms, $(val merge second_ns_per_user) ns a user | — | — | — |
 | physical limit: reading the file once (memory bandwidth) | $(val physlimit read_bytes_per_s) bytes/s = $(val physlimit bandwidth_orders_per_s) orders/s | engine, 1 worker, as a fraction of it: low $(val physlimit_ratio low_of_bandwidth), high $(val physlimit_ratio high_of_bandwidth) | — | — |
 | physical limit: one dependent DRAM load per order (latency) | $(val physlimit dram_load_ns) ns a load = $(val physlimit latency_orders_per_s) orders/s | engine, 1 worker, as a fraction of it: low $(val physlimit_ratio low_of_latency), high $(val physlimit_ratio high_of_latency) | — | — |
-| the machine's two cores against one (\`bench/physlimit.c\`: each of two threads doing what one does alone; 2.0 is perfect) | compute (8 independent multiply chains) $(val physlimit two_cores_compute)×, DRAM latency (two pointer chases) $(val physlimit two_cores_latency)×, reading the file (a half each) $(val physlimit two_cores_bandwidth)× | the engine's 2 workers over 1: low $(val engine_file ratio "users=low workers=2")×, high $(val engine_file ratio "users=high workers=2")× | — | — |
+| the machine's two cores against one (\`bench/physlimit.c\`: each of two threads doing what one does alone; 2.0 is perfect) | compute (8 independent multiply chains) $(val physlimit two_cores_compute)×, 512-bit vector multiplies $(val physlimit two_cores_vector)×, DRAM latency (two pointer chases) $(val physlimit two_cores_latency)×, reading the file (a half each) $(val physlimit two_cores_bandwidth)× | the engine's 2 workers over 1: low $(val engine_file ratio "users=low workers=2")×, high $(val engine_file ratio "users=high workers=2")× | — | — |
 | memory per distinct user | $(val memory bytes_per_user) bytes | — | — | ≤ 64 bytes |
 | engine \`--once\` with \`--archive\` (MariaDB), 2 workers | $(val archive_once seconds) s to the final snapshot; $(val archive_once wall_seconds) s until all $(val archive_once rows) rows are in MariaDB | the same without \`--archive\`: $(val archive_once ceiling_seconds) s ($(val archive_once ceiling_wall_seconds) s to exit) | $(val archive_once ratio) (to exit: $(val archive_once wall_ratio)) | ≥ 0.95 |
 | memory per user and day with \`--archive\` | $(val archive_memory bytes_per_user_day) bytes | — | — | — |
@@ -80,33 +80,31 @@ engine.
   other users preempting). Compute-bound: a small fraction of the file bandwidth below.
 - **engine, 1 worker, high cardinality**: the same plus the user table's misses
   (\`op_users_upsert_slow\`, \`users_probe\`: new users, ~5 %), zeroing the tables' new
-  memory (\`clear_page_erms\` 2–5 %: on this VM the first touch of memory is slow,
-  0.2–4 GB/s measured), and the final merge, a copy of the shard's table into the empty
-  state (~10–15 ms). The lookups themselves are overlapped: index line prefetched at
-  parse, entry two records later, add two records after that.
-- **engine, 2 workers**: per function, the two workers' samples add up to the 1-worker
-  run's (compute scales), but a 2-worker process uses ~6 % more CPU in all (\`perf stat
-  -e task-clock\`: 418–426 ms against 386–410 ms at low cardinality; both cores busy
-  share the last-level cache and memory), the file is cut into two fixed halves, so the
-  worker on the busier core finishes last (0–15 ms later in today's profiled runs;
-  handing out 16 chunks a worker on demand instead moved the ratio by less than the
-  noise: 1.851 -> 1.875 low, 1.642 -> 1.654 high, same session). What else does
-  not scale: (1) the merger's serial final merges — at high cardinality a copy of the
-  first worker's shard and the second's ~0.79 M users one by one (the merge row above:
-  $(val merge first_ms) + $(val merge second_ms) ms; ~35 ns a user is one core's memory-level
-  parallelism with two random cache lines per user, index and entry: without the
-  prefetches it is ~47 ns), more when the new memory is slow to first touch; at low
-  cardinality a few ms; (2) TLB
-  shootdowns when a big table is unmapped while the other worker runs; (3) the
-  machine's other users: a 2-worker run needs both cores at once, so preemption
-  (\`finish_task_switch\`, \`irqentry_exit_to_user_mode\`) costs it more than a
-  1-worker run, and best-of-3 does not always find a quiet window. For
-  scale: the simdjson pass itself, on 2 threads over two halves of the same
-  lines, runs only $(val engine_file hardware_scaling "users=low workers=2")× (low) and $(val engine_file hardware_scaling "users=high workers=2")× (high) as fast as on one
-  here: a pass bound by the vector units gains little from the VM's second
-  vCPU (the VM reports two cores; whether they share a physical core on the
-  host it cannot say), while the engine, which spends much of its time
-  waiting on memory, gains more.
+  memory (\`clear_page_erms\` 2–15 %: on this VM the first touch of memory is slow and
+  varies, 0.2–4 GB/s measured), and the final merge, where the empty state takes the
+  shard's table (no copy: ~3 ms for the top-K pass). The lookups themselves are
+  overlapped: index line prefetched at parse, entry two records later, add two records
+  after that.
+- **engine, 2 workers**: the machine's two cores scale every kind of work ~2× (the
+  "two cores against one" row: multiply chains, 512-bit multiplies, DRAM latency,
+  reading), so what the engine loses is its own. Found and fixed: a user table's
+  index, read by a lookup before an insert writes it, had its pages faulted in as the
+  zero page first; the write then remapped them, and with two threads of the process
+  running, every remapping flushed the other CPU's TLB by interrupt
+  (\`smp_call_function_many_cond\`, \`native_write_msr\`: ~3 % of the CPU): the index
+  is now mapped writable at allocation (1.83–1.86 -> 1.88–1.93 at low cardinality in an
+  A/B, same session). What is left: (1) at high cardinality, the merger's serial
+  final merge of the second worker's ~0.79 M users one by one after both finished (the
+  merge row above: $(val merge second_ms) ms, ~35–42 ns a user: one core's memory-level
+  parallelism with two random cache lines per user), and the ~0.3 M users both workers
+  saw, inserted twice (once in each shard); making that merge parallel needs a
+  partitioned user table; (2) the file is cut into two fixed halves, so the worker on
+  the busier core finishes last (0–15 ms; handing out chunks on demand moved the ratio
+  by less than the noise); (3) the machine's other users: a 2-worker run needs both
+  cores at once, so preemption costs it more than a 1-worker run. The simdjson pass on
+  2 threads over two halves of the same lines runs only
+  $(val engine_file hardware_scaling "users=low workers=2")× (low) and $(val engine_file hardware_scaling "users=high workers=2")× (high) as fast as on one; since the cores
+  themselves scale ~2×, that is the pass's own limit, not the hardware's.
 - **physical limits**: reading the file once is an order of magnitude faster than the
   engine at either cardinality: the engine is compute-bound, not bandwidth-bound. One
   dependent DRAM load per order (~200 ns here) would allow about as many orders per

@@ -83,9 +83,8 @@ say "$s_line"
 say "SUMMARY bench=parse_ratio parser_rate=$p_rate simdjson_rate=$s_rate ratio=$(ratio "$p_rate" "$s_rate")"
 
 # --- the engine, --once, 1 and 2 workers, against the simdjson pass over the
-# same file; the simdjson pass on 2 threads over 1 is how far this machine
-# scales a parse-bound pass with its cores (2 vCPUs may share one physical
-# core): the ceiling of the 2-worker ratio. They alternate, five rounds,
+# same file; the simdjson pass on 2 threads over 1, for scale (how far the
+# cores themselves scale is physlimit's, below). They alternate, five rounds,
 # best of each, so that a burst of load from the machine's other users hits
 # all of them alike (a 2-worker run needs both cores free at once: it
 # suffers most).

@@ -6,8 +6,8 @@
 // fields looked up by name in any order. Lines simdjson rejects, or whose
 // fields are missing or mistyped, count as rejected. Prints the best round.
 // THREADS > 1 splits the lines into that many contiguous parts, one thread
-// (and parser) each: how this machine scales a parse-bound pass with its
-// cores, the ceiling of the engine's own scaling.
+// (and parser) each: how far this pass scales with the cores (for scale next
+// to the engine's 2 workers; the cores' own scaling is bench/physlimit.c's).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
