@@ -350,7 +350,10 @@ class ArchiveLive(ArchiveTest):
 
     def test_kill_9_at_random_moments(self):
         kills = int(os.environ.get("OP_E2E_KILLS", "5"))
-        orders = int(os.environ.get("OP_E2E_CRASH_ORDERS", "200000"))
+        # 10 s of stream per kill at least: a restart with the archive (MariaDB's
+        # connection and shape check, the claims, a first commit) takes up to
+        # ~6 s on a busy machine, and the stream is paced.
+        orders = max(int(os.environ.get("OP_E2E_CRASH_ORDERS", "200000")), kills * 50000)
         rng = random.Random(os.environ.get("OP_E2E_SEED", str(time.time())))
         _, boot = self.start_devbroker(partitions=8)
         _, redis_port = self.start_redis()
