@@ -377,9 +377,12 @@ class ClusterHA(HATest):
             # A replica takes over only if its link to the primary was up
             # lately (Redis's own rule): the kill waits until it is, as in
             # production a failover needs a replica in step to begin with.
-            replicas = next(r for (p, r) in cluster_slots(live).values() if p == dead)
-            wait_for(lambda: any(redis_info(r).get("master_link_status") == "up"
-                                 for r in replicas), 30, "the owner's replica to be in step")
+            # The topology is asked again each time: right after the previous
+            # round the node asked may not list the rejoined replica yet.
+            def replicas_in_step():
+                reps = next((r for (p, r) in cluster_slots(live).values() if p == dead), [])
+                return [r for r in reps if redis_info(r).get("master_link_status") == "up"]
+            replicas = wait_for(replicas_in_step, 30, "the owner's replica to be in step")
             time.sleep(random.uniform(0.0, 0.4))
             procs[dead].kill()
             killed_ms = int(time.time() * 1000)
