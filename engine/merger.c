@@ -18,6 +18,7 @@
 #include <urcu.h>
 #include <urcu/wfcqueue.h>
 
+#include "engine/fanout.h"
 #include "engine/io/archive.h"
 #include "engine/io/redis_sink.h"
 #include "engine/util.h"
@@ -69,6 +70,8 @@ struct op_merger {
     int64_t last_flush_ms;
     int snapshot_file_failing; /* the last write of --snapshot-file failed (reported) */
     op_state_t st;
+    op_fanout_t *team; /* the state's helpers for big merges (NULL: 1 worker); created and
+                          destroyed by main, run by the merger */
     op_snapshot_pub_t own_pub;
     op_snapshot_pub_t *pub; /* conf.pub, or own_pub */
     int64_t merge_ns;       /* time spent merging shards since the last publish */
@@ -131,6 +134,16 @@ int op_merger_create(op_merger_t **out, const op_merger_conf_t *conf)
     pthread_cond_init(&m->synced, NULL);
     op_state_init(&m->st, conf->dict);
     m->st.tz_ms = conf->tz_ms;
+    /* As many threads as workers for the big merges: their cores are the
+     * ones free when the last shards of a run come in. */
+    int width = conf->nworkers < OP_FANOUT_MAX ? conf->nworkers : OP_FANOUT_MAX;
+    if (width > 1) {
+        int rc = op_fanout_create(&m->team, width);
+        if (rc < 0) {
+            op_merger_destroy(m);
+            return rc;
+        }
+    }
     *out = m;
     return 0;
 }
@@ -150,6 +163,7 @@ void op_merger_destroy(op_merger_t *m)
     }
     cds_wfcq_destroy(&m->full.head, &m->full.tail);
     op_state_dispose(&m->st);
+    op_fanout_destroy(m->team);
     pthread_mutex_destroy(&m->bell_mu);
     pthread_cond_destroy(&m->bell);
     pthread_cond_destroy(&m->synced);
@@ -488,6 +502,8 @@ static void *merger_main(void *arg)
 {
     op_merger_t *m = arg;
     rcu_register_thread();
+    /* Here, not at create: a restore from Redis re-initialises the state. */
+    op_state_set_fanout(&m->st, m->team, 0);
     op_state_note_tick(&m->st, op_now_mono_ms()); /* the rate's base */
     int64_t next = op_now_mono_ms() + m->conf.tick_ms;
     uint64_t epoch = 0;

@@ -16,6 +16,8 @@
  *   free queue[i]    merger (enqueue)        worker i           wfcqueue, single consumer
  *   stop             main                    merger             __atomic
  *   state            merger only             -                  -
+ *                    (and its team's helpers, inside op_fanout_run: a big
+ *                    users' merge, fork-join, state.c)
  *   snapshots        merger (publish)        any reader         RCU (snapshot.h)
  *
  * A shard's contents are handed from one thread to the other by the queue

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/fanout.h"
 #include "engine/hash.h"
 #include "engine/util.h"
 
@@ -52,6 +53,14 @@ static void dayq_free(op_state_dayq_t *q)
     free(q->ent);
     free(q->amount);
     free(q->orders);
+}
+
+#define PAR_MIN_USERS 65536 /* below this a merge is done before the team has started */
+
+void op_state_set_fanout(op_state_t *st, op_fanout_t *f, uint32_t min_users)
+{
+    st->fanout = f;
+    st->par_min_users = min_users ? min_users : PAR_MIN_USERS;
 }
 
 void op_state_dispose(op_state_t *st)
@@ -314,6 +323,230 @@ void op_state_settle_days(op_state_t *st)
     st->ndayq = 0;
 }
 
+/* Shard entry d into the state; returns its state entry. */
+static inline uint32_t merge_user(op_state_t *st, const op_users_t *delta, uint32_t d)
+{
+    size_t len;
+    const char *name = op_users_name(delta, d, &len);
+    uint32_t e = op_users_upsert(&st->users, name, len, op_users_hash_of(delta, d));
+    op_users_add(&st->users, e, op_users_amount(delta, d), op_users_orders(delta, d));
+    /* topk_offer's first test, here: nearly every user stops at it. */
+    if (st->heap_len < OP_STATE_TOPK ||
+        op_users_amount(&st->users, e) >= op_users_amount(&st->users, st->heap[0]))
+        topk_offer(st, e);
+    return e;
+}
+
+/* ---- the users' merge on several threads -------------------------------------
+ *
+ * A big merge (the end of a run at high cardinality: ~0.8 M users, ~30 ms
+ * on one thread) is cut by hash into parts (users.h), one per thread of the
+ * merger's team (fanout.h). Each part upserts its users; its j-th new user
+ * takes entry count + j * parts + part, so the numbers the parts leave
+ * unused are only those past the shortest part's last, and the merger then
+ * moves the few new users numbered beyond the new count into them. What a
+ * part cannot settle alone -- a probe that runs past its slots, a long
+ * name (its bytes go to the shared arena) -- is merged afterwards by the
+ * merger as usual. The top-K is not touched by the parts: a user whose
+ * amount ends at or above the heap's root of before the merge is a
+ * candidate; afterwards the heap's order is rebuilt (the parts raised some
+ * of its users) and the candidates are offered. That is exact: the root
+ * only rises, so a user below it then is below the heap's K at the end;
+ * and every amount is final when offered. The entry numbers differ
+ * from a serial merge's, the figures do not (stress_pmerge compares them). */
+
+typedef struct vec32 {
+    uint32_t *v;
+    uint32_t n, cap;
+} vec32_t;
+
+static void vec_push(vec32_t *x, uint32_t a)
+{
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 1024;
+        x->v = op_xrealloc(x->v, (size_t)x->cap * sizeof(*x->v));
+    }
+    x->v[x->n++] = a;
+}
+
+/* One part's lists. Written by its thread during the pass, read by the
+ * merger after it. */
+typedef struct par_part {
+    vec32_t fresh; /* shard entries of the new users, in the order of their numbers */
+    vec32_t alone; /* shard entries the merger merges afterwards */
+    vec32_t cand;  /* state entries offered to the top-K afterwards */
+} par_part_t;
+
+typedef struct par_merge {
+    op_users_t *users;
+    const op_users_t *delta;
+    uint32_t *ent;  /* shard entry -> state entry, or NULL; each part writes its own */
+    int64_t root;   /* the heap's root amount before the merge */
+    uint32_t count; /* the state's users before the merge */
+    uint32_t quota; /* new users a part may number; past them its users go alone */
+    int lg;         /* 2^lg parts */
+    par_part_t part[OP_FANOUT_MAX];
+} par_merge_t;
+
+/* How many parts the merge of n users takes: 1 (serial) or a power of two. */
+static int par_parts(const op_state_t *st, uint32_t n)
+{
+    if (!st->fanout || n < st->par_min_users || st->heap_len < OP_STATE_TOPK)
+        return 1;
+    int parts = 1;
+    while (parts * 2 <= op_fanout_width(st->fanout))
+        parts *= 2;
+    return parts;
+}
+
+/* The state entry of a part's j-th new user. */
+static inline uint32_t par_fresh_entry(const par_merge_t *pm, int p, uint32_t j)
+{
+    return pm->count + (j << pm->lg) + (uint32_t)p;
+}
+
+static void par_merge_part(void *arg, int p)
+{
+    par_merge_t *pm = arg;
+    par_part_t *pt = &pm->part[p];
+    op_users_t *u = pm->users;
+    const op_users_t *delta = pm->delta;
+    uint32_t n = delta->count, me = (uint32_t)p;
+    /* The part's shard entries first, without a branch: tested inside the
+     * walk, the part of each entry (a coin toss) was a mispredicted branch
+     * every other entry, and each flushed the misses queued behind it. */
+    uint32_t *own = op_xmalloc((size_t)(n ? n : 1) * sizeof(*own)), m = 0;
+    for (uint32_t d = 0; d < n; d++) {
+        own[m] = d;
+        m += op_users_part_of(op_users_hash_of(delta, d), pm->lg) == me;
+    }
+    uint32_t nfresh = 0, fresh = par_fresh_entry(pm, p, 0); /* the new users, in own's front */
+    for (uint32_t k = 0; k < m; k++) {
+        if (k + PREFETCH_AHEAD < m)
+            op_users_prefetch(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD]));
+        if (k + PREFETCH_AHEAD / 2 < m)
+            op_users_prefetch_entry(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD / 2]));
+        uint32_t d = own[k];
+        size_t len;
+        const char *name = op_users_name(delta, d, &len);
+        uint32_t e =
+            len <= OP_USERS_INLINE && nfresh < pm->quota
+                ? op_users_upsert_part(u, pm->lg, name, len, op_users_hash_of(delta, d), fresh)
+                : OP_USERS_UNSURE;
+        if (e == OP_USERS_UNSURE) {
+            vec_push(&pt->alone, d);
+            continue;
+        }
+        if (e == fresh) {
+            own[nfresh++] = d;
+            fresh = par_fresh_entry(pm, p, nfresh);
+        }
+        op_users_add(u, e, op_users_amount(delta, d), op_users_orders(delta, d));
+        if (op_users_amount(u, e) >= pm->root)
+            vec_push(&pt->cand, e);
+        if (pm->ent)
+            pm->ent[d] = e;
+    }
+    pt->fresh = (vec32_t){.v = own, .n = nfresh, .cap = n};
+}
+
+/* After the parts: the new users numbered from count on, without gaps. The
+ * numbers below the new count that a part did not use are filled, in
+ * order, with the new users numbered past it, in order. */
+static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
+{
+    uint32_t total = 0, most = 0, least = UINT32_MAX; /* below least, every number is used */
+    for (int p = 0; p < parts; p++) {
+        uint32_t k = pm->part[p].fresh.n;
+        total += k;
+        most = k > most ? k : most;
+        least = k < least ? k : least;
+    }
+    uint32_t end = pm->count + total;
+    vec32_t gaps = {0}, moved_from = {0}, moved_to = {0};
+    for (uint32_t j = least; j < most; j++)
+        for (int p = 0; p < parts; p++) {
+            uint32_t e = par_fresh_entry(pm, p, j);
+            if (j >= pm->part[p].fresh.n && e < end)
+                vec_push(&gaps, e);
+        }
+    uint32_t g = 0;
+    for (uint32_t j = least; j < most; j++)
+        for (int p = 0; p < parts; p++) {
+            uint32_t e = par_fresh_entry(pm, p, j);
+            if (j >= pm->part[p].fresh.n || e < end)
+                continue;
+            uint32_t to = gaps.v[g++];
+            op_users_move(&st->users, e, to);
+            if (pm->ent)
+                pm->ent[pm->part[p].fresh.v[j]] = to;
+            vec_push(&moved_from, e); /* ascending */
+            vec_push(&moved_to, to);
+        }
+    op_users_set_count(&st->users, end);
+    for (int p = 0; moved_from.n && p < parts; p++) {
+        vec32_t *c = &pm->part[p].cand;
+        for (uint32_t i = 0; i < c->n; i++) {
+            if (c->v[i] < end)
+                continue;
+            uint32_t lo = 0, hi = moved_from.n; /* find it among the moved */
+            while (lo < hi) {
+                uint32_t mid = (lo + hi) / 2;
+                if (moved_from.v[mid] < c->v[i])
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            c->v[i] = moved_to.v[lo];
+        }
+    }
+    free(gaps.v);
+    free(moved_from.v);
+    free(moved_to.v);
+}
+
+static void merge_users_par(op_state_t *st, const op_users_t *delta, uint32_t *ent, int parts)
+{
+    par_merge_t pm = {.users = &st->users,
+                      .delta = delta,
+                      .ent = ent,
+                      .root = op_users_amount(&st->users, st->heap[0]),
+                      .count = st->users.count,
+                      .lg = __builtin_ctz((unsigned)parts)};
+    /* Room for every part's numbers. A part's share of the users is 1/parts
+     * give or take a little (the hash); the quota leaves it an eighth more,
+     * but not so much that the index would have to grow for numbers that
+     * the users, all new, could not use up. */
+    uint32_t n = delta->count, share = (n + (uint32_t)parts - 1) / (uint32_t)parts;
+    pm.quota = share + share / 8 + 64;
+    if ((uint64_t)pm.count + n < st->users.cap &&
+        (uint64_t)pm.count + (uint64_t)pm.quota * (uint32_t)parts >= st->users.cap)
+        pm.quota = (st->users.cap - 1 - pm.count) / (uint32_t)parts;
+    op_users_reserve_parts(&st->users, pm.count + pm.quota * (uint32_t)parts);
+    op_fanout_run(st->fanout, parts, par_merge_part, &pm);
+    st->team_merges++;
+    par_close_gaps(st, &pm, parts);
+    /* The parts raised the amounts of users in the heap without moving them:
+     * its order is rebuilt before anything is offered to it. */
+    for (uint32_t i = st->heap_len / 2; i-- > 0;)
+        heap_down(st, i);
+    for (int p = 0; p < parts; p++)
+        for (uint32_t j = 0; j < pm.part[p].alone.n; j++) {
+            uint32_t d = pm.part[p].alone.v[j];
+            uint32_t e = merge_user(st, delta, d);
+            if (ent)
+                ent[d] = e;
+        }
+    for (int p = 0; p < parts; p++) {
+        par_part_t *pt = &pm.part[p];
+        for (uint32_t j = 0; j < pt->cand.n; j++)
+            topk_offer(st, pt->cand.v[j]);
+        free(pt->fresh.v);
+        free(pt->alone.v);
+        free(pt->cand.v);
+    }
+}
+
 /* A shard's users into the state: a walk over the shard's dense entries,
  * with the state's index line of the user PREFETCH_AHEAD entries ahead
  * and its entry half as far ahead already on their way from memory, so
@@ -347,21 +580,20 @@ static int merge_users(op_state_t *st, const op_shard_t *s, op_users_t *take)
         return take != NULL;
     }
     uint32_t *ent = days ? op_xmalloc((size_t)(n ? n : 1) * sizeof(*ent)) : NULL;
-    for (uint32_t d = 0; d < n; d++) {
-        if (d + PREFETCH_AHEAD < n)
-            op_users_prefetch(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD));
-        if (d + PREFETCH_AHEAD / 2 < n)
-            op_users_prefetch_entry(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD / 2));
-        size_t len;
-        const char *name = op_users_name(delta, d, &len);
-        uint32_t e = op_users_upsert(&st->users, name, len, op_users_hash_of(delta, d));
-        op_users_add(&st->users, e, op_users_amount(delta, d), op_users_orders(delta, d));
-        /* topk_offer's first test, here: nearly every user stops at it. */
-        if (st->heap_len < OP_STATE_TOPK ||
-            op_users_amount(&st->users, e) >= op_users_amount(&st->users, st->heap[0]))
-            topk_offer(st, e);
-        if (ent)
-            ent[d] = e;
+    int parts = par_parts(st, n);
+    if (parts > 1) {
+        merge_users_par(st, delta, ent, parts);
+    } else {
+        for (uint32_t d = 0; d < n; d++) {
+            if (d + PREFETCH_AHEAD < n)
+                op_users_prefetch(&st->users, op_users_hash_of(delta, d + PREFETCH_AHEAD));
+            if (d + PREFETCH_AHEAD / 2 < n)
+                op_users_prefetch_entry(&st->users,
+                                        op_users_hash_of(delta, d + PREFETCH_AHEAD / 2));
+            uint32_t e = merge_user(st, delta, d);
+            if (ent)
+                ent[d] = e;
+        }
     }
     if (ent)
         queue_user_days(st, s, delta, ent, base_rw);

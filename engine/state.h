@@ -80,6 +80,10 @@ typedef struct op_state {
      * key minute number, resp. 10-minute slot number. */
     op_ktable_t revised_minutes, revised_slots;
     op_users_t users;
+    /* The merger's team for big users' merges (op_state_set_fanout), or NULL. */
+    struct op_fanout *fanout;
+    uint32_t par_min_users;
+    uint64_t team_merges; /* merges the team did (for the tests) */
 
     /* Per calendar day in --timezone, filled only from shards that carry
      * days (--archive; shard.h). Kept for --retention, like the windows. */
@@ -151,6 +155,11 @@ static inline const op_ktable_t *op_table_in_state(const op_table_desc_t *d, con
 
 void op_state_init(op_state_t *st, op_intern_t *dict);
 void op_state_dispose(op_state_t *st);
+
+/* Lets merges of at least min_users users (0: the default, 65 536) spread
+ * over the threads of f (fanout.h), which the caller owns and keeps alive
+ * while the state merges; NULL: every merge on the caller's thread. */
+void op_state_set_fanout(op_state_t *st, struct op_fanout *f, uint32_t min_users);
 
 /* Adds a shard's deltas. now_ms: monotonic clock, for partition idleness.
  * A shard with `last` set marks the partitions its worker read finished. */

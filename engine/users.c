@@ -233,6 +233,62 @@ uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint6
     return e;
 }
 
+/* ---- merging on several threads --------------------------------------------- */
+
+void op_users_reserve_parts(op_users_t *u, uint32_t top)
+{
+    uint32_t cap = u->cap ? u->cap : USERS_MIN_CAP;
+    while (cap <= top) { /* a slot holds entry + 1 below cap */
+        if (cap >= USERS_MAX_CAP) {
+            fprintf(stderr, "orderpulse: more than %u users in one table\n", top);
+            abort();
+        }
+        cap *= 2;
+    }
+    if (cap != u->cap)
+        users_rehash(u, cap);
+    ent_reserve(u, top);
+}
+
+uint32_t op_users_upsert_part(op_users_t *u, int lg, const char *name, size_t len, uint64_t hash,
+                              uint32_t fresh)
+{
+    uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1, fp = fingerprint(u, h32);
+    uint32_t home = h32 >> (32 - u->bits), shift = u->bits - (uint32_t)lg;
+    uint32_t end = ((home >> shift) + 1) << shift;
+    for (uint32_t i = home; i < end; i++) {
+        uint32_t slot = u->index[i];
+        if (!slot) {
+            op_user_t *x = &u->ent[fresh];
+            memset(x, 0, sizeof(*x));
+            x->hash = h32;
+            x->len = (uint8_t)len;
+            memcpy(x->name, name, len);
+            u->index[i] = fp << u->bits | (fresh + 1);
+            return fresh;
+        }
+        if (slot >> u->bits == fp && users_match(u, (slot & mask) - 1, name, len, h32))
+            return (slot & mask) - 1;
+    }
+    return OP_USERS_UNSURE;
+}
+
+void op_users_move(op_users_t *u, uint32_t from, uint32_t to)
+{
+    uint32_t h32 = u->ent[from].hash, mask = u->cap - 1;
+    uint32_t i = h32 >> (32 - u->bits);
+    while ((u->index[i] & mask) != from + 1)
+        i = (i + 1) & mask;
+    u->index[i] = fingerprint(u, h32) << u->bits | (to + 1);
+    u->ent[to] = u->ent[from];
+    memset(&u->ent[from], 0, sizeof(u->ent[from]));
+}
+
+void op_users_set_count(op_users_t *u, uint32_t count)
+{
+    u->count = count;
+}
+
 void op_users_copy(op_users_t *dst, const op_users_t *src)
 {
     if (!src->count)

@@ -179,4 +179,46 @@ void op_users_copy(op_users_t *dst, const op_users_t *src);
 /* Bytes held, for the memory accounting in stats and the benchmarks. */
 size_t op_users_bytes(const op_users_t *u);
 
+/* ---- merging into a table on several threads (state.c) -----------------------
+ *
+ * A table is cut by hash into 2^lg parts (lg 0..3): part p holds the users
+ * whose hash's top lg bits are p, and their home slots are the p-th
+ * 2^-lg of the index, since a home slot is the hash's top bits too. A merge
+ * of distinct names (another table's) can then run one part per thread,
+ * each upserting its users with op_users_upsert_part. The new users take
+ * entry numbers the caller hands out -- interleaved by part, so that the
+ * numbers left unused when the parts end unevenly are few and at the end --
+ * and once the parts are done the caller moves the last ones into those
+ * gaps (op_users_move) and sets the count. A probe that would leave its
+ * part's slots stops there: the caller merges that user alone afterwards.
+ *
+ * Threads: calls for different parts of one table may run at once -- each
+ * reads and writes only its part's slots, the entries they point to, and
+ * the entry numbers it was given -- and nothing else may use the table
+ * meanwhile. */
+#define OP_USERS_UNSURE UINT32_MAX /* the probe reached the end of the part */
+
+static inline uint32_t op_users_part_of(uint64_t hash, int lg)
+{
+    return lg ? (uint32_t)(hash >> 32) >> (32 - lg) : 0;
+}
+
+/* Makes room for entry numbers below top, without counting them in: the
+ * entries exist and a slot can hold any of them. Serial. */
+void op_users_reserve_parts(op_users_t *u, uint32_t top);
+
+/* The entry of name, looking only at the slots of its part; if absent, the
+ * name (len <= OP_USERS_INLINE) is written with zeros into entry fresh,
+ * which takes the first free slot from its home, and fresh is returned;
+ * OP_USERS_UNSURE if the probe reached the end of the part first. */
+uint32_t op_users_upsert_part(op_users_t *u, int lg, const char *name, size_t len, uint64_t hash,
+                              uint32_t fresh);
+
+/* Moves entry from (in the table) to the unused number to, with its slot;
+ * from becomes unused. Serial. */
+void op_users_move(op_users_t *u, uint32_t from, uint32_t to);
+
+/* After the parts and the moves: the entries are 0 .. count - 1. Serial. */
+void op_users_set_count(op_users_t *u, uint32_t count);
+
 #endif
