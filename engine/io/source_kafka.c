@@ -619,6 +619,13 @@ static int kafka_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
             rd_kafka_message_destroy(m); /* not claimed yet, or fetched before the seek */
             continue;
         }
+        /* Within an assignment offsets only grow; one below the next
+         * expected is a delivery of a record already handed out (or an
+         * assignment this batch overtook). Not expected to happen: said,
+         * so that a double count has its cause in the log. */
+        if (expect >= 0 && m->offset < expect)
+            log_limited(&ki->log, "%s [%d]: offset %lld delivered after %lld", ks->topic, (int)p,
+                        (long long)m->offset, (long long)expect - 1);
         int64_t to;
         if (ks->stopped[p] || (ks->once && ks->done[p]) ||
             (expect >= 0 && m->offset > expect && gap_is_loss(ki, p, expect, m->offset, &to) &&
