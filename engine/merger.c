@@ -341,9 +341,12 @@ int op_merger_sync(op_merger_t *m, int timeout_ms)
         int64_t waited = op_now_mono_ms() - start;
         if (stopping(m) || waited >= timeout_ms)
             break;
-        /* With Redis failing there is no point in waiting long: what is
-         * pending stays pending, and the fences decide at the next commit. */
-        if (waited >= SYNC_GRACE_MS && !op_merger_redis_ok(m)) {
+        /* With Redis failing there is no point in waiting long for the
+         * commit: what is pending stays pending, and the fences decide at
+         * the next commit. But not before the tick that collects what the
+         * workers took is merged (sync_upto): a claim resumes after what is
+         * merged, so a record still in a worker's shard would be read again. */
+        if (waited >= SYNC_GRACE_MS && !op_merger_redis_ok(m) && m->sync_upto >= mine) {
             rc = -EIO;
             break;
         }

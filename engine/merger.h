@@ -98,11 +98,13 @@ void op_merger_destroy(op_merger_t *m);
 void op_merger_set_rebalancing(op_merger_t *m, int on);
 
 /* Runs a tick now and waits until everything the workers consumed before the
- * call is committed to Redis. Returns 0, or -ETIMEDOUT (Redis did not take
- * it in time: it stays pending, and the partitions' fences decide later).
- * Only a tick begun after the call serves it (merger.c, sync_tick); with the
- * workers held first (op_merger_set_rebalancing), nothing they read is left
- * out when it returns 0 (tests/stress/stress_sync.c). */
+ * call is committed to Redis. Returns 0, -EIO (Redis is failing: after 1 s,
+ * and once that tick is merged, it stays pending -- merged, so a claim
+ * resumes after it -- and the partitions' fences decide later), or
+ * -ETIMEDOUT. Only a tick begun after the call serves it (merger.c,
+ * sync_tick); with the workers held first (op_merger_set_rebalancing),
+ * nothing they read is left out when it returns 0, nor unmerged when it
+ * returns -EIO (tests/stress/stress_sync.c). */
 int op_merger_sync(op_merger_t *m, int timeout_ms);
 
 /* The source, for the lag in snapshots (may be set after create, before

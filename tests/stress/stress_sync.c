@@ -13,6 +13,13 @@
  * the request are still in its shard, and a claim made now would resume
  * before them (they would be counted twice).
  *
+ * Then Redis goes away, and the promise left is the weaker one a failed
+ * sync makes: what the workers took has been merged (a claim resumes after
+ * it), only not committed. One worker is slowed down right after taking a
+ * batch -- it hands over 1.5 s late, past the sync's 1 s of grace while
+ * Redis fails -- and the sync must still not return before that batch is
+ * merged.
+ *
  * A plain program (Criterion cannot start under TSan). Exit status 0 = pass.
  */
 #include "tests/stress/check.h"
@@ -48,6 +55,7 @@ typedef struct mem_input {
     int32_t partition;
     int64_t next_offset;
     int64_t handed;
+    int slow_release_ms; /* __atomic: the next release sleeps this long (test thread sets) */
     op_record_t recs[BATCH];
 } mem_input_t;
 
@@ -79,7 +87,10 @@ static int mem_next(op_input_t *in, op_batch_t *batch, int timeout_ms)
 
 static void mem_release(op_input_t *in, op_batch_t *batch)
 {
-    (void)in;
+    mem_input_t *mi = (mem_input_t *)in;
+    int slow = __atomic_exchange_n(&mi->slow_release_ms, 0, __ATOMIC_ACQ_REL);
+    if (slow)
+        usleep((useconds_t)slow * 1000); /* the worker holds the batch's records meanwhile */
     batch->n = 0;
 }
 
@@ -216,6 +227,27 @@ int main(void)
     CHECK_EQ(short_merged, 0, "syncs that returned before a worker's records were merged");
     CHECK_EQ(short_committed, 0, "syncs that returned before a worker's records were in Redis");
     CHECK_GT(served, SYNCS / 2, "syncs served: %d of %d", served, SYNCS);
+
+    /* Redis gone: a sync fails, but only once what was taken is merged. */
+    redisserver_stop(&server);
+    for (int i = 0; i < 500 && op_merger_redis_ok(merger); i++)
+        usleep(10000);
+    REQUIRE(!op_merger_redis_ok(merger), "the merger did not notice that Redis is gone");
+    for (int round = 0; round < 3; round++) {
+        __atomic_store_n(&src.in[0].slow_release_ms, 1500, __ATOMIC_RELEASE);
+        usleep(100000); /* worker 0 takes a batch and sleeps in its release */
+        op_merger_set_rebalancing(merger, 1);
+        int got = op_merger_sync(merger, 10000);
+        CHECK(got == -EIO, "sync with Redis gone: %d (%s)", got, strerror(-got));
+        for (int p = 0; p < WORKERS; p++) {
+            int64_t handed = __atomic_load_n(&src.in[p].handed, __ATOMIC_ACQUIRE);
+            int64_t consumed = op_claims_get(&claims.consumed[p]);
+            CHECK_EQ(consumed, handed,
+                     "Redis gone, round %d: partition %d: handed out up to %lld, merged %lld",
+                     round, p, (long long)handed, (long long)consumed);
+        }
+        op_merger_set_rebalancing(merger, 0);
+    }
     op_merger_stop(merger);
     for (int i = 0; i < WORKERS; i++)
         op_worker_stop(w[i]);
