@@ -15,7 +15,9 @@
  * part wrote happens before run returns, and everything the caller wrote
  * before run happens before the parts start.
  *
- * Owner: the thread that created the team; only it calls run and destroy.
+ * Owner: one thread at a time calls run (the merger); create and destroy
+ * may come from another (main), before the first run and after the last
+ * has returned to a thread that main has since joined.
  * Out of memory or thread creation failure: create returns the error.
  */
 #ifndef OP_FANOUT_H
