@@ -5,7 +5,12 @@
  * now, the generator renders each one into the sink's buffer, the sink sends
  * it, and delivery reports (served by the same thread) feed the truth. A
  * signal only sets a flag; the loop then stops generating, flushes what is
- * queued and writes the truth for what was delivered.
+ * queued and writes the truth for what was delivered. SIGUSR1 holds the
+ * stream: the loop flushes until every record sent is acknowledged, says
+ * "held", and waits for SIGUSR2. A test takes the brokers down only while
+ * held: a produce in flight when they go would be retried, and the dev
+ * broker (librdkafka's mock cluster) appends such a retry a second time
+ * despite enable.idempotence -- a stream the truth does not describe.
  */
 #include <errno.h>
 #include <signal.h>
@@ -23,12 +28,16 @@
 #define PROG  "orderpulse-sim"
 #define BATCH 1024
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, hold_requested;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    if (sig == SIGUSR1)
+        hold_requested = 1;
+    else if (sig == SIGUSR2)
+        hold_requested = 0;
+    else
+        stop_requested = 1;
 }
 
 static int64_t clock_ns(clockid_t id)
@@ -137,6 +146,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     status = 0;
@@ -150,6 +161,17 @@ int main(int argc, char **argv)
     size_t keylen = 0;
 
     while (!stop_requested) {
+        if (hold_requested && kafka) {
+            if (op_sink_flush(sink, (int)opt.flush_timeout_ms, err, sizeof(err)) < 0)
+                goto fatal;
+            fprintf(stderr, PROG ": held: every record sent is acknowledged\n");
+            while (hold_requested && !stop_requested)
+                if (op_sink_poll(sink, 50, err, sizeof(err)) < 0)
+                    goto fatal;
+            fprintf(stderr, PROG ": going on\n");
+            last_refill = clock_ns(CLOCK_MONOTONIC); /* no burst for the time held */
+            continue;
+        }
         int64_t now = clock_ns(CLOCK_MONOTONIC);
         if (!opt.quiet && now - last_progress >= 1000000000)
             progress(sink, &last_sent, &last_progress, now);

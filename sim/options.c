@@ -64,8 +64,10 @@ void op_sim_options_usage(FILE *f)
         "malformed records, and writes with --truth the exact expected value of every metric,\n"
         "in the shape of GET /api/v1/snapshot. Prints progress on stderr once a second.\n"
         "SIGINT/SIGTERM stop it cleanly: queued records are flushed and the truth is written\n"
-        "for what was delivered. Same seed and flags give a byte-identical stream when --start\n"
-        "is given (the live clock is, by nature, not reproducible).",
+        "for what was delivered. SIGUSR1 holds a Kafka stream once everything sent is\n"
+        "acknowledged (it says \"held\"), SIGUSR2 lets it go on. Same seed and flags give a\n"
+        "byte-identical stream when --start is given (the live clock is, by nature, not\n"
+        "reproducible).",
         f);
 }
 
