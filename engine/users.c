@@ -189,19 +189,26 @@ uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64
     return slot ? (slot & (u->cap - 1)) - 1 : UINT32_MAX;
 }
 
+/* A new entry with zeros: its hash, its length, and the name when it fits
+ * inline (the caller places a longer one). */
+static inline void ent_write(op_user_t *x, const char *name, size_t len, uint32_t h32)
+{
+    memset(x, 0, sizeof(*x));
+    x->hash = h32;
+    x->len = (uint8_t)len;
+    if (len <= OP_USERS_INLINE)
+        memcpy(x->name, name, len);
+}
+
 static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32_t h32)
 {
     if (u->count == u->ent_cap)
         ent_reserve(u, u->count + 1);
     uint32_t e = u->count++;
     op_user_t *x = &u->ent[e];
-    memset(x, 0, sizeof(*x));
-    x->hash = h32;
-    x->len = (uint8_t)len;
-    if (len <= OP_USERS_INLINE) {
-        memcpy(x->name, name, len);
+    ent_write(x, name, len, h32);
+    if (len <= OP_USERS_INLINE)
         return e;
-    }
     if (u->arena_len + len > u->arena_cap) {
         size_t cap = u->arena_cap ? u->arena_cap * 2 : 4096;
         while (cap < u->arena_len + len)
@@ -266,11 +273,7 @@ uint32_t op_users_upsert_part(op_users_t *u, int lg, const char *name, size_t le
     for (uint32_t i = home; i < end; i++) {
         uint32_t slot = u->index[i];
         if (!slot) {
-            op_user_t *x = &u->ent[fresh];
-            memset(x, 0, sizeof(*x));
-            x->hash = h32;
-            x->len = (uint8_t)len;
-            memcpy(x->name, name, len);
+            ent_write(&u->ent[fresh], name, len, h32);
             u->index[i] = fp << u->bits | (fresh + 1);
             return fresh;
         }
