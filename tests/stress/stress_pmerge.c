@@ -23,6 +23,7 @@
 #include "engine/hash.h"
 #include "engine/shard.h"
 #include "engine/state.h"
+#include "tests/unit/xorshift.h"
 
 #define ROUNDS 300
 #define TZ_MS  0
@@ -32,10 +33,7 @@ static uint64_t rng = 88172645463325252ULL;
 
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 static size_t name_of(uint32_t id, char *buf, size_t cap)

@@ -10,6 +10,7 @@
 #include "engine/hash.h"
 #include "engine/shard.h"
 #include "engine/state.h"
+#include "tests/unit/xorshift.h"
 
 #define NUSERS  300
 #define NGEND   3
@@ -20,10 +21,7 @@
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 typedef struct order {

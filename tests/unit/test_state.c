@@ -12,14 +12,12 @@
 #include "engine/shard.h"
 #include "engine/state.h"
 #include "engine/users.h"
+#include "tests/unit/xorshift.h"
 
 static uint64_t rng = 0x2545F4914F6CDD1DULL;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 #define NUSERS 3000

@@ -6,14 +6,12 @@
 #include <string.h>
 
 #include "engine/utf8.h"
+#include "tests/unit/xorshift.h"
 
 static uint64_t rng = 88172645463325252ULL;
 static uint64_t next(void)
 {
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return rng;
+    return xorshift64(&rng);
 }
 
 static const char *const valid[] = {
