@@ -136,13 +136,8 @@ void op_shard_add(op_shard_t *dst, const op_shard_t *src)
     op_ktable_add(&dst->brands, &src->brands);
     op_ktable_add(&dst->genders, &src->genders);
     op_ktable_add(&dst->gslots, &src->gslots);
-    for (uint32_t e = 0; e < src->users.count; e++) {
-        size_t len;
-        const char *name = op_users_name(&src->users, e, &len);
-        uint32_t d = op_users_upsert(&dst->users, name, len, op_users_hash_of(&src->users, e));
-        op_users_add(&dst->users, d, op_users_amount(&src->users, e),
-                     op_users_orders(&src->users, e));
-    }
+    for (uint32_t e = 0; e < src->users.count; e++)
+        (void)op_users_add_from(&dst->users, &src->users, e);
     add_days(dst, src);
     for (int r = 0; r < OP_BAD_REASON_COUNT; r++)
         dst->bad[r] += src->bad[r];

@@ -264,25 +264,6 @@ void op_users_reserve_parts(op_users_t *u, uint32_t top)
     ent_reserve(u, top);
 }
 
-uint32_t op_users_upsert_part(op_users_t *u, int lg, const char *name, size_t len, uint64_t hash,
-                              uint32_t fresh)
-{
-    uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1, fp = fingerprint(u, h32);
-    uint32_t home = h32 >> (32 - u->bits), shift = u->bits - (uint32_t)lg;
-    uint32_t end = ((home >> shift) + 1) << shift;
-    for (uint32_t i = home; i < end; i++) {
-        uint32_t slot = u->index[i];
-        if (!slot) {
-            ent_write(&u->ent[fresh], name, len, h32);
-            u->index[i] = fp << u->bits | (fresh + 1);
-            return fresh;
-        }
-        if (slot >> u->bits == fp && users_match(u, (slot & mask) - 1, name, len, h32))
-            return (slot & mask) - 1;
-    }
-    return OP_USERS_UNSURE;
-}
-
 void op_users_move(op_users_t *u, uint32_t from, uint32_t to)
 {
     uint32_t h32 = u->ent[from].hash, mask = u->cap - 1;

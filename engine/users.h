@@ -185,7 +185,7 @@ size_t op_users_bytes(const op_users_t *u);
  * whose hash's top lg bits are p, and their home slots are the p-th
  * 2^-lg of the index, since a home slot is the hash's top bits too. A merge
  * of distinct names (another table's) can then run one part per thread,
- * each upserting its users with op_users_upsert_part. The new users take
+ * each merging its users with op_users_merge_part. The new users take
  * entry numbers the caller hands out -- interleaved by part, so that the
  * numbers left unused when the parts end unevenly are few and at the end --
  * and once the parts are done the caller moves the last ones into those
@@ -207,12 +207,36 @@ static inline uint32_t op_users_part_of(uint64_t hash, int lg)
  * entries exist and a slot can hold any of them. Serial. */
 void op_users_reserve_parts(op_users_t *u, uint32_t top);
 
-/* The entry of name, looking only at the slots of its part; if absent, the
- * name (len <= OP_USERS_INLINE) is written with zeros into entry fresh,
- * which takes the first free slot from its home, and fresh is returned;
- * OP_USERS_UNSURE if the probe reached the end of the part first. */
-uint32_t op_users_upsert_part(op_users_t *u, int lg, const char *name, size_t len, uint64_t hash,
-                              uint32_t fresh);
+/* The entry in u of src's entry d, whose name is short (at most
+ * OP_USERS_INLINE bytes), looking only at the slots of its part. If absent,
+ * src's entry -- name and figures -- is copied whole into entry fresh, which
+ * takes the first free slot from its home, and fresh is returned (its
+ * figures are then in already; a found entry's are the caller's to add);
+ * OP_USERS_UNSURE if the probe reached the end of the part first. Inlined:
+ * it runs once per user of a big merge. */
+static inline uint32_t op_users_merge_part(op_users_t *u, int lg, const op_users_t *src, uint32_t d,
+                                           uint32_t fresh)
+{
+    const op_user_t *x = &src->ent[d];
+    uint32_t h32 = x->hash, bits = u->bits, mask = u->cap - 1;
+    uint32_t fp = h32 & ((1u << (32 - bits)) - 1);
+    uint32_t home = h32 >> (32 - bits), shift = bits - (uint32_t)lg;
+    uint32_t end = ((home >> shift) + 1) << shift;
+    for (uint32_t i = home; i < end; i++) {
+        uint32_t slot = u->index[i];
+        if (!slot) {
+            u->ent[fresh] = *x;
+            u->index[i] = fp << bits | (fresh + 1);
+            return fresh;
+        }
+        /* Only a short stored name has a short name's length. */
+        const op_user_t *y = &u->ent[(slot & mask) - 1];
+        if (slot >> bits == fp && y->hash == h32 && y->len == x->len &&
+            op_hash_same(y->name, x->name, x->len))
+            return (slot & mask) - 1;
+    }
+    return OP_USERS_UNSURE;
+}
 
 /* Moves entry from (in the table) to the unused number to, with its slot;
  * from becomes unused. Serial. */
@@ -220,5 +244,34 @@ void op_users_move(op_users_t *u, uint32_t from, uint32_t to);
 
 /* After the parts and the moves: the entries are 0 .. count - 1. Serial. */
 void op_users_set_count(op_users_t *u, uint32_t count);
+
+/* ---- merging one table into another, on one thread ----------------------------- */
+
+/* Adds src's entry d -- its name's amount and orders -- into u; returns
+ * its entry in u. A new short name takes the parts' path with one part: the
+ * entry is copied whole, with no second probe and no copy of the name by
+ * its length (op_users_upsert_slow does both); anything else (a long name,
+ * a probe that reaches the index's end, a table about to grow) goes the
+ * usual way. */
+static inline uint32_t op_users_add_from(op_users_t *u, const op_users_t *src, uint32_t d)
+{
+    size_t len;
+    const char *name = op_users_name(src, d, &len);
+    if (len <= OP_USERS_INLINE && u->count < u->ent_cap &&
+        (uint64_t)(u->count + 1) * 8 <= (uint64_t)u->cap * 5) {
+        uint32_t e = op_users_merge_part(u, 0, src, d, u->count);
+        if (e == u->count) {
+            u->count++;
+            return e;
+        }
+        if (e != OP_USERS_UNSURE) {
+            op_users_add(u, e, op_users_amount(src, d), op_users_orders(src, d));
+            return e;
+        }
+    }
+    uint32_t e = op_users_upsert_slow(u, name, len, op_users_hash_of(src, d));
+    op_users_add(u, e, op_users_amount(src, d), op_users_orders(src, d));
+    return e;
+}
 
 #endif
