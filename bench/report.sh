@@ -33,8 +33,8 @@ runs; the ratios are what to compare.
 | order parser (\`op_parse_order\`) | $(val parse_ratio parser_rate) orders/s | simdjson On-Demand, same 7 fields: $(val parse_ratio simdjson_rate) orders/s | $(val parse_ratio ratio) | — |
 | engine \`--source file --once\`, 1 worker, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=1") orders/s | simdjson pass, same file: $(val engine_file ceiling_rate "users=low workers=1") orders/s | $(val engine_file ratio "users=low workers=1") | ≥ 1.0 |
 | engine \`--source file --once\`, 1 worker, 2 M users uniform | $(val engine_file rate "users=high workers=1") orders/s | simdjson pass, same file: $(val engine_file ceiling_rate "users=high workers=1") orders/s | $(val engine_file ratio "users=high workers=1") | ≥ 0.7 |
-| engine, 2 workers, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=2") orders/s | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=low workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=low workers=2") | ≥ 1.9 |
-| engine, 2 workers, 2 M users uniform | $(val engine_file rate "users=high workers=2") orders/s | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=high workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=high workers=2") | ≥ 1.9 |
+| engine, 2 workers, 100 K users Zipf 1.1 | $(val engine_file rate "users=low workers=2") orders/s (best run: the last worker's input ended at $(val engine_file inputs_ended "users=low workers=2") s of $(val engine_file seconds "users=low workers=2") s: the workers' part scaled $(val engine_file workers_scaling "users=low workers=2")× over the 1-worker run's, and the merger's tail after it took $(val engine_file tail_ms "users=low workers=2") ms, against $(val engine_file tail_ms "users=low workers=1") ms with 1 worker) | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=low workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=low workers=2") | ≥ 1.9 |
+| engine, 2 workers, 2 M users uniform | $(val engine_file rate "users=high workers=2") orders/s (best run: the last worker's input ended at $(val engine_file inputs_ended "users=high workers=2") s of $(val engine_file seconds "users=high workers=2") s: the workers' part scaled $(val engine_file workers_scaling "users=high workers=2")× over the 1-worker run's, and the merger's tail after it took $(val engine_file tail_ms "users=high workers=2") ms, against $(val engine_file tail_ms "users=high workers=1") ms with 1 worker) | engine, 1 worker (for scale: the simdjson pass on 2 threads over 1: $(val engine_file hardware_scaling "users=high workers=2"); the cores themselves: the "two cores" row) | $(val engine_file ratio "users=high workers=2") | ≥ 1.9 |
 | merger's final merges, 2 M users uniform, 2 workers' shards (the tail of a 2-worker run) | first shard ($(val merge first_users) users, into the empty state, which takes its table) $(val merge first_ms) ms; second ($(val merge second_users) users) on the merger's team of 2 threads $(val merge second_ms_2_threads) ms (same figures: same=$(val merge same)) | the second on one thread: $(val merge second_ms) ms, $(val merge second_ns_per_user) ns a user | — | — |
 | physical limit: reading the file once (memory bandwidth) | $(val physlimit read_bytes_per_s) bytes/s = $(val physlimit bandwidth_orders_per_s) orders/s | engine, 1 worker, as a fraction of it: low $(val physlimit_ratio low_of_bandwidth), high $(val physlimit_ratio high_of_bandwidth) | — | — |
 | physical limit: one dependent DRAM load per order (latency) | $(val physlimit dram_load_ns) ns a load = $(val physlimit latency_orders_per_s) orders/s | engine, 1 worker, as a fraction of it: low $(val physlimit_ratio low_of_latency), high $(val physlimit_ratio high_of_latency) | — | — |
@@ -93,17 +93,23 @@ engine.
   running, every remapping flushed the other CPU's TLB by interrupt
   (\`smp_call_function_many_cond\`, \`native_write_msr\`: ~3 % of the CPU): the index
   is now mapped writable at allocation (1.83–1.86 -> 1.88–1.93 at low cardinality in an
-  A/B, same session). What is left: (1) at high cardinality, the merger's
-  final merge of the second worker's ~0.79 M users after both finished (~35–42 ns a
-  user on one core: its memory-level parallelism with two random cache lines per
-  user). It now runs on a team of as many threads as workers (\`engine/fanout.h\`;
-  \`state.c\` cuts the merge by hash into parts, one per thread, the workers' cores
-  being idle by then): the merge row above, $(val merge second_ms) -> $(val merge second_ms_2_threads) ms; in the engine
-  the tail after the last worker is ~25–30 ms instead of ~35–45, worth ~+4 % on the
-  ratio (7.41 -> 7.75 M orders/s, A/B best of 7). Each of the two threads is slower per
-  user than one thread alone (~50 against ~40 ns: the two share the memory system),
-  and the ~0.3 M users both workers saw are still inserted twice (once in each
-  shard), so the tail stays; removing it needs users hashed to workers; (2) the file is cut into two fixed halves, so the worker on
+  A/B, same session). What is left, measured in each run (the 2-worker rows: the
+  \`--once\` summary says when the last worker's input ended): the workers' own part
+  scaled $(val engine_file workers_scaling "users=low workers=2")× (low) and $(val engine_file workers_scaling "users=high workers=2")× (high) over the 1-worker run's, and what
+  follows it, the merger's tail, took $(val engine_file tail_ms "users=low workers=2") and $(val engine_file tail_ms "users=high workers=2") ms (1 worker: $(val engine_file tail_ms "users=low workers=1") and $(val engine_file tail_ms "users=high workers=1")); with no
+  tail at all the ratio would be $(val engine_file ratio_without_tail "users=low workers=2") and $(val engine_file ratio_without_tail "users=high workers=2"). (1) At high cardinality the tail is the
+  second worker's ~0.79 M users merged into the state after the first one's table was
+  taken (the merge row: $(val merge second_ms_2_threads) ms on the team of two threads
+  (\`engine/fanout.h\`, \`state.c\` cuts the merge by hash, one part per thread), $(val merge second_ms) ms
+  alone, of which the lookups alone -- each user found in the state, prefetched the
+  same way, nothing written -- take $(val merge lookups_ms) ms: the merge is its random reads). The
+  ~0.3 M users both workers saw are in both shards, so the second merge cannot be
+  skipped: only users hashed to workers would remove it, and the exactly-once design
+  (a tick's shard holds every effect of its records, per partition) does not allow
+  that cheaply. The tick that the first worker's end rings also takes the other
+  worker's shard so far, so most of that merge runs beside the worker still reading;
+  keeping the team off until every input ended, or pinning the merger to the freed
+  core, changed the rate by less than the noise (A/B, best of 11); (2) the file is cut into two fixed halves, so the worker on
   the busier core finishes last (0–15 ms; handing out chunks on demand moved the ratio
   by less than the noise); (3) the machine's other users: a 2-worker run needs both
   cores at once, so preemption costs it more than a 1-worker run. The simdjson pass on

@@ -88,24 +88,35 @@ say "SUMMARY bench=parse_ratio parser_rate=$p_rate simdjson_rate=$s_rate ratio=$
 # best of each, so that a burst of load from the machine's other users hits
 # all of them alike (a 2-worker run needs both cores free at once: it
 # suffers most).
-engine_once() { # file workers -> records/s from the --once summary line
+# engine_once FILE WORKERS -> "records/s seconds ended" from the --once
+# summary line: ended is when the last worker's input ended; what follows
+# it (seconds - ended) is the merger's tail alone.
+engine_once() {
     x bin/orderpulse --source file:"$1" --once --workers "$2" --redis none 2>&1 >/dev/null |
-        sed -n 's/.* s, \([0-9]*\) records\/s.*/\1/p'
+        sed -n 's/.* in \([0-9.]*\) s, \([0-9]*\) records\/s.* last input ended at \([0-9.]*\) s.*/\2 \1 \3/p'
 }
 best() { [ "${2:-0}" -gt "${1:-0}" ] && echo "$2" || echo "${1:-0}"; }
+# best_run "RATE SECONDS ENDED" "RATE SECONDS ENDED" -> the one with the higher rate
+best_run() { [ "${2%% *}" -gt "${1%% *}" ] 2>/dev/null && echo "$2" || echo "$1"; }
 engine_rows() { # name file
-    s=0 s2=0 e1=0 e2=0
+    s=0 s2=0 r1="0 0 0" r2="0 0 0"
     for _ in 1 2 3 4 5; do
         s=$(best $s "$(x $B/simdjson_pass "$2" 1 | sed -n 's/.* rate=\([0-9]*\).*/\1/p')")
         s2=$(best $s2 "$(x $B/simdjson_pass "$2" 1 2 | sed -n 's/.* rate=\([0-9]*\).*/\1/p')")
-        e1=$(best $e1 "$(engine_once "$2" 1)")
-        e2=$(best $e2 "$(engine_once "$2" 2)")
+        r1=$(best_run "$r1" "$(engine_once "$2" 1)")
+        r2=$(best_run "$r2" "$(engine_once "$2" 2)")
     done
+    set -- "$1" $r1 $r2
+    e1=$2 e2=$5
+    tail1=$(awk -v s="$3" -v e="$4" 'BEGIN { printf "%.0f", (s - e) * 1000 }')
+    tail2=$(awk -v s="$6" -v e="$7" 'BEGIN { printf "%.0f", (s - e) * 1000 }')
     say "SUMMARY bench=engine_file users=$1 workers=1 orders=$orders rate=$e1 ceiling=simdjson" \
-        "ceiling_rate=$s ratio=$(ratio "$e1" "$s")"
+        "ceiling_rate=$s ratio=$(ratio "$e1" "$s") seconds=$3 inputs_ended=$4 tail_ms=$tail1"
     say "SUMMARY bench=engine_file users=$1 workers=2 orders=$orders rate=$e2 ceiling=engine_1_worker" \
         "ceiling_rate=$e1 ratio=$(ratio "$e2" "$e1")" \
-        "simdjson_2_threads_rate=$s2 hardware_scaling=$(ratio "$s2" "$s")"
+        "simdjson_2_threads_rate=$s2 hardware_scaling=$(ratio "$s2" "$s")" \
+        "seconds=$6 inputs_ended=$7 tail_ms=$tail2 workers_scaling=$(ratio "$4" "$7")" \
+        "ratio_without_tail=$(ratio "$3" "$7")"
 }
 engine_rows low $lo_data
 engine_rows high $hi_data

@@ -420,8 +420,9 @@ typedef struct engine {
     int back_nparts;
     int64_t back_next[OP_SOURCE_MAX_PARTITIONS]; /* committed next offset, -1: none */
     pthread_t main_thread;
-    int64_t final_at_ms; /* __atomic: when the final snapshot was published */
-    long final_rss_kib;  /* written before final_at_ms is released; read after it */
+    int64_t final_at_ms;     /* __atomic: when the final snapshot was published */
+    long final_rss_kib;      /* written before final_at_ms is released; read after it */
+    int64_t inputs_ended_ms; /* likewise: when the last worker's input ended */
     int64_t started_ms;
 } engine_t;
 
@@ -461,10 +462,11 @@ static long rss_anon_kib(void)
 /* The merger's final snapshot wakes the main thread out of sigtimedwait.
  * The memory figure is taken here, while the state is whole: by the time
  * the summary is printed, the teardown has freed it. */
-static void wake_main(void *arg)
+static void wake_main(void *arg, int64_t inputs_ended_ms)
 {
     engine_t *e = arg;
     e->final_rss_kib = rss_anon_kib();
+    e->inputs_ended_ms = inputs_ended_ms;
     __atomic_store_n(&e->final_at_ms, op_now_mono_ms(), __ATOMIC_RELEASE);
     pthread_kill(e->main_thread, SIGUSR1);
 }
@@ -788,12 +790,18 @@ static int print_final(engine_t *e)
         int64_t end_ms = __atomic_load_n(&e->final_at_ms, __ATOMIC_ACQUIRE);
         double secs = (double)(end_ms - e->started_ms) / 1000.0;
         int64_t records = s->orders + s->bad_records;
+        /* What came after the last worker's input ended is the merger's
+         * alone: the benchmarks tell the workers' scaling from it. */
+        double ended = e->inputs_ended_ms > e->started_ms
+                           ? (double)(e->inputs_ended_ms - e->started_ms) / 1000.0
+                           : secs;
         fprintf(stderr,
                 PROG ": once: %lld records (%lld orders, %lld bad, %lld late) in %.3f s, "
-                     "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB\n",
+                     "%.0f records/s, %d workers, %lld users, rss_anon %ld KiB, "
+                     "last input ended at %.3f s\n",
                 (long long)records, (long long)s->orders, (long long)s->bad_records,
                 (long long)s->late_records, secs, secs > 0 ? records / secs : 0.0,
-                e->ec->src.nworkers, (long long)s->users, e->final_rss_kib);
+                e->ec->src.nworkers, (long long)s->users, e->final_rss_kib, ended);
         fwrite(s->res[OP_RES_SNAPSHOT].buf, 1, s->res[OP_RES_SNAPSHOT].len, stdout);
     } else {
         fprintf(stderr, PROG ": stopped before the input was complete\n");

@@ -80,6 +80,7 @@ struct op_merger {
     uint64_t *handed_epoch; /* per worker: epoch of its last shard */
     int *done;              /* per worker: its final shard was merged */
     int ndone;
+    int64_t inputs_ended_ms; /* the latest ended_ms of the final shards merged */
 };
 
 static void queue_init(merger_queue_t *q)
@@ -268,6 +269,8 @@ static void merge_one(op_merger_t *m, op_shard_t *s, uint64_t tick)
     m->merge_ns += mono_ns() - t0;
     m->handed_epoch[s->worker] = s->epoch;
     if (s->last) {
+        if (s->ended_ms > m->inputs_ended_ms)
+            m->inputs_ended_ms = s->ended_ms;
         m->done[s->worker] = 1;
         m->ndone++;
         op_shard_destroy(s);
@@ -536,7 +539,7 @@ static void *merger_main(void *arg)
                      (!m->conf.sink || op_redis_sink_drained(m->conf.sink));
         publish(m, epoch, at_end);
         if (at_end && m->conf.on_final)
-            m->conf.on_final(m->conf.on_final_arg);
+            m->conf.on_final(m->conf.on_final_arg, m->inputs_ended_ms);
         after_publish(m);
         if (at_end)
             break;

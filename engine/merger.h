@@ -49,8 +49,10 @@ typedef struct op_merger_conf {
      * own so that the HTTP server keeps serving across a rewind. */
     op_snapshot_pub_t *pub;
     /* Once mode: called on the merger thread right after the final snapshot
-     * is published (main uses it to wake up at once). May be NULL. */
-    void (*on_final)(void *arg);
+     * is published (main uses it to wake up at once), with the moment
+     * (op_now_mono_ms) the last worker's input ended: what lies between is
+     * the merger's tail, which the --once summary reports. May be NULL. */
+    void (*on_final)(void *arg, int64_t inputs_ended_ms);
     void *on_final_arg;
     /* Called on the merger thread right after each snapshot is published
      * (the HTTP server wakes its threads with it). Must not block. May be NULL. */

@@ -70,6 +70,7 @@ void op_shard_clear(op_shard_t *s)
     }
     memset(s->touched, 0, sizeof(s->touched));
     s->last = 0;
+    s->ended_ms = 0;
 }
 
 /* The off-day entries of a dimension table (keys op_ktable_pair(day, id))

@@ -81,8 +81,9 @@ typedef struct op_shard {
     struct cds_wfcq_node qnode; /* link in the merger's full queue / a worker's free queue */
     uint64_t handoff;           /* bumped (release) at each enqueue, read (acquire) at dequeue */
     int worker;
-    uint64_t epoch; /* the tick this shard was handed over for */
-    int last;       /* the worker's input is exhausted: this is its final shard */
+    uint64_t epoch;   /* the tick this shard was handed over for */
+    int last;         /* the worker's input is exhausted: this is its final shard */
+    int64_t ended_ms; /* last: when the worker found its input ended (monotonic) */
 
     op_tally_t totals;
     op_ktable_t minutes; /* key: minute number (event_ms / OP_MINUTE_MS) */

@@ -270,6 +270,7 @@ static void *worker_main(void *arg)
         int n = op_input_next(w->conf.input, &batch, INPUT_TIMEOUT_MS);
         if (n == OP_INPUT_EOF) {
             w->active->last = 1;
+            w->active->ended_ms = op_now_mono_ms();
             w->active->epoch = w->epoch;
             op_merger_hand_over(w->conf.merger, w->active);
             w->active = NULL;
