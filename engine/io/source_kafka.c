@@ -788,7 +788,13 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
      * report their destination's length): ~100 batches of read-ahead per
      * worker, so that a worker never waits for a fetch round trip, while the
      * 64 MB cap bounds the memory per worker. fetch.wait.max.ms is low so
-     * that a trickle of orders is not held up by the broker. */
+     * that a trickle of orders is not held up by the broker.
+     * socket.timeout.ms: a request queued for a connection that never comes
+     * up waits this long before librdkafka gives up on it and retries; at
+     * its 60 s default, a group coordinator lost in a burst of errors held
+     * the rejoin -- and so all consumption -- for a minute (make chaos: the
+     * dev broker rolled the unread records out meanwhile). No request of
+     * this consumer should need more than a few seconds. */
     const char *settings[][2] = {
         {"bootstrap.servers", conf->brokers},  {"group.id", ks->group},
         {"client.id", "orderpulse"},           {"enable.auto.commit", "true"},
@@ -796,6 +802,7 @@ static int make_consumer(kafka_source_t *ks, const op_source_conf_t *conf, char 
         {"enable.partition.eof", "true"}, /* --once's end, and op_source_lag */
         {"queued.min.messages", "100000"},     {"queued.max.messages.kbytes", "65536"},
         {"fetch.wait.max.ms", "10"},           {"fetch.message.max.bytes", "4194304"},
+        {"socket.timeout.ms", "10000"},
     };
     rd_kafka_conf_t *kc = rd_kafka_conf_new();
     if (!kc)
