@@ -108,8 +108,10 @@ engine.
   (a tick's shard holds every effect of its records, per partition) does not allow
   that cheaply. The tick that the first worker's end rings also takes the other
   worker's shard so far, so most of that merge runs beside the worker still reading;
-  keeping the team off until every input ended, or pinning the merger to the freed
-  core, changed the rate by less than the noise (A/B, best of 11); (2) the file is cut into two fixed halves, so the worker on
+  keeping the team off until every input ended, pinning the merger to the freed
+  core, or spreading the team's threads over distinct cores changed neither the
+  tail nor the rate beyond the noise (11 runs each, medians and bests). To reach
+  1.9 the tail would have to fit in about $(awk -v r="$(val engine_file ceiling_rate "users=high workers=2")" -v e="$(val engine_file inputs_ended "users=high workers=2")" -v o="$(val engine_file orders "users=high workers=2")" 'BEGIN { printf "%.0f", (o / (1.9 * r) - e) * 1000 }') ms; (2) the file is cut into two fixed halves, so the worker on
   the busier core finishes last (0–15 ms; handing out chunks on demand moved the ratio
   by less than the noise); (3) the machine's other users: a 2-worker run needs both
   cores at once, so preemption costs it more than a 1-worker run. The simdjson pass on

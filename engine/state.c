@@ -338,10 +338,13 @@ static inline uint32_t merge_user(op_state_t *st, const op_users_t *delta, uint3
  *
  * A big merge (the end of a run at high cardinality: ~0.8 M users, ~30 ms
  * on one thread) is cut by hash into parts (users.h), one per thread of the
- * merger's team (fanout.h). Each part upserts its users; its j-th new user
- * takes entry count + j * parts + part, so the numbers the parts leave
- * unused are only those past the shortest part's last, and the merger then
- * moves the few new users numbered beyond the new count into them. What a
+ * merger's team (fanout.h), in two passes: each thread first lists its
+ * slice of the shard by part (par_split), then merges one part's users
+ * from every slice (par_merge_part). A part's j-th new user, copied whole
+ * from the shard, takes entry count + j * parts + part, so the numbers the
+ * parts leave unused are only those past the shortest part's last, and the
+ * merger then moves the few new users numbered beyond the new count into
+ * them. What a
  * part cannot settle alone -- a probe that runs past its slots, a long
  * name (its bytes go to the shared arena) -- is merged afterwards by the
  * merger as usual. The top-K is not touched by the parts: a user whose
