@@ -83,8 +83,10 @@ engine.
   memory (\`clear_page_erms\` 2–15 %: on this VM the first touch of memory is slow and
   varies, 0.2–4 GB/s measured), and the final merge, where the empty state takes the
   shard's table (no copy: ~3 ms for the top-K pass). The lookups themselves are
-  overlapped: index line prefetched at parse, entry two records later, add two records
-  after that.
+  overlapped: index line prefetched at parse, two records later the entries of the
+  four slots from home whose fingerprint matches (a fifth of the users found are not
+  in their home slot; prefetching only that one left them a DRAM miss each), add two
+  records after that.
 - **engine, 2 workers**: the machine's two cores scale every kind of work ~2× (the
   "two cores against one" row: multiply chains, 512-bit multiplies, DRAM latency,
   reading), so what the engine loses is its own. Found and fixed: a user table's
