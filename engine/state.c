@@ -448,7 +448,8 @@ static void par_merge_part(void *arg, int p)
             if (k + PREFETCH_AHEAD < m)
                 op_users_prefetch(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD]));
             if (k + PREFETCH_AHEAD / 2 < m)
-                op_users_prefetch_entry(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD / 2]));
+                op_users_prefetch_entry_part(u, pm->lg,
+                                             op_users_hash_of(delta, own[k + PREFETCH_AHEAD / 2]));
             uint32_t d = own[k];
             size_t len;
             (void)op_users_name(delta, d, &len);

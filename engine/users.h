@@ -113,19 +113,26 @@ static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
  * 32.5 -> 27.0 ns a user). Without a branch: a slot that does not match
  * prefetches entry 0, which is in the cache. */
 #define OP_USERS_PREFETCH_SLOTS 4
-static inline void op_users_prefetch_entry(const op_users_t *u, uint64_t hash)
+
+/* op_users_prefetch_entry over the slots from home below end (a table with
+ * slots). */
+static inline void op_users_prefetch_entry_below(const op_users_t *u, uint64_t hash, uint32_t end)
 {
-    if (!u->cap)
-        return;
     uint32_t h32 = (uint32_t)(hash >> 32), bits = u->bits, mask = u->cap - 1;
     uint32_t fp = h32 & ((1u << (32 - bits)) - 1), home = h32 >> (32 - bits);
-    for (uint32_t k = 0; k < OP_USERS_PREFETCH_SLOTS; k++) {
-        uint32_t slot = u->index[(home + k) & mask];
+    for (uint32_t i = home; i < home + OP_USERS_PREFETCH_SLOTS && i < end; i++) {
+        uint32_t slot = u->index[i];
         /* The fingerprint first: it rarely matches, so the branch is
          * predicted; an empty slot (half of them) is not. */
         if (slot >> bits == fp && slot)
             OP_USERS_PREFETCH(&u->ent[(slot & mask) - 1]);
     }
+}
+
+static inline void op_users_prefetch_entry(const op_users_t *u, uint64_t hash)
+{
+    if (u->cap)
+        op_users_prefetch_entry_below(u, hash, u->cap);
 }
 
 /* ---- an entry's fields ------------------------------------------------------- */
@@ -212,6 +219,14 @@ size_t op_users_bytes(const op_users_t *u);
 static inline uint32_t op_users_part_of(uint64_t hash, int lg)
 {
     return lg ? (uint32_t)(hash >> 32) >> (32 - lg) : 0;
+}
+
+/* op_users_prefetch_entry within the slots of hash's part: a part's thread
+ * reads no slot another one writes. */
+static inline void op_users_prefetch_entry_part(const op_users_t *u, int lg, uint64_t hash)
+{
+    uint32_t shift = u->bits - (uint32_t)lg;
+    op_users_prefetch_entry_below(u, hash, ((op_users_home(u, hash) >> shift) + 1) << shift);
 }
 
 /* Makes room for entry numbers below top, without counting them in: the
