@@ -110,8 +110,7 @@ static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
  * user's). Not only the home slot: a user pushed a slot or two along by
  * linear probing -- a fifth of the found ones in a merge at 1.26 M users --
  * was a full DRAM miss on the lookup's path (the lookups of a final merge
- * 32.5 -> 27.0 ns a user). Without a branch: a slot that does not match
- * prefetches entry 0, which is in the cache. */
+ * 32.5 -> 27.0 ns a user). */
 #define OP_USERS_PREFETCH_SLOTS 4
 
 /* op_users_prefetch_entry over the slots from home below end (a table with
