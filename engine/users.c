@@ -118,11 +118,6 @@ void op_users_clear(op_users_t *u)
     u->arena_len = 0;
 }
 
-static inline uint32_t fingerprint(const op_users_t *u, uint32_t h32)
-{
-    return h32 & ((1u << (32 - u->bits)) - 1);
-}
-
 #define REHASH_AHEAD 32
 
 static void users_rehash(op_users_t *u, uint32_t cap)
@@ -142,7 +137,7 @@ static void users_rehash(op_users_t *u, uint32_t cap)
         uint32_t i = h32 >> (32 - u->bits);
         while (u->index[i])
             i = (i + 1) & mask;
-        u->index[i] = fingerprint(u, h32) << u->bits | (e + 1);
+        u->index[i] = op_users_fingerprint(u, h32) << u->bits | (e + 1);
     }
 }
 
@@ -173,7 +168,7 @@ static inline int users_match(const op_users_t *u, uint32_t e, const char *name,
 /* The slot holding name, or the empty slot where it would go. */
 static inline uint32_t users_probe(const op_users_t *u, const char *name, size_t len, uint32_t h32)
 {
-    uint32_t mask = u->cap - 1, fp = fingerprint(u, h32);
+    uint32_t mask = u->cap - 1, fp = op_users_fingerprint(u, h32);
     for (uint32_t i = h32 >> (32 - u->bits);; i = (i + 1) & mask) {
         uint32_t slot = u->index[i];
         if (!slot || (slot >> u->bits == fp && users_match(u, (slot & mask) - 1, name, len, h32)))
@@ -189,26 +184,19 @@ uint32_t op_users_find(const op_users_t *u, const char *name, size_t len, uint64
     return slot ? (slot & (u->cap - 1)) - 1 : UINT32_MAX;
 }
 
-/* A new entry with zeros: its hash, its length, and the name when it fits
- * inline (the caller places a longer one). */
-static inline void ent_write(op_user_t *x, const char *name, size_t len, uint32_t h32)
-{
-    memset(x, 0, sizeof(*x));
-    x->hash = h32;
-    x->len = (uint8_t)len;
-    if (len <= OP_USERS_INLINE)
-        memcpy(x->name, name, len);
-}
-
 static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32_t h32)
 {
     if (u->count == u->ent_cap)
         ent_reserve(u, u->count + 1);
     uint32_t e = u->count++;
     op_user_t *x = &u->ent[e];
-    ent_write(x, name, len, h32);
-    if (len <= OP_USERS_INLINE)
+    memset(x, 0, sizeof(*x));
+    x->hash = h32;
+    x->len = (uint8_t)len;
+    if (len <= OP_USERS_INLINE) {
+        memcpy(x->name, name, len);
         return e;
+    }
     if (u->arena_len + len > u->arena_cap) {
         size_t cap = u->arena_cap ? u->arena_cap * 2 : 4096;
         while (cap < u->arena_len + len)
@@ -230,7 +218,7 @@ static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32
 
 uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint64_t hash)
 {
-    if ((uint64_t)(u->count + 1) * 8 > (uint64_t)u->cap * 5) {
+    if (op_users_must_grow(u)) {
         if (u->cap >= USERS_MAX_CAP) {
             fprintf(stderr, "orderpulse: more than %u users in one table\n", u->count);
             abort();
@@ -243,7 +231,7 @@ uint32_t op_users_upsert_slow(op_users_t *u, const char *name, size_t len, uint6
     if (slot)
         return (slot & (u->cap - 1)) - 1;
     uint32_t e = users_append(u, name, len, h32);
-    u->index[i] = fingerprint(u, h32) << u->bits | (e + 1);
+    u->index[i] = op_users_fingerprint(u, h32) << u->bits | (e + 1);
     return e;
 }
 
@@ -270,7 +258,7 @@ void op_users_move(op_users_t *u, uint32_t from, uint32_t to)
     uint32_t i = h32 >> (32 - u->bits);
     while ((u->index[i] & mask) != from + 1)
         i = (i + 1) & mask;
-    u->index[i] = fingerprint(u, h32) << u->bits | (to + 1);
+    u->index[i] = op_users_fingerprint(u, h32) << u->bits | (to + 1);
     u->ent[to] = u->ent[from];
     memset(&u->ent[from], 0, sizeof(u->ent[from]));
 }

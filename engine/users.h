@@ -85,6 +85,20 @@ static inline uint32_t op_users_home(const op_users_t *u, uint64_t hash)
     return (uint32_t)(hash >> 32) >> (32 - u->bits);
 }
 
+/* The fingerprint a slot keeps above the entry number: the bits of the
+ * hash's top 32 that the home slot does not already say. */
+static inline uint32_t op_users_fingerprint(const op_users_t *u, uint32_t h32)
+{
+    return h32 & ((1u << (32 - u->bits)) - 1);
+}
+
+/* 1 when one more user would take the index past 5/8 full: the table must
+ * grow first. */
+static inline int op_users_must_grow(const op_users_t *u)
+{
+    return (uint64_t)(u->count + 1) * 8 > (uint64_t)u->cap * 5;
+}
+
 /* GCC 12 judges a function whose only effect is a prefetch to be pure and
  * deletes calls to it that it has not inlined yet, prefetch and all, even
  * several calls up (seen in the object code). The empty volatile asm is an
@@ -118,7 +132,7 @@ static inline void op_users_prefetch(const op_users_t *u, uint64_t hash)
 static inline void op_users_prefetch_entry_below(const op_users_t *u, uint64_t hash, uint32_t end)
 {
     uint32_t h32 = (uint32_t)(hash >> 32), bits = u->bits, mask = u->cap - 1;
-    uint32_t fp = h32 & ((1u << (32 - bits)) - 1), home = h32 >> (32 - bits);
+    uint32_t fp = op_users_fingerprint(u, h32), home = op_users_home(u, hash);
     for (uint32_t i = home; i < home + OP_USERS_PREFETCH_SLOTS && i < end; i++) {
         uint32_t slot = u->index[i];
         /* The fingerprint first: it rarely matches, so the branch is
@@ -177,8 +191,8 @@ static inline uint32_t op_users_upsert(op_users_t *u, const char *name, size_t l
 {
     if (u->cap && len <= OP_USERS_INLINE) {
         uint32_t h32 = (uint32_t)(hash >> 32), mask = u->cap - 1;
-        uint32_t slot = u->index[h32 >> (32 - u->bits)];
-        if (slot >> u->bits == (h32 & ((1u << (32 - u->bits)) - 1)) && slot) {
+        uint32_t slot = u->index[op_users_home(u, hash)];
+        if (slot >> u->bits == op_users_fingerprint(u, h32) && slot) {
             uint32_t e = (slot & mask) - 1;
             const op_user_t *x = &u->ent[e];
             if (x->hash == h32 && x->len == len && op_hash_same(x->name, name, len))
@@ -220,12 +234,18 @@ static inline uint32_t op_users_part_of(uint64_t hash, int lg)
     return lg ? (uint32_t)(hash >> 32) >> (32 - lg) : 0;
 }
 
+/* The first slot past the part of 2^lg that slot i is in. */
+static inline uint32_t op_users_part_end(const op_users_t *u, int lg, uint32_t i)
+{
+    uint32_t shift = u->bits - (uint32_t)lg;
+    return ((i >> shift) + 1) << shift;
+}
+
 /* op_users_prefetch_entry within the slots of hash's part: a part's thread
  * reads no slot another one writes. */
 static inline void op_users_prefetch_entry_part(const op_users_t *u, int lg, uint64_t hash)
 {
-    uint32_t shift = u->bits - (uint32_t)lg;
-    op_users_prefetch_entry_below(u, hash, ((op_users_home(u, hash) >> shift) + 1) << shift);
+    op_users_prefetch_entry_below(u, hash, op_users_part_end(u, lg, op_users_home(u, hash)));
 }
 
 /* Makes room for entry numbers below top, without counting them in: the
@@ -244,10 +264,8 @@ static inline uint32_t op_users_merge_part(op_users_t *u, int lg, const op_users
 {
     const op_user_t *x = &src->ent[d];
     uint32_t h32 = x->hash, bits = u->bits, mask = u->cap - 1;
-    uint32_t fp = h32 & ((1u << (32 - bits)) - 1);
-    uint32_t home = h32 >> (32 - bits), shift = bits - (uint32_t)lg;
-    uint32_t end = ((home >> shift) + 1) << shift;
-    for (uint32_t i = home; i < end; i++) {
+    uint32_t fp = op_users_fingerprint(u, h32), home = op_users_home(u, op_users_hash_of(src, d));
+    for (uint32_t i = home, end = op_users_part_end(u, lg, home); i < end; i++) {
         uint32_t slot = u->index[i];
         if (!slot) {
             u->ent[fresh] = *x;
@@ -282,8 +300,7 @@ static inline uint32_t op_users_add_from(op_users_t *u, const op_users_t *src, u
 {
     size_t len;
     const char *name = op_users_name(src, d, &len);
-    if (len <= OP_USERS_INLINE && u->count < u->ent_cap &&
-        (uint64_t)(u->count + 1) * 8 <= (uint64_t)u->cap * 5) {
+    if (len <= OP_USERS_INLINE && u->count < u->ent_cap && !op_users_must_grow(u)) {
         uint32_t e = op_users_merge_part(u, 0, src, d, u->count);
         if (e == u->count) {
             u->count++;
