@@ -1,8 +1,14 @@
 /* fanout.c — the fork-join team of fanout.h.
  *
  * A job is a generation number: run bumps it under the mutex and
- * broadcasts; helper i runs part i if the job has that many parts, then
- * counts itself done and the last one wakes the caller.
+ * broadcasts; the caller and every helper then take the job's parts one
+ * at a time, the next one not yet taken, until none is left; the thread
+ * that finishes the last part wakes the caller. Taking parts as they come,
+ * rather than part i on thread i: a team thread that shares its core with
+ * a worker still reading, or with another team thread (the scheduler puts
+ * a woken helper beside its waker now and then), takes fewer parts
+ * instead of holding up the whole job (seen: a 17 ms merge taking 45 ms
+ * with both of its halves on one core).
  */
 #include "engine/fanout.h"
 
@@ -13,7 +19,6 @@
 
 typedef struct helper {
     op_fanout_t *team;
-    int part;
     pthread_t thread;
 } helper_t;
 
@@ -21,16 +26,32 @@ struct op_fanout {
     int width;
     helper_t helpers[OP_FANOUT_MAX];
     int started; /* helpers running */
-    /* Guarded by mu: the job, its generation, and how many parts are still
-     * running. */
+    /* Guarded by mu: the job, its generation, the next part to take, and
+     * how many parts are not finished. */
     pthread_mutex_t mu;
     pthread_cond_t go;   /* helpers wait here for the next generation */
-    pthread_cond_t done; /* the caller waits here for running == 0 */
+    pthread_cond_t done; /* the caller waits here for unfinished == 0 */
     unsigned long gen;
-    int parts, running, stop;
+    int parts, next, unfinished, stop;
     op_fanout_cb fn;
     void *arg;
 };
+
+/* Runs parts of the current job until none is left to take. Called and
+ * returns with mu held; runs each part without it. */
+static void take_parts(op_fanout_t *f)
+{
+    while (f->next < f->parts) {
+        int part = f->next++;
+        op_fanout_cb fn = f->fn;
+        void *job = f->arg;
+        pthread_mutex_unlock(&f->mu);
+        fn(job, part);
+        pthread_mutex_lock(&f->mu);
+        if (--f->unfinished == 0)
+            pthread_cond_signal(&f->done);
+    }
+}
 
 static void *helper_main(void *arg)
 {
@@ -44,15 +65,7 @@ static void *helper_main(void *arg)
         if (f->stop)
             break;
         seen = f->gen;
-        if (h->part >= f->parts)
-            continue;
-        op_fanout_cb fn = f->fn;
-        void *job = f->arg;
-        pthread_mutex_unlock(&f->mu);
-        fn(job, h->part);
-        pthread_mutex_lock(&f->mu);
-        if (--f->running == 0)
-            pthread_cond_signal(&f->done);
+        take_parts(f);
     }
     pthread_mutex_unlock(&f->mu);
     return NULL;
@@ -70,7 +83,7 @@ int op_fanout_create(op_fanout_t **out, int width)
     pthread_cond_init(&f->go, NULL);
     pthread_cond_init(&f->done, NULL);
     for (int i = 1; i < width; i++) {
-        f->helpers[i] = (helper_t){.team = f, .part = i};
+        f->helpers[i] = (helper_t){.team = f};
         int rc = pthread_create(&f->helpers[i].thread, NULL, helper_main, &f->helpers[i]);
         if (rc) {
             op_fanout_destroy(f);
@@ -108,23 +121,21 @@ int op_fanout_width(const op_fanout_t *f)
 
 void op_fanout_run(op_fanout_t *f, int parts, op_fanout_cb fn, void *arg)
 {
-    if (parts > f->width)
-        parts = f->width;
-    if (parts > 1) {
-        pthread_mutex_lock(&f->mu);
-        f->fn = fn;
-        f->arg = arg;
-        f->parts = parts;
-        f->running = parts - 1;
-        f->gen++;
-        pthread_cond_broadcast(&f->go);
-        pthread_mutex_unlock(&f->mu);
+    if (parts <= 1 || f->width == 1) { /* no one to wake */
+        for (int p = 0; p < parts; p++)
+            fn(arg, p);
+        return;
     }
-    fn(arg, 0);
-    if (parts > 1) {
-        pthread_mutex_lock(&f->mu);
-        while (f->running)
-            pthread_cond_wait(&f->done, &f->mu);
-        pthread_mutex_unlock(&f->mu);
-    }
+    pthread_mutex_lock(&f->mu);
+    f->fn = fn;
+    f->arg = arg;
+    f->parts = parts;
+    f->next = 0;
+    f->unfinished = parts;
+    f->gen++;
+    pthread_cond_broadcast(&f->go);
+    take_parts(f);
+    while (f->unfinished)
+        pthread_cond_wait(&f->done, &f->mu);
+    pthread_mutex_unlock(&f->mu);
 }

@@ -36,8 +36,11 @@ void op_fanout_destroy(op_fanout_t *f);
 
 int op_fanout_width(const op_fanout_t *f);
 
-/* Runs fn(arg, i) for i in 0 .. parts - 1 (parts <= width), part 0 on the
- * caller, the others on helpers, and returns when all have. */
+/* Runs fn(arg, i) for i in 0 .. parts - 1 (any number of them) and
+ * returns when all have: the caller and the helpers each take the next
+ * part not yet taken until none is left, so a part may run on any of them
+ * and a thread may run several. More parts than threads let the team
+ * balance itself when one of its threads runs slower (a shared core). */
 void op_fanout_run(op_fanout_t *f, int parts, op_fanout_cb fn, void *arg);
 
 #endif

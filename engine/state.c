@@ -337,14 +337,18 @@ static inline uint32_t merge_user(op_state_t *st, const op_users_t *delta, uint3
 /* ---- the users' merge on several threads -------------------------------------
  *
  * A big merge (the end of a run at high cardinality: ~0.8 M users, ~30 ms
- * on one thread) is cut by hash into parts (users.h), one per thread of the
- * merger's team (fanout.h), in two passes: each thread first lists its
- * slice of the shard by part (par_split), then merges one part's users
- * from every slice (par_merge_part). A part's j-th new user, copied whole
- * from the shard, takes entry count + j * parts + part, so the numbers the
- * parts leave unused are only those past the shortest part's last, and the
- * merger then moves the few new users numbered beyond the new count into
- * them. What a
+ * on one thread) is cut by hash into parts (users.h), several per thread of
+ * the merger's team (fanout.h), which takes them as they come: a thread
+ * slowed by a shared core (a worker still reading, or the other team
+ * thread put beside it by the scheduler) takes fewer. A first pass cuts
+ * the shard by part, in slices, several per thread too (par_split). Each
+ * part then merges its users (par_merge_part). The new users, copied whole
+ * from the shard, are numbered in blocks of 64 (PAR_BLOCK_LG) per part, the parts'
+ * blocks interleaved (part p's j-th new user: block j / 64 of the
+ * part, after that many blocks of every part): a part writes whole cache
+ * lines of its own, and the numbers the parts leave unused are only in
+ * the last blocks, past the shortest part's last; the merger then moves
+ * the few new users numbered beyond the new count into them. What a
  * part cannot settle alone -- a probe that runs past its slots, a long
  * name (its bytes go to the shared arena) -- is merged afterwards by the
  * merger as usual. The top-K is not touched by the parts: a user whose
@@ -354,6 +358,12 @@ static inline uint32_t merge_user(op_state_t *st, const op_users_t *delta, uint3
  * only rises, so a user below it then is below the heap's K at the end;
  * and every amount is final when offered. The entry numbers differ
  * from a serial merge's, the figures do not (stress_pmerge compares them). */
+
+#define PAR_THREAD_PARTS  8 /* parts per thread of the team */
+#define PAR_THREAD_SLICES 4 /* slices of the shard per thread, for the first pass */
+#define PAR_MAX_PARTS     (1 << OP_USERS_MAX_PART_LG)
+#define PAR_MAX_SLICES    (OP_FANOUT_MAX * PAR_THREAD_SLICES)
+#define PAR_BLOCK_LG      6 /* 64 new entries, 2 KiB, per block */
 
 typedef struct vec32 {
     uint32_t *v;
@@ -369,8 +379,8 @@ static void vec_push(vec32_t *x, uint32_t a)
     x->v[x->n++] = a;
 }
 
-/* One part's lists. Written by its thread during the pass, read by the
- * merger after it. */
+/* One part's lists. Written by the thread running the part, read by the
+ * merger after the run. */
 typedef struct par_part {
     vec32_t fresh; /* shard entries of the new users, in the order of their numbers */
     vec32_t alone; /* shard entries the merger merges afterwards */
@@ -380,16 +390,20 @@ typedef struct par_part {
 typedef struct par_merge {
     op_users_t *users;
     const op_users_t *delta;
-    /* The split: thread t lists the shard entries of its 1/parts of the
-     * shard by part, in lists[t][p] (nlist[t][p] of them). */
-    uint32_t *lists[OP_FANOUT_MAX][OP_FANOUT_MAX];
-    uint32_t nlist[OP_FANOUT_MAX][OP_FANOUT_MAX];
+    /* Part p's shard entries: the lists lists[t][p] of the slices t (nlist
+     * of them each), each ascending, each slice's after the one before;
+     * slice t's lists are in split_buf[t]. */
+    int slices;
+    const uint32_t *lists[PAR_MAX_SLICES][PAR_MAX_PARTS];
+    uint32_t nlist[PAR_MAX_SLICES][PAR_MAX_PARTS];
+    uint32_t *split_buf[PAR_MAX_SLICES];
     uint32_t *ent;  /* shard entry -> state entry, or NULL; each part writes its own */
     int64_t root;   /* the heap's root amount before the merge */
     uint32_t count; /* the state's users before the merge */
-    uint32_t quota; /* new users a part may number; past them its users go alone */
+    uint32_t quota; /* new users a part may number (whole blocks); past them its users go alone */
     int lg;         /* 2^lg parts */
-    par_part_t part[OP_FANOUT_MAX];
+    int block_lg;   /* 2^block_lg new entries a block */
+    par_part_t part[PAR_MAX_PARTS];
 } par_merge_t;
 
 /* How many parts the merge of n users takes: 1 (serial) or a power of two. */
@@ -397,42 +411,46 @@ static int par_parts(const op_state_t *st, uint32_t n)
 {
     if (!st->fanout || n < st->par_min_users || st->heap_len < OP_STATE_TOPK)
         return 1;
-    int parts = 1;
-    while (parts * 2 <= op_fanout_width(st->fanout))
-        parts *= 2;
-    return parts;
+    int lg = 0, width = op_fanout_width(st->fanout);
+    while ((1 << lg) < width * PAR_THREAD_PARTS && lg < OP_USERS_MAX_PART_LG)
+        lg++;
+    return 1 << lg;
 }
 
-/* The state entry of a part's j-th new user. */
+/* The state entry of part p's j-th new user. */
 static inline uint32_t par_fresh_entry(const par_merge_t *pm, int p, uint32_t j)
 {
-    return pm->count + (j << pm->lg) + (uint32_t)p;
+    uint32_t block = ((j >> pm->block_lg) << pm->lg) | (uint32_t)p;
+    return pm->count + (block << pm->block_lg) + (j & ((1u << pm->block_lg) - 1));
 }
 
-/* The first pass, on every thread: each cuts its slice of the shard by
- * part, without a branch (tested inside the merge's walk, the part of each
- * entry -- a coin toss -- was a mispredicted branch every other entry, and
- * each flushed the misses queued behind it). Each thread reads only its
- * slice: both reading the whole shard took ~3 ms each at 0.8 M users. */
+/* The first pass: slice t of the shard cut by part, counted and then
+ * placed, from the table's top bytes (users.h) and without a branch
+ * (tested inside the merge's walk, the part of each entry -- a coin toss
+ * -- was a mispredicted branch every other entry, and each flushed the
+ * misses queued behind it). */
 static void par_split(void *arg, int t)
 {
     par_merge_t *pm = arg;
     const op_users_t *delta = pm->delta;
-    uint32_t n = delta->count, lo = (uint32_t)(((uint64_t)n * (uint32_t)t) >> pm->lg),
-             hi = (uint32_t)(((uint64_t)n * (uint32_t)(t + 1)) >> pm->lg);
-    uint32_t *list[OP_FANOUT_MAX], count[OP_FANOUT_MAX] = {0};
-    for (int p = 0; p < 1 << pm->lg; p++)
-        list[p] = pm->lists[t][p] = op_xmalloc((size_t)(hi > lo ? hi - lo : 1) * sizeof(uint32_t));
-    for (uint32_t d = lo; d < hi; d++) {
-        uint32_t p = op_users_part_of(op_users_hash_of(delta, d), pm->lg);
-        list[p][count[p]++] = d;
-    }
-    for (int p = 0; p < 1 << pm->lg; p++)
+    uint32_t n = delta->count, lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)pm->slices),
+             hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)pm->slices);
+    uint32_t count[PAR_MAX_PARTS] = {0}, at[PAR_MAX_PARTS];
+    uint32_t *buf = pm->split_buf[t] = op_xmalloc((size_t)(hi > lo ? hi - lo : 1) * sizeof(*buf));
+    for (uint32_t d = lo; d < hi; d++)
+        count[op_users_part_of_entry(delta, d, pm->lg)]++;
+    for (uint32_t p = 0, sum = 0; p < 1u << pm->lg; p++) {
+        at[p] = sum;
+        pm->lists[t][p] = buf + sum;
         pm->nlist[t][p] = count[p];
+        sum += count[p];
+    }
+    for (uint32_t d = lo; d < hi; d++)
+        buf[at[op_users_part_of_entry(delta, d, pm->lg)]++] = d;
 }
 
-/* The second pass: part p merges the entries the threads listed for it,
- * in the shard's order. */
+/* The second pass: part p merges the entries listed for it, in the
+ * shard's order. */
 static void par_merge_part(void *arg, int p)
 {
     par_merge_t *pm = arg;
@@ -441,91 +459,105 @@ static void par_merge_part(void *arg, int p)
     const op_users_t *delta = pm->delta;
     uint32_t *fresh_v = op_xmalloc((size_t)(pm->quota ? pm->quota : 1) * sizeof(*fresh_v));
     uint32_t nfresh = 0, fresh = par_fresh_entry(pm, p, 0);
-    for (int t = 0; t < 1 << pm->lg; t++) {
-        const uint32_t *own = pm->lists[t][p];
-        uint32_t m = pm->nlist[t][p];
-        for (uint32_t k = 0; k < m; k++) {
-            if (k + PREFETCH_AHEAD < m)
-                op_users_prefetch(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD]));
-            if (k + PREFETCH_AHEAD / 2 < m)
-                op_users_prefetch_entry_part(u, pm->lg,
-                                             op_users_hash_of(delta, own[k + PREFETCH_AHEAD / 2]));
-            uint32_t d = own[k];
-            size_t len;
-            (void)op_users_name(delta, d, &len);
-            uint32_t e = len <= OP_USERS_INLINE && nfresh < pm->quota
-                             ? op_users_merge_part(u, pm->lg, delta, d, fresh)
-                             : OP_USERS_UNSURE;
-            if (e == OP_USERS_UNSURE) {
-                vec_push(&pt->alone, d);
-                continue;
-            }
-            if (e == fresh) { /* copied with its figures */
-                fresh_v[nfresh++] = d;
-                fresh = par_fresh_entry(pm, p, nfresh);
-            } else {
-                op_users_add(u, e, op_users_amount(delta, d), op_users_orders(delta, d));
-            }
-            if (op_users_amount(u, e) >= pm->root)
-                vec_push(&pt->cand, e);
-            if (pm->ent)
-                pm->ent[d] = e;
+    /* The slices' lists end to end, so that the prefetches run on across
+     * them. */
+    uint32_t m = 0;
+    for (int t = 0; t < pm->slices; t++)
+        m += pm->nlist[t][p];
+    uint32_t *own = op_xmalloc((size_t)(m ? m : 1) * sizeof(*own));
+    for (int t = 0, at = 0; t < pm->slices; at += pm->nlist[t][p], t++)
+        memcpy(own + at, pm->lists[t][p], (size_t)pm->nlist[t][p] * sizeof(*own));
+    for (uint32_t k = 0; k < m; k++) {
+        /* Three steps ahead: the shard's entry (a part's are scattered
+         * over the shard), then the state's index line, then its entry. */
+        if (k + 2 * PREFETCH_AHEAD < m)
+            op_users_prefetch_user(delta, own[k + 2 * PREFETCH_AHEAD]);
+        if (k + PREFETCH_AHEAD < m)
+            op_users_prefetch(u, op_users_hash_of(delta, own[k + PREFETCH_AHEAD]));
+        if (k + PREFETCH_AHEAD / 2 < m)
+            op_users_prefetch_entry_part(u, pm->lg,
+                                         op_users_hash_of(delta, own[k + PREFETCH_AHEAD / 2]));
+        uint32_t d = own[k];
+        size_t len;
+        (void)op_users_name(delta, d, &len);
+        uint32_t e = len <= OP_USERS_INLINE && nfresh < pm->quota
+                         ? op_users_merge_part(u, pm->lg, delta, d, fresh)
+                         : OP_USERS_UNSURE;
+        if (e == OP_USERS_UNSURE) {
+            vec_push(&pt->alone, d);
+            continue;
         }
+        if (e == fresh) { /* copied with its figures */
+            fresh_v[nfresh++] = d;
+            fresh = par_fresh_entry(pm, p, nfresh);
+        } else {
+            op_users_add(u, e, op_users_amount(delta, d), op_users_orders(delta, d));
+        }
+        if (op_users_amount(u, e) >= pm->root)
+            vec_push(&pt->cand, e);
+        if (pm->ent)
+            pm->ent[d] = e;
     }
+    free(own);
     pt->fresh = (vec32_t){.v = fresh_v, .n = nfresh, .cap = pm->quota};
 }
 
 /* After the parts: the new users numbered from count on, without gaps. The
- * numbers below the new count that a part did not use are filled, in
- * order, with the new users numbered past it, in order. */
+ * numbers below the new count that no part used are filled, in ascending
+ * order, with the new users numbered past it, in ascending order. Below
+ * the shortest part's last block every number is used, so only the
+ * numbers from there to the longest part's last block are looked at. */
 static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
 {
-    uint32_t total = 0, most = 0, least = UINT32_MAX; /* below least, every number is used */
+    uint32_t total = 0, most = 0, least = UINT32_MAX;
     for (int p = 0; p < parts; p++) {
         uint32_t k = pm->part[p].fresh.n;
         total += k;
         most = k > most ? k : most;
         least = k < least ? k : least;
     }
-    uint32_t end = pm->count + total;
-    vec32_t gaps = {0}, moved_from = {0}, moved_to = {0};
-    for (uint32_t j = least; j < most; j++)
-        for (int p = 0; p < parts; p++) {
-            uint32_t e = par_fresh_entry(pm, p, j);
-            if (j >= pm->part[p].fresh.n && e < end)
-                vec_push(&gaps, e);
+    uint32_t end = pm->count + total, block = 1u << pm->block_lg;
+    uint32_t lo = pm->count + (((least >> pm->block_lg) << pm->lg) << pm->block_lg);
+    uint32_t hi = pm->count + ((((most + block - 1) >> pm->block_lg) << pm->lg) << pm->block_lg);
+    vec32_t gaps = {0}, moved_from = {0}, moved_to = {0}, movers = {0};
+    for (uint32_t e = lo; e < hi; e++) {
+        uint32_t rel = e - pm->count, b = rel >> pm->block_lg;
+        uint32_t p = b & ((1u << pm->lg) - 1),
+                 j = ((b >> pm->lg) << pm->block_lg) | (rel & (block - 1));
+        int used = j < pm->part[p].fresh.n;
+        if (!used && e < end) {
+            vec_push(&gaps, e);
+        } else if (used && e >= end) {
+            vec_push(&moved_from, e);
+            vec_push(&movers, pm->part[p].fresh.v[j]); /* its shard entry */
         }
-    uint32_t g = 0;
-    for (uint32_t j = least; j < most; j++)
-        for (int p = 0; p < parts; p++) {
-            uint32_t e = par_fresh_entry(pm, p, j);
-            if (j >= pm->part[p].fresh.n || e < end)
-                continue;
-            uint32_t to = gaps.v[g++];
-            op_users_move(&st->users, e, to);
-            if (pm->ent)
-                pm->ent[pm->part[p].fresh.v[j]] = to;
-            vec_push(&moved_from, e); /* ascending */
-            vec_push(&moved_to, to);
-        }
+    }
+    for (uint32_t g = 0; g < moved_from.n; g++) {
+        uint32_t to = gaps.v[g];
+        op_users_move(&st->users, moved_from.v[g], to);
+        if (pm->ent)
+            pm->ent[movers.v[g]] = to;
+        vec_push(&moved_to, to);
+    }
     op_users_set_count(&st->users, end);
     for (int p = 0; moved_from.n && p < parts; p++) {
         vec32_t *c = &pm->part[p].cand;
         for (uint32_t i = 0; i < c->n; i++) {
             if (c->v[i] < end)
                 continue;
-            uint32_t lo = 0, hi = moved_from.n; /* find it among the moved */
-            while (lo < hi) {
-                uint32_t mid = (lo + hi) / 2;
+            uint32_t l = 0, h = moved_from.n; /* find it among the moved (ascending) */
+            while (l < h) {
+                uint32_t mid = (l + h) / 2;
                 if (moved_from.v[mid] < c->v[i])
-                    lo = mid + 1;
+                    l = mid + 1;
                 else
-                    hi = mid;
+                    h = mid;
             }
-            c->v[i] = moved_to.v[lo];
+            c->v[i] = moved_to.v[l];
         }
     }
     free(gaps.v);
+    free(movers.v);
     free(moved_from.v);
     free(moved_to.v);
 }
@@ -537,22 +569,27 @@ static void merge_users_par(op_state_t *st, const op_users_t *delta, uint32_t *e
                       .ent = ent,
                       .root = op_users_amount(&st->users, st->heap[0]),
                       .count = st->users.count,
-                      .lg = __builtin_ctz((unsigned)parts)};
+                      .lg = __builtin_ctz((unsigned)parts),
+                      .block_lg = PAR_BLOCK_LG};
     /* Room for every part's numbers. A part's share of the users is 1/parts
      * give or take a little (the hash); the quota leaves it an eighth more,
      * but not so much that the index would have to grow for numbers that
-     * the users, all new, could not use up. */
+     * the users, all new, could not use up. Whole blocks; a merge too small
+     * for several blocks a part numbers one entry a block. */
     uint32_t n = delta->count, share = (n + (uint32_t)parts - 1) / (uint32_t)parts;
-    pm.quota = share + share / 8 + 64;
+    uint32_t quota = share + share / 8 + 64;
     if ((uint64_t)pm.count + n < st->users.cap &&
-        (uint64_t)pm.count + (uint64_t)pm.quota * (uint32_t)parts >= st->users.cap)
-        pm.quota = (st->users.cap - 1 - pm.count) / (uint32_t)parts;
+        (uint64_t)pm.count + (uint64_t)quota * (uint32_t)parts >= st->users.cap)
+        quota = (st->users.cap - 1 - pm.count) / (uint32_t)parts;
+    if (quota < 4u << PAR_BLOCK_LG)
+        pm.block_lg = 0;
+    pm.quota = quota >> pm.block_lg << pm.block_lg;
     op_users_reserve_parts(&st->users, pm.count + pm.quota * (uint32_t)parts);
-    op_fanout_run(st->fanout, parts, par_split, &pm);
+    pm.slices = op_fanout_width(st->fanout) * PAR_THREAD_SLICES;
+    op_fanout_run(st->fanout, pm.slices, par_split, &pm);
     op_fanout_run(st->fanout, parts, par_merge_part, &pm);
-    for (int t = 0; t < parts; t++)
-        for (int p = 0; p < parts; p++)
-            free(pm.lists[t][p]);
+    for (int t = 0; t < pm.slices; t++)
+        free(pm.split_buf[t]);
     st->team_merges++;
     par_close_gaps(st, &pm, parts);
     /* The parts raised the amounts of users in the heap without moving them:

@@ -97,6 +97,7 @@ void op_users_dispose(op_users_t *u)
 {
     big_free(u->index, (size_t)u->cap * sizeof(*u->index));
     big_free(u->ent, (size_t)u->ent_cap * sizeof(*u->ent));
+    big_free(u->top, u->ent_cap);
     big_free(u->arena, u->arena_cap);
     memset(u, 0, sizeof(*u));
 }
@@ -149,6 +150,7 @@ static void ent_reserve(op_users_t *u, uint32_t n)
     while (cap < n)
         cap *= 2;
     u->ent = big_grow(u->ent, (size_t)u->ent_cap * sizeof(*u->ent), (size_t)cap * sizeof(*u->ent));
+    u->top = big_grow(u->top, u->ent_cap, cap);
     u->ent_cap = cap;
 }
 
@@ -189,6 +191,7 @@ static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32
     if (u->count == u->ent_cap)
         ent_reserve(u, u->count + 1);
     uint32_t e = u->count++;
+    u->top[e] = (uint8_t)(h32 >> 24);
     op_user_t *x = &u->ent[e];
     memset(x, 0, sizeof(*x));
     x->hash = h32;
@@ -260,6 +263,7 @@ void op_users_move(op_users_t *u, uint32_t from, uint32_t to)
         i = (i + 1) & mask;
     u->index[i] = op_users_fingerprint(u, h32) << u->bits | (to + 1);
     u->ent[to] = u->ent[from];
+    u->top[to] = u->top[from];
     memset(&u->ent[from], 0, sizeof(u->ent[from]));
 }
 
@@ -279,6 +283,7 @@ void op_users_copy(op_users_t *dst, const op_users_t *src)
     dst->bits = src->bits;
     ent_reserve(dst, src->count);
     memcpy(dst->ent, src->ent, (size_t)src->count * sizeof(*src->ent));
+    memcpy(dst->top, src->top, src->count);
     dst->count = src->count;
     if (src->arena_len) {
         dst->arena = big_alloc(src->arena_cap, 0);
@@ -290,5 +295,6 @@ void op_users_copy(op_users_t *dst, const op_users_t *src)
 
 size_t op_users_bytes(const op_users_t *u)
 {
-    return (size_t)u->cap * sizeof(*u->index) + (size_t)u->ent_cap * sizeof(*u->ent) + u->arena_cap;
+    return (size_t)u->cap * sizeof(*u->index) + (size_t)u->ent_cap * (sizeof(*u->ent) + 1) +
+           u->arena_cap;
 }
