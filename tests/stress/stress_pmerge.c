@@ -7,7 +7,8 @@
  * the same shards, one merging alone, the other on a team of 2, 4 or 8 with
  * every merge big enough for the team, over tables small enough that the
  * parts' edges, the quota and the index growth are hit all the time (and a
- * few long names, which a part leaves to the merger). Checks after every
+ * few long names, which a part leaves to the merger), and the team's offer
+ * of a first table to the empty top-K. Checks after every
  * merge: the same users with the same amounts and orders, every entry where
  * a lookup finds it, the same top-K, and the same per-day user figures
  * (which go through the shard-to-state entry map). Run under TSan and ASan
@@ -159,8 +160,13 @@ int main(void)
             op_shard_t *s = make_shard(n, tight ? 0 : universe, (uint32_t)m * 1000, days);
             op_state_merge(&st[0], s, 0);
             if (m == 0) {
+                /* Every other round, the team offers the first table to
+                 * the empty top-K too. */
+                op_fanout_t *team = teams[next() % 3];
+                if (round % 2)
+                    op_state_set_fanout(&st[1], team, 1);
                 op_state_merge(&st[1], s, 0);
-                op_state_set_fanout(&st[1], teams[next() % 3], 1);
+                op_state_set_fanout(&st[1], team, 1);
             } else {
                 /* Taking or not: the team's merge reads the shard only. */
                 if (m % 2)
