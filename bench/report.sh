@@ -102,17 +102,23 @@ engine.
   tail at all the ratio would be $(val engine_file ratio_without_tail "users=low workers=2") and $(val engine_file ratio_without_tail "users=high workers=2"). (1) At high cardinality the tail is the
   second worker's ~0.79 M users merged into the state after the first one's table was
   taken (the merge row: $(val merge second_ms_2_threads) ms on the team of two threads
-  (\`engine/fanout.h\`, \`state.c\` cuts the merge by hash, one part per thread), $(val merge second_ms) ms
+  (\`engine/fanout.h\`; \`state.c\` cuts the merge by hash into eight parts per thread,
+  which the threads take as they come), $(val merge second_ms) ms
   alone, of which the lookups alone -- each user found in the state, prefetched the
   same way, nothing written -- take $(val merge lookups_ms) ms: the merge is its random reads). The
   ~0.3 M users both workers saw are in both shards, so the second merge cannot be
   skipped: only users hashed to workers would remove it, and the exactly-once design
   (a tick's shard holds every effect of its records, per partition) does not allow
   that cheaply. The tick that the first worker's end rings also takes the other
-  worker's shard so far, so most of that merge runs beside the worker still reading;
-  keeping the team off until every input ended, pinning the merger to the freed
-  core, or spreading the team's threads over distinct cores changed neither the
-  tail nor the rate beyond the noise (11 runs each, medians and bests). To reach
+  worker's shard so far, so most of that merge runs beside the worker still reading.
+  With one part per thread, the scheduler often enough put a team thread on the
+  worker's core, or both on one core, and the merge waited for the slower half
+  (traced: 17 ms taking 45-60 ms); parts taken as they come, the shard cut by part
+  from a byte per user (not the 32-byte entries) and the first shard's top-K offer
+  on the team took the tail from 22-27 to 15-19 ms (A/B, same session). Keeping the
+  team off until every input ended, pinning the merger to the freed core, or
+  spreading the team's threads over distinct cores changed neither the tail nor
+  the rate beyond the noise (11 runs each, medians and bests). To reach
   1.9 the tail would have to fit in about $(awk -v r="$(val engine_file ceiling_rate "users=high workers=2")" -v e="$(val engine_file inputs_ended "users=high workers=2")" -v o="$(val engine_file orders "users=high workers=2")" 'BEGIN { printf "%.0f", (o / (1.9 * r) - e) * 1000 }') ms; (2) the file is cut into two fixed halves, so the worker on
   the busier core finishes last (0–15 ms; handing out chunks on demand moved the ratio
   by less than the noise); (3) the machine's other users: a 2-worker run needs both
@@ -128,7 +134,8 @@ engine.
   also parsing, because the pipeline overlaps the misses with the parsing of the next
   records (without it, each order would pay a full miss on top of its parsing).
 - **memory per user**: the merger's user table (\`engine/users.h\`): a 32-byte entry
-  with the name inline and a 4-byte index slot at 5/8 to 5/16 load (6.6–13 bytes),
+  with the name inline, its hash's top byte beside the entries (for cutting a merge
+  by part), and a 4-byte index slot at 5/8 to 5/16 load (6.6–13 bytes),
   arrays mapped directly and returned at once (no allocator slack), shard tables over
   4 MiB released after each merge.
 - **archive**: with \`--archive\` the workers do one compare per order (the day

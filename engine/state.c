@@ -519,7 +519,7 @@ static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
     uint32_t end = pm->count + total, block = 1u << pm->block_lg;
     uint32_t lo = pm->count + (((least >> pm->block_lg) << pm->lg) << pm->block_lg);
     uint32_t hi = pm->count + ((((most + block - 1) >> pm->block_lg) << pm->lg) << pm->block_lg);
-    vec32_t gaps = {0}, moved_from = {0}, moved_to = {0}, movers = {0};
+    vec32_t gaps = {0}, moved_from = {0}, movers = {0}; /* moved_from[g] goes to gaps[g] */
     for (uint32_t e = lo; e < hi; e++) {
         uint32_t rel = e - pm->count, b = rel >> pm->block_lg;
         uint32_t p = b & ((1u << pm->lg) - 1),
@@ -533,11 +533,9 @@ static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
         }
     }
     for (uint32_t g = 0; g < moved_from.n; g++) {
-        uint32_t to = gaps.v[g];
-        op_users_move(&st->users, moved_from.v[g], to);
+        op_users_move(&st->users, moved_from.v[g], gaps.v[g]);
         if (pm->ent)
-            pm->ent[movers.v[g]] = to;
-        vec_push(&moved_to, to);
+            pm->ent[movers.v[g]] = gaps.v[g];
     }
     op_users_set_count(&st->users, end);
     for (int p = 0; moved_from.n && p < parts; p++) {
@@ -553,13 +551,12 @@ static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
                 else
                     h = mid;
             }
-            c->v[i] = moved_to.v[l];
+            c->v[i] = gaps.v[l];
         }
     }
     free(gaps.v);
     free(movers.v);
     free(moved_from.v);
-    free(moved_to.v);
 }
 
 static void merge_users_par(op_state_t *st, const op_users_t *delta, uint32_t *ent, int parts)
