@@ -382,7 +382,9 @@ static void vec_push(vec32_t *x, uint32_t a)
 /* One part's lists. Written by the thread running the part, read by the
  * merger after the run. */
 typedef struct par_part {
-    vec32_t fresh; /* shard entries of the new users, in the order of their numbers */
+    /* How many new users the part numbered, and with per-day figures
+     * (state.ent) their shard entries in the order of their numbers. */
+    vec32_t fresh;
     vec32_t alone; /* shard entries the merger merges afterwards */
     vec32_t cand;  /* state entries offered to the top-K afterwards */
 } par_part_t;
@@ -390,13 +392,14 @@ typedef struct par_part {
 typedef struct par_merge {
     op_users_t *users;
     const op_users_t *delta;
-    /* Part p's shard entries: the lists lists[t][p] of the slices t (nlist
-     * of them each), each ascending, each slice's after the one before;
-     * slice t's lists are in split_buf[t]. */
+    /* The cut: by_part holds the shard's entries part after part, each
+     * part's ascending; part p's start at part_at[p], part_n[p] of them.
+     * Slice t of the shard counts its entries of part p into
+     * slice_n[t][p], then places them from slice_at[t][p] on. */
     int slices;
-    const uint32_t *lists[PAR_MAX_SLICES][PAR_MAX_PARTS];
-    uint32_t nlist[PAR_MAX_SLICES][PAR_MAX_PARTS];
-    uint32_t *split_buf[PAR_MAX_SLICES];
+    uint32_t *by_part;
+    uint32_t part_at[PAR_MAX_PARTS], part_n[PAR_MAX_PARTS];
+    uint32_t slice_n[PAR_MAX_SLICES][PAR_MAX_PARTS], slice_at[PAR_MAX_SLICES][PAR_MAX_PARTS];
     uint32_t *ent;  /* shard entry -> state entry, or NULL; each part writes its own */
     int64_t root;   /* the heap's root amount before the merge */
     uint32_t count; /* the state's users before the merge */
@@ -424,29 +427,37 @@ static inline uint32_t par_fresh_entry(const par_merge_t *pm, int p, uint32_t j)
     return pm->count + (block << pm->block_lg) + (j & ((1u << pm->block_lg) - 1));
 }
 
-/* The first pass: slice t of the shard cut by part, counted and then
- * placed, from the table's top bytes (users.h) and without a branch
- * (tested inside the merge's walk, the part of each entry -- a coin toss
- * -- was a mispredicted branch every other entry, and each flushed the
- * misses queued behind it). */
-static void par_split(void *arg, int t)
+/* The cut, in two passes over slices of the shard, from the table's top
+ * bytes (users.h: a byte a user to read, not its 32-byte entry) and
+ * without a branch (tested inside the merge's walk, the part of each entry
+ * -- a coin toss -- was a mispredicted branch every other entry, and each
+ * flushed the misses queued behind it): each slice counts its users by
+ * part, then places them where the counts of the slices before it end. One
+ * array for all (fresh memory is slow to touch on a VM: ~1.4 ms a MiB
+ * here, so the merge allocates as little of it as it can). */
+static inline void par_slice(const par_merge_t *pm, int t, uint32_t *lo, uint32_t *hi)
+{
+    uint32_t n = pm->delta->count;
+    *lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)pm->slices);
+    *hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)pm->slices);
+}
+
+static void par_count(void *arg, int t)
 {
     par_merge_t *pm = arg;
-    const op_users_t *delta = pm->delta;
-    uint32_t n = delta->count, lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)pm->slices),
-             hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)pm->slices);
-    uint32_t count[PAR_MAX_PARTS] = {0}, at[PAR_MAX_PARTS];
-    uint32_t *buf = pm->split_buf[t] = op_xmalloc((size_t)(hi > lo ? hi - lo : 1) * sizeof(*buf));
+    uint32_t lo, hi, *count = pm->slice_n[t];
+    par_slice(pm, t, &lo, &hi);
     for (uint32_t d = lo; d < hi; d++)
-        count[op_users_part_of_entry(delta, d, pm->lg)]++;
-    for (uint32_t p = 0, sum = 0; p < 1u << pm->lg; p++) {
-        at[p] = sum;
-        pm->lists[t][p] = buf + sum;
-        pm->nlist[t][p] = count[p];
-        sum += count[p];
-    }
+        count[op_users_part_of_entry(pm->delta, d, pm->lg)]++;
+}
+
+static void par_place(void *arg, int t)
+{
+    par_merge_t *pm = arg;
+    uint32_t lo, hi, *at = pm->slice_at[t], *by_part = pm->by_part;
+    par_slice(pm, t, &lo, &hi);
     for (uint32_t d = lo; d < hi; d++)
-        buf[at[op_users_part_of_entry(delta, d, pm->lg)]++] = d;
+        by_part[at[op_users_part_of_entry(pm->delta, d, pm->lg)]++] = d;
 }
 
 /* The second pass: part p merges the entries listed for it, in the
@@ -457,16 +468,13 @@ static void par_merge_part(void *arg, int p)
     par_part_t *pt = &pm->part[p];
     op_users_t *u = pm->users;
     const op_users_t *delta = pm->delta;
-    uint32_t *fresh_v = op_xmalloc((size_t)(pm->quota ? pm->quota : 1) * sizeof(*fresh_v));
+    /* The shard entries of the new users, in the order of their numbers:
+     * only the per-day figures need them (the merger's moves). */
+    uint32_t *fresh_v =
+        pm->ent ? op_xmalloc((size_t)(pm->quota ? pm->quota : 1) * sizeof(*fresh_v)) : NULL;
     uint32_t nfresh = 0, fresh = par_fresh_entry(pm, p, 0);
-    /* The slices' lists end to end, so that the prefetches run on across
-     * them. */
-    uint32_t m = 0;
-    for (int t = 0; t < pm->slices; t++)
-        m += pm->nlist[t][p];
-    uint32_t *own = op_xmalloc((size_t)(m ? m : 1) * sizeof(*own));
-    for (int t = 0, at = 0; t < pm->slices; at += pm->nlist[t][p], t++)
-        memcpy(own + at, pm->lists[t][p], (size_t)pm->nlist[t][p] * sizeof(*own));
+    const uint32_t *own = pm->by_part + pm->part_at[p];
+    uint32_t m = pm->part_n[p];
     for (uint32_t k = 0; k < m; k++) {
         /* Three steps ahead: the shard's entry (a part's are scattered
          * over the shard), then the state's index line, then its entry. */
@@ -488,7 +496,9 @@ static void par_merge_part(void *arg, int p)
             continue;
         }
         if (e == fresh) { /* copied with its figures */
-            fresh_v[nfresh++] = d;
+            if (fresh_v)
+                fresh_v[nfresh] = d;
+            nfresh++;
             fresh = par_fresh_entry(pm, p, nfresh);
         } else {
             op_users_add(u, e, op_users_amount(delta, d), op_users_orders(delta, d));
@@ -498,7 +508,6 @@ static void par_merge_part(void *arg, int p)
         if (pm->ent)
             pm->ent[d] = e;
     }
-    free(own);
     pt->fresh = (vec32_t){.v = fresh_v, .n = nfresh, .cap = pm->quota};
 }
 
@@ -529,7 +538,8 @@ static void par_close_gaps(op_state_t *st, par_merge_t *pm, int parts)
             vec_push(&gaps, e);
         } else if (used && e >= end) {
             vec_push(&moved_from, e);
-            vec_push(&movers, pm->part[p].fresh.v[j]); /* its shard entry */
+            if (pm->ent)
+                vec_push(&movers, pm->part[p].fresh.v[j]); /* its shard entry */
         }
     }
     for (uint32_t g = 0; g < moved_from.n; g++) {
@@ -583,10 +593,19 @@ static void merge_users_par(op_state_t *st, const op_users_t *delta, uint32_t *e
     pm.quota = quota >> pm.block_lg << pm.block_lg;
     op_users_reserve_parts(&st->users, pm.count + pm.quota * (uint32_t)parts);
     pm.slices = op_fanout_width(st->fanout) * PAR_THREAD_SLICES;
-    op_fanout_run(st->fanout, pm.slices, par_split, &pm);
+    op_fanout_run(st->fanout, pm.slices, par_count, &pm);
+    for (uint32_t p = 0, sum = 0; p < (uint32_t)parts; p++) {
+        pm.part_at[p] = sum;
+        for (int t = 0; t < pm.slices; t++) {
+            pm.slice_at[t][p] = sum;
+            sum += pm.slice_n[t][p];
+        }
+        pm.part_n[p] = sum - pm.part_at[p];
+    }
+    pm.by_part = op_xmalloc((size_t)(n ? n : 1) * sizeof(*pm.by_part));
+    op_fanout_run(st->fanout, pm.slices, par_place, &pm);
     op_fanout_run(st->fanout, parts, par_merge_part, &pm);
-    for (int t = 0; t < pm.slices; t++)
-        free(pm.split_buf[t]);
+    free(pm.by_part);
     st->team_merges++;
     par_close_gaps(st, &pm, parts);
     /* The parts raised the amounts of users in the heap without moving them:
