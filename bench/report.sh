@@ -132,7 +132,10 @@ engine.
   on the team took the tail from 22-27 to 15-19 ms (A/B, same session). Keeping the
   team off until every input ended, pinning the merger to the freed core, or
   spreading the team's threads over distinct cores changed neither the tail nor
-  the rate beyond the noise (11 runs each, medians and bests). $(tail_for_1_9); (2) the file is cut into two fixed halves, so the worker on
+  the rate beyond the noise (11 runs each, medians and bests); shorter ticks, or a
+  tick asked for by a worker whose shard passes 256 K users (so that less is left
+  for the end), made the 2-worker run slower (0.233 -> 0.264 s best of 5: the
+  merges during the run cost the workers more than they save at the end). $(tail_for_1_9); (2) the file is cut into two fixed halves, so the worker on
   the busier core finishes last (0–15 ms; handing out chunks on demand moved the ratio
   by less than the noise); (3) memory: the 2-worker run holds, at its peak, the state
   (all ~1.26 M users) and the second worker's shard (~0.79 M, ~0.3 M of them also in
