@@ -52,8 +52,8 @@ int main(int argc, char **argv)
     op_fanout_t *team;
     if (op_fanout_create(&team, 2) < 0)
         return 1;
-    double best[4] = {1e30, 1e30, 1e30,
-                      1e30}; /* first alone, second alone, second, first on the team */
+    enum { FIRST_ALONE, SECOND_ALONE, SECOND_TEAM, FIRST_TEAM };
+    double best[4] = {1e30, 1e30, 1e30, 1e30};
     uint32_t users = 0;
     int same = 1;
     for (int r = 0; r < rounds; r++) {
@@ -68,7 +68,7 @@ int main(int argc, char **argv)
                 double t0 = op_bench_now();
                 op_state_merge_taking(&st[t], s, 0);
                 double dt = op_bench_now() - t0;
-                int slot = k ? 1 + t : 3 * t;
+                int slot = k ? (t ? SECOND_TEAM : SECOND_ALONE) : (t ? FIRST_TEAM : FIRST_ALONE);
                 if (dt < best[slot])
                     best[slot] = dt;
                 op_shard_destroy(s);
@@ -111,10 +111,12 @@ int main(int argc, char **argv)
     printf("SUMMARY bench=merge users=%u first_users=%u first_ms=%.1f first_ms_2_threads=%.1f "
            "second_users=%u second_ms=%.1f second_ns_per_user=%.1f second_ms_2_threads=%.1f "
            "same=%d second_found=%u lookups_ms=%.1f\n",
-           users, half[0]->users.count, best[0] * 1e3, best[3] * 1e3, half[1]->users.count,
-           best[1] * 1e3, best[1] * 1e9 / (half[1]->users.count ? half[1]->users.count : 1),
-           best[2] * 1e3, same && found + users == half[0]->users.count + half[1]->users.count,
-           found, lookups * 1e3);
+           users, half[0]->users.count, best[FIRST_ALONE] * 1e3, best[FIRST_TEAM] * 1e3,
+           half[1]->users.count, best[SECOND_ALONE] * 1e3,
+           best[SECOND_ALONE] * 1e9 / (half[1]->users.count ? half[1]->users.count : 1),
+           best[SECOND_TEAM] * 1e3,
+           same && found + users == half[0]->users.count + half[1]->users.count, found,
+           lookups * 1e3);
     op_shard_destroy(half[0]);
     op_shard_destroy(half[1]);
     op_bench_lines_free(&l);

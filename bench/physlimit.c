@@ -173,8 +173,16 @@ static double scaling(job_t *a, job_t *b, int rounds)
     return 2 * alone / both;
 }
 
-/* Milliseconds to write one byte to each page of a new TOUCH_MIB mapping;
- * -1 if it cannot be mapped. */
+/* Milliseconds to write one byte to each page of m. */
+static double touch_pages(char *m, size_t bytes)
+{
+    double t0 = now();
+    for (size_t i = 0; i < bytes; i += 4096)
+        ((volatile char *)m)[i] = 0;
+    return (now() - t0) * 1e3;
+}
+
+/* touch_pages of a new TOUCH_MIB mapping; -1 if it cannot be mapped. */
 #define TOUCH_MIB 64
 static double touch_ms(void)
 {
@@ -183,10 +191,7 @@ static double touch_ms(void)
     if (m == MAP_FAILED)
         return -1;
     madvise(m, bytes, MADV_HUGEPAGE);
-    double t0 = now();
-    for (size_t i = 0; i < bytes; i += 4096)
-        ((volatile char *)m)[i] = 1;
-    double ms = (now() - t0) * 1e3;
+    double ms = touch_pages(m, bytes);
     munmap(m, bytes);
     return ms;
 }
@@ -248,10 +253,7 @@ int main(int argc, char **argv)
         return 1;
     }
     madvise(region, bytes, MADV_HUGEPAGE);
-    double t0 = now();
-    for (size_t i = 0; i < bytes; i += 4096)
-        ((volatile char *)region)[i] = 0;
-    double fresh_ms_per_mib = (now() - t0) * 1e3 / (double)table_mib;
+    double fresh_ms_per_mib = touch_pages(region, bytes) / (double)table_mib;
     uint32_t *perm = malloc(nlines * sizeof(*perm));
     if (!perm) {
         fprintf(stderr, "physlimit: out of memory\n");

@@ -341,7 +341,7 @@ static inline uint32_t merge_user(op_state_t *st, const op_users_t *delta, uint3
  * the merger's team (fanout.h), which takes them as they come: a thread
  * slowed by a shared core (a worker still reading, or the other team
  * thread put beside it by the scheduler) takes fewer. A first pass cuts
- * the shard by part, in slices, several per thread too (par_split). Each
+ * the shard by part, in slices, several per thread too (par_count, par_place). Each
  * part then merges its users (par_merge_part). The new users, copied whole
  * from the shard, are numbered in blocks of 64 (PAR_BLOCK_LG) per part, the parts'
  * blocks interleaved (part p's j-th new user: block j / 64 of the
@@ -383,7 +383,7 @@ static void vec_push(vec32_t *x, uint32_t a)
  * merger after the run. */
 typedef struct par_part {
     /* How many new users the part numbered, and with per-day figures
-     * (state.ent) their shard entries in the order of their numbers. */
+     * (par_merge_t.ent) their shard entries in the order of their numbers. */
     vec32_t fresh;
     vec32_t alone; /* shard entries the merger merges afterwards */
     vec32_t cand;  /* state entries offered to the top-K afterwards */
@@ -420,6 +420,13 @@ static int par_parts(const op_state_t *st, uint32_t n)
     return 1 << lg;
 }
 
+/* Slice t of slices over n entries: lo .. hi - 1. */
+static inline void par_slice(uint32_t n, int slices, int t, uint32_t *lo, uint32_t *hi)
+{
+    *lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)slices);
+    *hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)slices);
+}
+
 /* The state entry of part p's j-th new user. */
 static inline uint32_t par_fresh_entry(const par_merge_t *pm, int p, uint32_t j)
 {
@@ -433,20 +440,14 @@ static inline uint32_t par_fresh_entry(const par_merge_t *pm, int p, uint32_t j)
  * -- a coin toss -- was a mispredicted branch every other entry, and each
  * flushed the misses queued behind it): each slice counts its users by
  * part, then places them where the counts of the slices before it end. One
- * array for all (fresh memory is slow to touch on a VM: ~1.4 ms a MiB
+ * array for all (fresh memory is slow to touch on a VM: 1.5-2 ms a MiB
  * here, so the merge allocates as little of it as it can). */
-static inline void par_slice(const par_merge_t *pm, int t, uint32_t *lo, uint32_t *hi)
-{
-    uint32_t n = pm->delta->count;
-    *lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)pm->slices);
-    *hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)pm->slices);
-}
 
 static void par_count(void *arg, int t)
 {
     par_merge_t *pm = arg;
     uint32_t lo, hi, *count = pm->slice_n[t];
-    par_slice(pm, t, &lo, &hi);
+    par_slice(pm->delta->count, pm->slices, t, &lo, &hi);
     for (uint32_t d = lo; d < hi; d++)
         count[op_users_part_of_entry(pm->delta, d, pm->lg)]++;
 }
@@ -455,7 +456,7 @@ static void par_place(void *arg, int t)
 {
     par_merge_t *pm = arg;
     uint32_t lo, hi, *at = pm->slice_at[t], *by_part = pm->by_part;
-    par_slice(pm, t, &lo, &hi);
+    par_slice(pm->delta->count, pm->slices, t, &lo, &hi);
     for (uint32_t d = lo; d < hi; d++)
         by_part[at[op_users_part_of_entry(pm->delta, d, pm->lg)]++] = d;
 }
@@ -647,8 +648,8 @@ static void par_offer_slice(void *arg, int t)
 {
     par_offer_t *po = arg;
     const op_users_t *u = po->users;
-    uint32_t n = u->count, lo = (uint32_t)((uint64_t)n * (uint32_t)t / (uint32_t)po->slices),
-             hi = (uint32_t)((uint64_t)n * (uint32_t)(t + 1) / (uint32_t)po->slices);
+    uint32_t lo, hi;
+    par_slice(u->count, po->slices, t, &lo, &hi);
     int64_t best[OP_STATE_TOPK]; /* a min-heap */
     uint32_t len = 0;
     for (uint32_t e = lo; e < hi; e++) {

@@ -191,7 +191,7 @@ static uint32_t users_append(op_users_t *u, const char *name, size_t len, uint32
     if (u->count == u->ent_cap)
         ent_reserve(u, u->count + 1);
     uint32_t e = u->count++;
-    u->top[e] = (uint8_t)(h32 >> 24);
+    u->top[e] = op_users_top_byte(h32);
     op_user_t *x = &u->ent[e];
     memset(x, 0, sizeof(*x));
     x->hash = h32;

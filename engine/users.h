@@ -247,6 +247,13 @@ static inline uint32_t op_users_part_of(uint64_t hash, int lg)
     return lg ? (uint32_t)(hash >> 32) >> (32 - lg) : 0;
 }
 
+/* What the table's top bytes keep of an entry's 32-bit hash: enough for
+ * a part (lg <= 8). */
+static inline uint8_t op_users_top_byte(uint32_t h32)
+{
+    return (uint8_t)(h32 >> 24);
+}
+
 /* The part of entry e (op_users_part_of its hash), from the table's top
  * bytes: no read of the entry. */
 static inline uint32_t op_users_part_of_entry(const op_users_t *u, uint32_t e, int lg)
@@ -289,7 +296,7 @@ static inline uint32_t op_users_merge_part(op_users_t *u, int lg, const op_users
         uint32_t slot = u->index[i];
         if (!slot) {
             u->ent[fresh] = *x;
-            u->top[fresh] = (uint8_t)(h32 >> 24);
+            u->top[fresh] = op_users_top_byte(h32);
             u->index[i] = fp << bits | (fresh + 1);
             return fresh;
         }
